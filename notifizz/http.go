@@ -1,0 +1,222 @@
+package notifizz
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-json"
+)
+
+// maxResponseBody bounds the 2xx body Send reads and hands back.
+const maxResponseBody = 1 << 20
+
+// maxDrain bounds how much of an unread body is discarded so that the
+// connection can be reused; beyond it, closing the connection is cheaper.
+const maxDrain = 64 << 10
+
+// call is one logical API request, made in one or more attempts that all
+// send the same body and idempotency key.
+type call struct {
+	endpoint string // "track" or "send", for errors and metrics
+	url      string
+	body     *payload
+	// idempotencyKey, when set, goes into X-Idempotency-Key; it is what makes
+	// a retry safe, since the API then runs the request at most once.
+	idempotencyKey string
+	retry          bool
+	wantBody       bool
+}
+
+// do runs k with retries per o.retry: only transient failures are retried,
+// after max(backoff, Retry-After), and the caller's ctx ends the call at once.
+func (c *Client) do(ctx context.Context, o *options, k *call) (json.RawMessage, error) {
+	attempts := 1
+	if k.retry {
+		attempts = max(o.retry.Attempts, 1)
+	}
+	var lastErr error
+	for n := 1; ; n++ {
+		body, err := c.attempt(ctx, o, k, n)
+		if err == nil {
+			return body, nil
+		}
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, cancelled(k.endpoint, ctxErr, lastErr)
+		}
+		if n >= attempts || !IsRetryable(err) {
+			return nil, wrapAttempts(err, n)
+		}
+		lastErr = err
+		wait := max(o.retry.backoff(n), RetryAfterOf(err))
+		if deadline, ok := ctx.Deadline(); ok && time.Until(deadline) < wait {
+			// Waiting would only end in the caller's deadline. Handing back
+			// the transient error now, with its Retry-After, lets the caller
+			// schedule the retry itself (the bridge naks with that delay).
+			return nil, wrapAttempts(err, n)
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return nil, cancelled(k.endpoint, err, lastErr)
+		}
+	}
+}
+
+// attempt makes one HTTP attempt and reports it to the observer.
+func (c *Client) attempt(ctx context.Context, o *options, k *call, n int) (json.RawMessage, error) {
+	start := time.Now()
+	status, body, err := c.roundTrip(ctx, o, k, n)
+	if o.observer != nil {
+		o.observer(Attempt{Endpoint: k.endpoint, Number: n, StatusCode: status, Duration: time.Since(start), Err: err})
+	}
+	return body, err
+}
+
+func (c *Client) roundTrip(ctx context.Context, o *options, k *call, n int) (int, json.RawMessage, error) {
+	actx, cancel := ctx, context.CancelFunc(func() {})
+	if o.timeout > 0 {
+		actx, cancel = context.WithTimeout(ctx, o.timeout)
+	}
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(actx, http.MethodPost, k.url, nil)
+	if err != nil {
+		// Only a malformed base URL gets here; %v keeps the url.Error out of
+		// the chain, where it would look like a retryable net.Error.
+		return 0, nil, fmt.Errorf("%w: %s: %v", ErrInvalidRequest, k.endpoint, err)
+	}
+	// The body is set by hand so that every attempt, and any replay by the
+	// transport, reads the same pooled bytes; ContentLength must then be
+	// set too, or the request would go out chunked.
+	req.Body = k.body.reader()
+	req.GetBody = func() (io.ReadCloser, error) { return k.body.reader(), nil }
+	req.ContentLength = int64(len(k.body.bytes()))
+	req.Header["Authorization"] = []string{c.bearer}
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header["User-Agent"] = []string{o.userAgent}
+	if k.idempotencyKey != "" {
+		req.Header["X-Idempotency-Key"] = []string{k.idempotencyKey}
+	}
+
+	resp, err := o.httpClient.Do(req)
+	if err != nil {
+		return 0, nil, c.requestError(ctx, actx, o, k.endpoint, n, err)
+	}
+	defer drainAndClose(resp.Body)
+
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp.StatusCode, nil, c.apiError(k.endpoint, resp)
+	}
+	if !k.wantBody {
+		return resp.StatusCode, nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
+	if err != nil {
+		return resp.StatusCode, nil, c.requestError(ctx, actx, o, k.endpoint, n, err)
+	}
+	if len(data) > maxResponseBody {
+		return resp.StatusCode, nil, fmt.Errorf("%w: %s: response body exceeds %d bytes", ErrInvalidResponse, k.endpoint, maxResponseBody)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		// A 204 or an empty 200: success with nothing to hand back.
+		return resp.StatusCode, nil, nil
+	}
+	if !json.Valid(data) {
+		return resp.StatusCode, nil, fmt.Errorf("%w: %s: response body is not JSON", ErrInvalidResponse, k.endpoint)
+	}
+	return resp.StatusCode, data, nil
+}
+
+// requestError classifies an attempt that got no usable response. The
+// caller's cancellation is reported as such; everything else (network
+// errors, the per-attempt timeout) is transient.
+func (c *Client) requestError(ctx, actx context.Context, o *options, endpoint string, n int, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return fmt.Errorf("notifizz: %s: attempt %d: %w", endpoint, n, ctxErr)
+	}
+	e := &requestError{endpoint: endpoint, attempt: n, err: err}
+	if errors.Is(actx.Err(), context.DeadlineExceeded) {
+		e.timeout = true
+		e.msg = fmt.Sprintf("notifizz: %s: attempt %d timed out after %s", endpoint, n, o.timeout)
+	} else {
+		// The transport's errors name the URL and the cause, never headers
+		// or body, but redacting costs nothing on this rare path and keeps
+		// "never in error text" true whatever a custom transport prints.
+		e.msg = redactSecrets(fmt.Sprintf("notifizz: %s: attempt %d: %v", endpoint, n, err), c.sdkSecretKey, c.authSecretKey)
+	}
+	return e
+}
+
+// apiError reads a bounded, redacted excerpt of a non-2xx response.
+func (c *Client) apiError(endpoint string, resp *http.Response) *APIError {
+	longest := max(len(c.sdkSecretKey), len(c.authSecretKey))
+	// Reading a secret's length past the limit lets a secret that starts
+	// inside the excerpt be recognised whole and redacted.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, int64(maxErrorBody+longest)))
+	return &APIError{
+		Endpoint:   endpoint,
+		StatusCode: resp.StatusCode,
+		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
+		Body:       excerpt(raw, maxErrorBody, c.sdkSecretKey, c.authSecretKey),
+	}
+}
+
+// excerpt returns at most limit bytes of valid UTF-8 taken from raw[:limit],
+// with every secret that starts there replaced by "[redacted]". Scanning in
+// raw's positions, rather than redacting and then cutting, ensures that no
+// shift caused by a replacement can pull a partial secret into the excerpt.
+func excerpt(raw []byte, limit int, secrets ...string) string {
+	text := string(raw)
+	var b strings.Builder
+	for i := 0; i < len(text) && i < limit; {
+		matched := false
+		for _, s := range secrets {
+			if s != "" && strings.HasPrefix(text[i:], s) {
+				b.WriteString(redacted)
+				i += len(s)
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			b.WriteByte(text[i])
+			i++
+		}
+	}
+	return truncateUTF8(strings.ToValidUTF8(b.String(), "\uFFFD"), limit)
+}
+
+// cancelled reports that the caller's ctx ended the call, with the last
+// transient failure for context; the text of both is already free of secrets.
+func cancelled(endpoint string, ctxErr, last error) error {
+	if last == nil {
+		return fmt.Errorf("notifizz: %s: %w", endpoint, ctxErr)
+	}
+	return fmt.Errorf("notifizz: %s: %w (last error: %v)", endpoint, ctxErr, last)
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// drainAndClose discards what is left of a response body, within a bound, so
+// that the keep-alive connection goes back to the pool.
+func drainAndClose(body io.ReadCloser) {
+	_, _ = io.CopyN(io.Discard, body, maxDrain)
+	_ = body.Close()
+}
