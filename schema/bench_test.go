@@ -1,0 +1,75 @@
+package schema
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// benchBodies are typical messages: a track with a few properties, a workflow with three
+// recipients (one with custom keys), an empty commit and a send with two recipients.
+var benchBodies = map[Kind]string{
+	KindTrack:    "valid/track/inline-workflows.json",
+	KindWorkflow: "valid/workflow/custom-recipient-keys.json",
+	KindCommit:   "valid/commit/empty-object.json",
+	KindSend:     "valid/send/with-properties.json",
+}
+
+func benchBody(b *testing.B, kind Kind) []byte {
+	b.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "corpus", benchBodies[kind]))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+func BenchmarkDecode(b *testing.B) {
+	for _, kind := range Kinds {
+		data := benchBody(b, kind)
+		b.Run(string(kind), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				var err error
+				switch kind {
+				case KindTrack:
+					_, err = DecodeTrack(data)
+				case KindWorkflow:
+					_, err = DecodeWorkflow(data)
+				case KindCommit:
+					err = DecodeCommit(data)
+				case KindSend:
+					_, err = DecodeSend(data)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkValidate(b *testing.B) {
+	for _, kind := range Kinds {
+		data := benchBody(b, kind)
+		b.Run(string(kind), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if err := Validate(kind, data); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkRedact(b *testing.B) {
+	data := []byte(`{"eventName":"e","properties":{"orderId":"ORD-4521","cfg":{"sdkSecretKey":"sk_live_123"}},"workflows":[]}`)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		Redact(data)
+	}
+}

@@ -1,0 +1,547 @@
+package schema
+
+import (
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/goccy/go-json"
+)
+
+// MaxBodySize is the largest message body the decoders accept, in bytes; larger bodies are
+// rejected with ReasonTooLarge before anything else is looked at. NATS's default max_payload is
+// the same, so with default servers the check only matters for servers configured larger.
+const MaxBodySize = 1 << 20
+
+// The decoders check, in this order, and stop at the first class that fails:
+//
+//  1. size: more than MaxBodySize bytes → ReasonTooLarge;
+//  2. JSON: strict RFC 8259 syntax, valid UTF-8, one top-level object and nothing after it,
+//     nesting of at most 64 levels → ReasonInvalidJSON;
+//  3. secrets: a key sdkSecretKey or authSecretKey anywhere in the document, at any depth, even
+//     escaped or in a key that a duplicate later overrides → ReasonSecretInMessage, one problem
+//     per key;
+//  4. the body's fields → ReasonInvalidMessage, with every problem and its field path, in
+//     document order (a missing field is reported where its object ends).
+//
+// Unknown fields are ignored, for forward compatibility. A known field given twice in one object
+// is a problem ("duplicate key"): JSON parsers disagree on which copy wins, so a producer in
+// another language could mean the other one.
+//
+// Decoding is a single pass of this package's parser over the body; go-json decodes the generic
+// parts (properties, custom recipient keys) once the parser has checked them. Numbers in those
+// parts are json.Number, strings are copies: nothing refers to data after the call.
+
+// DecodeTrack decodes and validates the body of a track message.
+func DecodeTrack(data []byte) (*Track, error) {
+	t := new(Track)
+	if err := run(KindTrack, data, target{track: t}); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// DecodeWorkflow decodes and validates the body of a workflow message.
+func DecodeWorkflow(data []byte) (*Workflow, error) {
+	w := new(Workflow)
+	if err := run(KindWorkflow, data, target{workflow: w}); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// DecodeCommit validates the body of a commit message: empty, blank, or a JSON object whose content
+// is ignored (but which must not hold secrets).
+func DecodeCommit(data []byte) error {
+	return run(KindCommit, data, target{})
+}
+
+// DecodeSend decodes and validates the body of a send message.
+func DecodeSend(data []byte) (*Send, error) {
+	s := new(Send)
+	if err := run(KindSend, data, target{send: s}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Validate checks the body of a message of the given kind as the decoder of that kind does,
+// without building the values. An unknown kind is an *Error with ReasonUnknownSubject.
+func Validate(kind Kind, data []byte) error {
+	if !kind.Valid() {
+		return newError(ReasonUnknownSubject, "kind", unknownKind(string(kind)))
+	}
+	return run(kind, data, target{validateOnly: true})
+}
+
+// target says what run fills: at most one of the pointers is set.
+type target struct {
+	track        *Track
+	workflow     *Workflow
+	send         *Send
+	validateOnly bool
+}
+
+func run(kind Kind, data []byte, dst target) error {
+	if len(data) > MaxBodySize {
+		return newError(ReasonTooLarge, "", "body is "+strconv.Itoa(len(data))+
+			" bytes, more than the limit of "+strconv.Itoa(MaxBodySize))
+	}
+	// Checked once for the whole body rather than per string: utf8.Valid is much faster than any
+	// per-byte check in the parser, and invalid UTF-8 outside strings is a syntax error anyway.
+	if !utf8.Valid(data) {
+		return newError(ReasonInvalidJSON, "", "body is not valid UTF-8")
+	}
+	p := parser{data: data, build: !dst.validateOnly}
+	p.ws()
+	if p.pos == len(data) {
+		if kind == KindCommit {
+			return nil
+		}
+		return newError(ReasonInvalidJSON, "", "body is empty")
+	}
+	var ok bool
+	if p.peek() != '{' {
+		// The rest is still parsed, so that garbage is reported as a syntax error.
+		if p.document() {
+			return newError(ReasonInvalidJSON, "", "body must be a JSON object")
+		}
+	} else {
+		switch kind {
+		case KindTrack:
+			t := dst.track
+			if t == nil {
+				t = new(Track)
+			}
+			ok = p.track(t)
+		case KindWorkflow:
+			w := dst.workflow
+			if w == nil {
+				w = new(Workflow)
+			}
+			ok = p.workflow(nil, w)
+		case KindCommit:
+			ok = p.anyObject()
+		case KindSend:
+			s := dst.send
+			if s == nil {
+				s = new(Send)
+			}
+			ok = p.send(s)
+		}
+		ok = ok && p.end()
+	}
+	if !ok {
+		return newError(ReasonInvalidJSON, "", p.synErr)
+	}
+	if p.secret {
+		return &Error{Reason: ReasonSecretInMessage, Problems: secretProblems(data)}
+	}
+	if p.omitted > 0 {
+		p.problems = append(p.problems, moreProblems(p.omitted))
+	}
+	if len(p.problems) > 0 {
+		return &Error{Reason: ReasonInvalidMessage, Problems: p.problems}
+	}
+	return nil
+}
+
+// path is the location of a value, kept as a chain on the stack and only formatted into a string
+// when there is a problem to report.
+type path struct {
+	parent *path
+	field  string // "" for an array element
+	index  int
+}
+
+func (at *path) appendTo(b []byte) []byte {
+	if at == nil {
+		return b
+	}
+	b = at.parent.appendTo(b)
+	if at.field == "" {
+		b = append(b, '[')
+		b = strconv.AppendInt(b, int64(at.index), 10)
+		return append(b, ']')
+	}
+	if len(b) > 0 {
+		b = append(b, '.')
+	}
+	return append(b, at.field...)
+}
+
+// problem records a problem with field of the object at (or with at itself when field is "").
+func (p *parser) problem(at *path, field, msg string) {
+	if len(p.problems) == MaxProblems {
+		p.omitted++
+		return
+	}
+	b := at.appendTo(make([]byte, 0, 48))
+	if field != "" {
+		if len(b) > 0 {
+			b = append(b, '.')
+		}
+		b = append(b, field...)
+	}
+	p.problems = append(p.problems, Problem{Path: string(b), Message: msg})
+}
+
+// Problem messages, shared with the JSON Schemas' wording where they have one.
+const (
+	msgRequired  = "required"
+	msgDuplicate = "duplicate key"
+	msgString    = "must be a string"
+	msgObject    = "must be an object"
+	msgArray     = "must be an array"
+	msgEmpty     = "must not be empty"
+)
+
+// fields records which known keys of an object were seen.
+type fields uint8
+
+// first marks f as seen and reports whether it was the first time; the second time it records a
+// duplicate-key problem.
+func (p *parser) first(seen *fields, f fields, at *path, name string) bool {
+	if *seen&f != 0 {
+		p.problem(at, name, msgDuplicate)
+		return false
+	}
+	*seen |= f
+	return true
+}
+
+func (p *parser) requireAll(seen fields, at *path, names ...string) {
+	for i, name := range names {
+		if seen&(1<<i) == 0 {
+			p.problem(at, name, msgRequired)
+		}
+	}
+}
+
+// requiredString consumes a value that must be a non-empty string and stores it in dst.
+func (p *parser) requiredString(at *path, field string, dst *string) bool {
+	if p.peek() != '"' {
+		p.problem(at, field, msgString)
+		return p.value()
+	}
+	s, e, esc, ok := p.str()
+	if !ok {
+		return false
+	}
+	if s == e {
+		p.problem(at, field, msgEmpty)
+		return true
+	}
+	if p.build {
+		*dst = p.stringAt(s, e, esc)
+	}
+	return true
+}
+
+// stringAt returns the decoded content of the string at [s, e).
+func (p *parser) stringAt(s, e int, esc bool) string {
+	if !esc {
+		return string(p.data[s:e])
+	}
+	var out string
+	// The string is known to be valid, so go-json cannot fail on it.
+	_ = json.Unmarshal(p.data[s-1:e+1], &out)
+	return out
+}
+
+// anyObjectInto consumes an object that must be one and decodes it into dst.
+func (p *parser) anyObjectInto(at *path, field string, dst *map[string]any) bool {
+	if p.peek() != '{' {
+		p.problem(at, field, msgObject)
+		return p.value()
+	}
+	start := p.pos
+	if !p.anyObject() {
+		return false
+	}
+	if p.build {
+		return p.decodeSpan(start, dst)
+	}
+	return true
+}
+
+// decodeSpan decodes the object at [start, p.pos) with go-json.
+func (p *parser) decodeSpan(start int, dst *map[string]any) bool {
+	m, err := decodeObject(p.data[start:p.pos])
+	if err != nil {
+		// The parser is stricter than go-json, so this does not happen; if it ever did, the
+		// message is not processable.
+		return p.failAt("undecodable object", start)
+	}
+	*dst = m
+	return true
+}
+
+const (
+	fEventName fields = 1 << iota
+	fProperties
+	fWorkflows
+	fIdempotencyKey
+)
+
+func (p *parser) track(t *Track) bool {
+	var seen fields
+	ok := p.object(func(k key) bool {
+		switch {
+		case p.keyIs(k, "eventName"):
+			if !p.first(&seen, fEventName, nil, "eventName") {
+				return p.value()
+			}
+			return p.requiredString(nil, "eventName", &t.EventName)
+		case p.keyIs(k, "properties"):
+			if !p.first(&seen, fProperties, nil, "properties") {
+				return p.value()
+			}
+			return p.anyObjectInto(nil, "properties", &t.Properties)
+		case p.keyIs(k, "workflows"):
+			if !p.first(&seen, fWorkflows, nil, "workflows") {
+				return p.value()
+			}
+			return p.workflows(&t.Workflows)
+		case p.keyIs(k, "idempotencyKey"):
+			if !p.first(&seen, fIdempotencyKey, nil, "idempotencyKey") {
+				return p.value()
+			}
+			return p.idempotencyKey(&t.IdempotencyKey)
+		default:
+			return p.value()
+		}
+	})
+	if ok {
+		p.requireAll(seen, nil, "eventName", "properties")
+	}
+	return ok
+}
+
+// MaxIdempotencyKeyLen is the longest idempotencyKey a track message may carry, in bytes.
+const MaxIdempotencyKeyLen = 255
+
+// idempotencyKey consumes an idempotency key: it travels in an HTTP header (X-Idempotency-Key), so
+// it is limited to printable ASCII, which is also what makes its byte limit expressible as the
+// character limit (maxLength) of the JSON Schema.
+func (p *parser) idempotencyKey(dst *string) bool {
+	const field = "idempotencyKey"
+	if p.peek() != '"' {
+		p.problem(nil, field, msgString)
+		return p.value()
+	}
+	s, e, esc, ok := p.str()
+	if !ok {
+		return false
+	}
+	// Without escapes the content is the value, and is checked without a copy.
+	v := p.data[s:e]
+	if esc {
+		v = []byte(p.stringAt(s, e, esc))
+	}
+	switch {
+	case len(v) == 0:
+		p.problem(nil, field, msgEmpty)
+	case !printableASCII(v):
+		p.problem(nil, field, "must contain only printable ASCII characters")
+	case len(v) > MaxIdempotencyKeyLen:
+		p.problem(nil, field, "must be at most "+strconv.Itoa(MaxIdempotencyKeyLen)+" bytes")
+	default:
+		if p.build {
+			*dst = string(v)
+		}
+	}
+	return true
+}
+
+func printableASCII(s []byte) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *parser) workflows(dst *[]Workflow) bool {
+	if p.peek() != '[' {
+		p.problem(nil, "workflows", msgArray)
+		return p.value()
+	}
+	at := path{field: "workflows"}
+	return p.array(func(i int) bool {
+		el := path{parent: &at, index: i}
+		var w Workflow
+		if !p.workflow(&el, &w) {
+			return false
+		}
+		if p.build {
+			*dst = append(*dst, w)
+		}
+		return true
+	})
+}
+
+const (
+	fCampaignID fields = 1 << iota
+	fRecipients
+)
+
+// workflow consumes a workflow object: the body of a workflow message (at == nil) or an element
+// of a track's workflows.
+func (p *parser) workflow(at *path, w *Workflow) bool {
+	if p.peek() != '{' {
+		p.problem(at, "", msgObject)
+		return p.value()
+	}
+	var seen fields
+	ok := p.object(func(k key) bool {
+		switch {
+		case p.keyIs(k, "campaignId"):
+			if !p.first(&seen, fCampaignID, at, "campaignId") {
+				return p.value()
+			}
+			return p.requiredString(at, "campaignId", &w.CampaignID)
+		case p.keyIs(k, "recipients"):
+			if !p.first(&seen, fRecipients, at, "recipients") {
+				return p.value()
+			}
+			return p.recipients(at, &w.Recipients)
+		default:
+			return p.value()
+		}
+	})
+	if ok {
+		p.requireAll(seen, at, "campaignId", "recipients")
+	}
+	return ok
+}
+
+// recipients consumes the recipients array of the object at.
+func (p *parser) recipients(at *path, dst *[]Recipient) bool {
+	if p.peek() != '[' {
+		p.problem(at, "recipients", msgArray)
+		return p.value()
+	}
+	field := path{parent: at, field: "recipients"}
+	n := 0
+	ok := p.array(func(i int) bool {
+		n++
+		el := path{parent: &field, index: i}
+		var r Recipient
+		if !p.recipient(&el, &r) {
+			return false
+		}
+		if p.build {
+			*dst = append(*dst, r)
+		}
+		return true
+	})
+	if ok && n == 0 {
+		p.problem(at, "recipients", msgEmpty)
+	}
+	return ok
+}
+
+const (
+	fID fields = 1 << iota
+	fEmail
+)
+
+func (p *parser) recipient(at *path, r *Recipient) bool {
+	if p.peek() != '{' {
+		p.problem(at, "", msgObject)
+		return p.value()
+	}
+	start := p.pos
+	var seen fields
+	extra := false
+	ok := p.object(func(k key) bool {
+		switch {
+		case p.keyIs(k, "id"):
+			if !p.first(&seen, fID, at, "id") {
+				return p.value()
+			}
+			return p.requiredString(at, "id", &r.ID)
+		case p.keyIs(k, "email"):
+			if !p.first(&seen, fEmail, at, "email") {
+				return p.value()
+			}
+			return p.requiredString(at, "email", &r.Email)
+		default:
+			extra = true
+			return p.value()
+		}
+	})
+	if !ok {
+		return false
+	}
+	p.requireAll(seen, at, "id", "email")
+	if extra && p.build {
+		// The custom keys are decoded with the whole recipient in one go-json call, which is
+		// cheaper than one call per key; id and email are then taken out again.
+		if !p.decodeSpan(start, &r.Extra) {
+			return false
+		}
+		delete(r.Extra, "id")
+		delete(r.Extra, "email")
+	}
+	return true
+}
+
+const (
+	fNotifID fields = 1 << iota
+	fSendProperties
+)
+
+func (p *parser) send(s *Send) bool {
+	var seen fields
+	ok := p.object(func(k key) bool {
+		switch {
+		case p.keyIs(k, "notifId"):
+			if !p.first(&seen, fNotifID, nil, "notifId") {
+				return p.value()
+			}
+			return p.requiredString(nil, "notifId", &s.NotifID)
+		case p.keyIs(k, "properties"):
+			if !p.first(&seen, fSendProperties, nil, "properties") {
+				return p.value()
+			}
+			return p.sendProperties(s)
+		default:
+			return p.value()
+		}
+	})
+	if ok {
+		p.requireAll(seen, nil, "notifId", "properties")
+	}
+	return ok
+}
+
+// sendProperties consumes the properties of a send: any object with a valid recipients array,
+// which is decoded into Recipients and also kept in Properties as given.
+func (p *parser) sendProperties(s *Send) bool {
+	if p.peek() != '{' {
+		p.problem(nil, "properties", msgObject)
+		return p.value()
+	}
+	start := p.pos
+	at := path{field: "properties"}
+	var seen fields
+	ok := p.object(func(k key) bool {
+		if !p.keyIs(k, "recipients") {
+			return p.value()
+		}
+		if !p.first(&seen, 1, &at, "recipients") {
+			return p.value()
+		}
+		return p.recipients(&at, &s.Recipients)
+	})
+	if !ok {
+		return false
+	}
+	p.requireAll(seen, &at, "recipients")
+	if p.build {
+		return p.decodeSpan(start, &s.Properties)
+	}
+	return true
+}
