@@ -1,0 +1,118 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+)
+
+// memMsg is an in-memory jetstream.Msg for the window-path benchmark: it isolates the
+// coordinator and workers from the network.
+type memMsg struct {
+	subject string
+	data    []byte
+	meta    jetstream.MsgMetadata
+	acks    *ackCounter
+}
+
+// ackCounter closes done when the expected number of acks arrived.
+type ackCounter struct {
+	n, want atomic.Int64
+	done    chan struct{}
+}
+
+func (c *ackCounter) Add(int64) {
+	if c.n.Add(1) == c.want.Load() {
+		close(c.done)
+	}
+}
+
+func (m *memMsg) Metadata() (*jetstream.MsgMetadata, error) { return &m.meta, nil }
+func (m *memMsg) Data() []byte                              { return m.data }
+func (m *memMsg) Headers() nats.Header                      { return nil }
+func (m *memMsg) Subject() string                           { return m.subject }
+func (m *memMsg) Reply() string                             { return "" }
+func (m *memMsg) Ack() error                                { m.acks.Add(1); return nil }
+func (m *memMsg) DoubleAck(context.Context) error           { m.acks.Add(1); return nil }
+func (m *memMsg) Nak() error                                { return nil }
+func (m *memMsg) NakWithDelay(time.Duration) error          { return nil }
+func (m *memMsg) InProgress() error                         { return nil }
+func (m *memMsg) Term() error                               { return nil }
+func (m *memMsg) TermWithReason(string) error               { return nil }
+
+// instantAPI answers every call at once.
+type instantAPI struct{ calls atomic.Int64 }
+
+func (a *instantAPI) TrackEvent(context.Context, notifizz.TrackRequest) error {
+	a.calls.Add(1)
+	return nil
+}
+
+func (a *instantAPI) Send(context.Context, string, map[string]any, ...notifizz.CallOption) (json.RawMessage, error) {
+	a.calls.Add(1)
+	return nil, nil
+}
+
+// BenchmarkWindowPath measures decode → window → flush → settle per message, with 10 workflows,
+// one track and one commit per event key, against an API that answers at once.
+func BenchmarkWindowPath(b *testing.B) {
+	const perKey = 12
+	cfg := DefaultConfig()
+	cfg.Coalesce.Delay = time.Hour
+	cfg.Coalesce.OrphanTimeout = 2 * time.Hour
+	api := &instantAPI{}
+	br, err := New(cfg, stubJS{}, api)
+	if err != nil {
+		b.Fatal(err)
+	}
+	acks := &ackCounter{done: make(chan struct{})}
+	keys := max(1, b.N/perKey)
+	msgs := make([]jetstream.Msg, 0, keys*perKey)
+	seq := uint64(0)
+	add := func(kind, key, body string) {
+		seq++
+		msgs = append(msgs, &memMsg{
+			subject: "notifizz." + kind + "." + key, data: []byte(body), acks: acks,
+			meta: jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: seq}, NumDelivered: 1, Stream: "NOTIFIZZ"},
+		})
+	}
+	for k := range keys {
+		key := fmt.Sprintf("order-%d", k)
+		add("track", key, `{"eventName":"order_shipped","properties":{"orderId":"ORD-4521","carrier":"FedEx"}}`)
+		for w := range perKey - 2 {
+			add("workflow", key, fmt.Sprintf(`{"campaignId":"campaign-%d","recipients":[{"id":"user_42","email":"alice@example.com"}]}`, w))
+		}
+		add("commit", key, "")
+	}
+	acks.want.Store(int64(len(msgs)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	in := make(chan inbound, 1024)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		newCoordinator(br).run(context.Background(), in)
+	}()
+	for _, m := range msgs {
+		in <- br.decode(m)
+	}
+	<-acks.done
+	b.StopTimer()
+	close(in)
+	<-done
+	b.ReportMetric(float64(len(msgs))/b.Elapsed().Seconds(), "msgs/s")
+	if got := api.calls.Load(); got != int64(keys) {
+		b.Fatalf("%d calls for %d keys", got, keys)
+	}
+}
+
+// stubJS satisfies jetstream.JetStream for a benchmark that never touches the server.
+type stubJS struct{ jetstream.JetStream }

@@ -1,0 +1,283 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// API is the part of the Notifizz client the bridge calls; *notifizz.Client satisfies it. The
+// client does the short in-process retries; the bridge decides what a final error means.
+type API interface {
+	TrackEvent(ctx context.Context, req notifizz.TrackRequest) error
+	Send(ctx context.Context, notifID string, properties map[string]any, opts ...notifizz.CallOption) (json.RawMessage, error)
+}
+
+// Source delivers the stream's messages. It is the seam where a partitioned consumer group can
+// replace the single durable consumer.
+type Source interface {
+	// Consume calls handle for each message, never from two goroutines at once, and calls ready
+	// once it is bound and pulling. When ctx is done it stops pulling, hands over what it has
+	// buffered, and returns only when handle will not be called again.
+	Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error
+}
+
+// Option configures a Bridge.
+type Option func(*Bridge)
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(b *Bridge) { b.log = l } }
+
+// WithRegisterer sets where the bridge's Prometheus series are registered; the default is a
+// private registry.
+func WithRegisterer(r prometheus.Registerer) Option { return func(b *Bridge) { b.reg = r } }
+
+// WithSource replaces the durable consumer the bridge would bind with another message source.
+// Provisioning of the stream and the dead-letter stream still follows the config.
+func WithSource(s Source) Option { return func(b *Bridge) { b.source = s } }
+
+// Bridge consumes the notification stream and forwards coalesced events to Notifizz.
+type Bridge struct {
+	cfg     Config
+	js      jetstream.JetStream
+	api     API
+	log     *slog.Logger
+	reg     prometheus.Registerer
+	source  Source
+	m       *metrics
+	limiter *rate.Limiter
+	backoff backoff
+	ready   atomic.Bool
+	// noKeepAlive turns the InProgress sweep off; only tests set it.
+	noKeepAlive bool
+	running     atomic.Bool
+}
+
+// New checks the config and returns a bridge ready to Run.
+func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("bridge config: %w", err)
+	}
+	if js == nil || api == nil {
+		return nil, errors.New("bridge: a JetStream context and an API are required")
+	}
+	b := &Bridge{
+		cfg: cfg, js: js, api: api,
+		backoff: backoff{initial: cfg.Retry.NakInitial, max: cfg.Retry.NakMax, maxDeliver: cfg.Consumer.MaxDeliver},
+	}
+	for _, o := range opts {
+		o(b)
+	}
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	if b.reg == nil {
+		b.reg = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(b.reg)
+	if err != nil {
+		return nil, fmt.Errorf("bridge metrics: %w", err)
+	}
+	b.m = m
+	if cfg.RateLimit > 0 {
+		b.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(1, int(cfg.RateLimit)))
+	}
+	return b, nil
+}
+
+// Ready reports whether the bridge is bound to its consumer and pulling messages.
+func (b *Bridge) Ready() bool { return b.ready.Load() }
+
+// Run provisions the streams and the consumer (when configured to), consumes until ctx is
+// done, and then shuts down: it stops pulling, flushes the windows that have a track, waits up
+// to ShutdownTimeout for the calls in flight, naks whatever it still holds, and returns once
+// every goroutine it started has ended. It returns nil after a clean shutdown.
+func (b *Bridge) Run(ctx context.Context) error {
+	if !b.running.CompareAndSwap(false, true) {
+		return errors.New("bridge: Run called twice")
+	}
+	src := b.source
+	if src == nil {
+		cons, err := b.provision(ctx)
+		if err != nil {
+			return err
+		}
+		src = &consumerSource{cons: cons, log: b.log, batch: min(b.cfg.Consumer.MaxAckPending, 1000)}
+	} else if err := b.provisionStreams(ctx); err != nil {
+		return err
+	}
+
+	in := make(chan inbound, 1024)
+	srcErr := make(chan error, 1)
+	// The source goroutine owns in: it closes it once the source has returned, which is the
+	// coordinator's signal that no more messages will come.
+	go func() {
+		defer close(in)
+		srcErr <- src.Consume(ctx, func(m jetstream.Msg) { in <- b.decode(m) }, func() { b.ready.Store(true) })
+	}()
+
+	c := newCoordinator(b)
+	c.run(ctx, in)
+	b.ready.Store(false)
+	return <-srcErr
+}
+
+// provisionStreams creates or updates the notification stream and the dead-letter stream, or,
+// when the operator manages them, checks that they exist.
+func (b *Bridge) provisionStreams(ctx context.Context) error {
+	cfg := b.cfg
+	storage := jetstream.FileStorage
+	if cfg.Stream.Storage == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	if !cfg.Stream.Create {
+		if _, err := b.js.Stream(ctx, cfg.Stream.Name); err != nil {
+			return fmt.Errorf("bind stream %s: %w", cfg.Stream.Name, err)
+		}
+		if _, err := b.js.Stream(ctx, cfg.DeadLetter.Stream); err != nil {
+			// Dead letters nak until the stream exists; that is safe, so only warn.
+			b.log.Warn("dead-letter stream not found; dead letters will be retried until it exists",
+				"stream", cfg.DeadLetter.Stream, "error", err)
+		}
+		return nil
+	}
+	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.Stream.Name,
+		Description: "notifizz-bridge: track, workflow, commit and send messages",
+		Subjects:    schema.StreamSubjects(cfg.Stream.SubjectPrefix),
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     storage,
+		Replicas:    cfg.Stream.Replicas,
+		MaxAge:      cfg.Stream.MaxAge,
+		Duplicates:  cfg.Stream.DuplicateWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("create or update stream %s: %w", cfg.Stream.Name, err)
+	}
+	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        cfg.DeadLetter.Stream,
+		Description: "notifizz-bridge: dead letters, with their reason in headers",
+		Subjects:    []string{cfg.DeadLetter.SubjectPrefix + ".*.*"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     storage,
+		Replicas:    cfg.Stream.Replicas,
+		Duplicates:  cfg.Stream.DuplicateWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("create or update dead-letter stream %s: %w", cfg.DeadLetter.Stream, err)
+	}
+	return nil
+}
+
+// provision prepares the streams and returns the durable consumer to read from.
+func (b *Bridge) provision(ctx context.Context) (jetstream.Consumer, error) {
+	if err := b.provisionStreams(ctx); err != nil {
+		return nil, err
+	}
+	cfg := b.cfg
+	if !cfg.Stream.Create {
+		cons, err := b.js.Consumer(ctx, cfg.Stream.Name, cfg.Consumer.Durable)
+		if err != nil {
+			return nil, fmt.Errorf("bind consumer %s on stream %s: %w", cfg.Consumer.Durable, cfg.Stream.Name, err)
+		}
+		return cons, nil
+	}
+	// No BackOff: it would silently replace AckWait with its first step. Delays come from
+	// NakWithDelay instead, chosen per message by decide.
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream.Name, jetstream.ConsumerConfig{
+		Durable:       cfg.Consumer.Durable,
+		Description:   "notifizz-bridge",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.Consumer.AckWait,
+		MaxDeliver:    cfg.Consumer.MaxDeliver,
+		MaxAckPending: cfg.Consumer.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create or update consumer %s on stream %s: %w", cfg.Consumer.Durable, cfg.Stream.Name, err)
+	}
+	return cons, nil
+}
+
+// consumerSource reads one durable pull consumer with Consume.
+type consumerSource struct {
+	cons  jetstream.Consumer
+	log   *slog.Logger
+	batch int
+}
+
+func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
+	// A short PullExpiry: when the consumer sits at MaxAckPending, a pull waits for its whole
+	// expiry before the next one is issued, so a long one stalls the bridge after a burst.
+	cc, err := s.cons.Consume(handle,
+		jetstream.PullExpiry(5*time.Second),
+		jetstream.PullMaxMessages(s.batch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.log.Warn("consume error", "error", err)
+		}),
+	)
+	if err != nil {
+		return fmt.Errorf("consume: %w", err)
+	}
+	ready()
+	<-ctx.Done()
+	// Stop is asynchronous; Drain hands over what is buffered and Closed tells when the
+	// callback will not run again.
+	cc.Drain()
+	<-cc.Closed()
+	return nil
+}
+
+// inbound is a message decoded on the consumer's goroutine, ready for the coordinator.
+type inbound struct {
+	msg       jetstream.Msg
+	seq       uint64
+	delivered uint64
+	stream    string
+	kind      schema.Kind
+	key       string
+	track     *schema.Track
+	workflow  *schema.Workflow
+	send      *schema.Send
+	err       error // a *schema.Error when the message can never be processed
+	fatal     error // the message has no JetStream metadata: it cannot be acked at all
+	received  time.Time
+}
+
+// decode parses the subject and the body. It runs on the consumer's goroutine, so the
+// coordinator spends its time only on windows.
+func (b *Bridge) decode(m jetstream.Msg) inbound {
+	in := inbound{msg: m, received: time.Now()}
+	meta, err := m.Metadata()
+	if err != nil {
+		in.fatal = err
+		return in
+	}
+	in.seq, in.delivered, in.stream = meta.Sequence.Stream, meta.NumDelivered, meta.Stream
+	in.kind, in.key, in.err = schema.ParseSubject(b.cfg.Stream.SubjectPrefix, m.Subject())
+	if in.err != nil {
+		return in
+	}
+	switch in.kind {
+	case schema.KindTrack:
+		in.track, in.err = schema.DecodeTrack(m.Data())
+	case schema.KindWorkflow:
+		in.workflow, in.err = schema.DecodeWorkflow(m.Data())
+	case schema.KindCommit:
+		in.err = schema.DecodeCommit(m.Data())
+	case schema.KindSend:
+		in.send, in.err = schema.DecodeSend(m.Data())
+	}
+	return in
+}

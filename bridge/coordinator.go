@@ -1,0 +1,415 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// heldMsg is a message the bridge holds unacknowledged: in a window, queued for a worker or in
+// flight. It is keyed by stream sequence, because acks are: a redelivered copy of a held
+// message is the same message.
+type heldMsg struct {
+	msg       jetstream.Msg
+	seq       uint64
+	delivered uint64
+	stream    string
+	kind      schema.Kind
+	key       string
+	track     *schema.Track
+	workflow  *schema.Workflow
+	send      *schema.Send
+	touched   time.Time // last time the server heard we are working on it
+}
+
+// window gathers the pieces of one event until it is flushed.
+type window struct {
+	key        string
+	gen        uint64
+	track      *heldMsg
+	workflows  []*heldMsg
+	commits    []*heldMsg
+	nWorkflows int // inline workflows of the track plus workflow messages
+	opened     time.Time
+	due        time.Time
+	dueReached bool // the delay has passed or a commit was seen
+}
+
+// coordinator owns the windows, the timer heap and the held messages. Only its goroutine (the
+// one that calls run) touches them; workers get jobs and report back on a channel.
+type coordinator struct {
+	b       *Bridge
+	windows map[string]*window
+	held    map[uint64]*heldMsg
+	timers  timerHeap
+	timer   *time.Timer
+	armedAt time.Time
+	queue   []*job
+	gen     uint64
+
+	inflight int
+}
+
+func newCoordinator(b *Bridge) *coordinator {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &coordinator{
+		b:       b,
+		windows: make(map[string]*window),
+		held:    make(map[uint64]*heldMsg),
+		timer:   t,
+	}
+}
+
+// run processes messages until in is closed, then shuts down (see Bridge.Run). It returns when
+// every worker it started has returned.
+func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
+	cfg := c.b.cfg
+	// Workers keep running past ctx so that shutdown can finish the calls in flight; they
+	// stop when the shutdown deadline cancels workCtx.
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	jobs := make(chan *job)
+	// Each worker has at most one finished job to report, so done never blocks a worker once
+	// the coordinator stops reading it.
+	done := make(chan *job, cfg.MaxInFlight)
+	var wg sync.WaitGroup
+	for range cfg.MaxInFlight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				c.b.execute(workCtx, j)
+				done <- j
+			}
+		}()
+	}
+	defer func() {
+		close(jobs)
+		wg.Wait()
+		c.timer.Stop()
+	}()
+
+	tick := time.NewTicker(max(cfg.Consumer.AckWait/4, 100*time.Millisecond))
+	defer tick.Stop()
+
+	var deadline <-chan time.Time
+	draining := false
+	for {
+		if draining && len(c.queue) == 0 && c.inflight == 0 {
+			return
+		}
+		c.armTimer()
+		var out chan *job
+		var next *job
+		if len(c.queue) > 0 {
+			out, next = jobs, c.queue[0]
+		}
+		select {
+		case m, ok := <-in:
+			if !ok {
+				in = nil
+				draining = true
+				deadline = time.After(cfg.ShutdownTimeout)
+				c.shutdown()
+				continue
+			}
+			c.onMessage(m)
+		case out <- next:
+			c.queue[0] = nil
+			c.queue = c.queue[1:]
+			c.inflight++
+		case j := <-done:
+			c.inflight--
+			c.release(j.members)
+		case now := <-c.timer.C:
+			c.armedAt = time.Time{}
+			c.onTimer(now)
+		case now := <-tick.C:
+			c.keepAlive(now)
+		case <-deadline:
+			deadline = nil
+			c.b.log.Warn("shutdown timeout: cancelling calls in flight and naking queued messages",
+				"in_flight", c.inflight, "queued", len(c.queue))
+			cancelWork()
+			for _, j := range c.queue {
+				c.b.nakAll(j.members, 0)
+				c.release(j.members)
+			}
+			c.queue = nil
+		}
+	}
+}
+
+// armTimer points the one timer at the earliest entry of the heap.
+func (c *coordinator) armTimer() {
+	next, ok := c.timers.next()
+	if !ok || next.Equal(c.armedAt) {
+		return
+	}
+	c.armedAt = next
+	c.timer.Reset(time.Until(next))
+}
+
+func (c *coordinator) hold(h *heldMsg) {
+	c.held[h.seq] = h
+	c.b.m.heldMessages.Set(float64(len(c.held)))
+}
+
+func (c *coordinator) release(ms []*heldMsg) {
+	for _, h := range ms {
+		delete(c.held, h.seq)
+	}
+	c.b.m.heldMessages.Set(float64(len(c.held)))
+}
+
+func (c *coordinator) enqueue(j *job) { c.queue = append(c.queue, j) }
+
+// ackNow settles a message the coordinator decided on by itself (a commit with nothing open, a
+// duplicate track). Ack is asynchronous, so it costs the coordinator no round trip.
+func (c *coordinator) ackNow(in inbound, outcome string) {
+	if err := in.msg.Ack(); err != nil {
+		c.b.log.Warn("ack failed", "kind", in.kind, "event_key", in.key, "stream_seq", in.seq, "error", err)
+		return
+	}
+	c.b.m.messages.WithLabelValues(string(in.kind), outcome).Inc()
+}
+
+func (c *coordinator) onMessage(in inbound) {
+	log := c.b.log
+	if in.fatal != nil {
+		// Without metadata there is no stream sequence and no reply subject to settle it with;
+		// the server redelivers it after AckWait until MaxDeliver.
+		log.Error("message without JetStream metadata", "subject", in.msg.Subject(), "error", in.fatal)
+		return
+	}
+	if in.delivered > 1 {
+		c.b.m.redeliveries.WithLabelValues(string(in.kind)).Inc()
+	}
+	if _, ok := c.held[in.seq]; ok {
+		// A redelivered copy of a message we hold: acks are keyed by stream sequence, so
+		// settling the copy we have settles this one too. Keep one copy.
+		log.Debug("redelivered copy of a held message", "event_key", in.key, "stream_seq", in.seq, "num_delivered", in.delivered)
+		return
+	}
+	h := &heldMsg{
+		msg: in.msg, seq: in.seq, delivered: in.delivered, stream: in.stream, kind: in.kind, key: in.key,
+		track: in.track, workflow: in.workflow, send: in.send, touched: in.received,
+	}
+	if in.err != nil {
+		reason := string(schema.ReasonOf(in.err))
+		if reason == "" {
+			reason = string(schema.ReasonInvalidMessage)
+		}
+		c.hold(h)
+		c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: reason, detail: in.err.Error()})
+		return
+	}
+	now := in.received
+	switch in.kind {
+	case schema.KindSend:
+		c.hold(h)
+		c.enqueue(&job{kind: jobSend, members: []*heldMsg{h}})
+	case schema.KindCommit:
+		w := c.windows[in.key]
+		if w == nil {
+			c.ackNow(in, outcomeIgnored)
+			return
+		}
+		c.hold(h)
+		w.commits = append(w.commits, h)
+		w.dueReached = true
+		if w.track != nil {
+			c.flush(w, now)
+		}
+	case schema.KindTrack:
+		w := c.windows[in.key]
+		if w != nil && w.track != nil {
+			if bytes.Equal(w.track.msg.Data(), in.msg.Data()) {
+				// The same track published twice outside the duplicate window: one event.
+				c.ackNow(in, outcomeDuplicate)
+				return
+			}
+			c.hold(h)
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: ReasonDuplicateTrack,
+				detail: fmt.Sprintf("a different track is already open for this key (stream sequence %d)", w.track.seq)})
+			return
+		}
+		if n := len(in.track.Workflows); n > c.b.cfg.Coalesce.MaxWorkflows {
+			c.hold(h)
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: ReasonTooManyWorkflows,
+				detail: fmt.Sprintf("the track carries %d workflows, more than coalesce.maxWorkflows (%d)", n, c.b.cfg.Coalesce.MaxWorkflows)})
+			return
+		}
+		if w == nil {
+			w = c.open(in.key, now)
+		}
+		c.hold(h)
+		w.track = h
+		w.nWorkflows += len(in.track.Workflows)
+		c.slide(w, now)
+		if w.dueReached {
+			c.flush(w, now)
+		}
+	case schema.KindWorkflow:
+		w := c.windows[in.key]
+		if w != nil && w.nWorkflows >= c.b.cfg.Coalesce.MaxWorkflows {
+			c.hold(h)
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: ReasonTooManyWorkflows,
+				detail: fmt.Sprintf("the event already has coalesce.maxWorkflows (%d) workflows", c.b.cfg.Coalesce.MaxWorkflows)})
+			return
+		}
+		if w == nil {
+			w = c.open(in.key, now)
+		}
+		c.hold(h)
+		w.workflows = append(w.workflows, h)
+		w.nWorkflows++
+		c.slide(w, now)
+	}
+}
+
+// open starts a window for key with its delay and orphan timers.
+func (c *coordinator) open(key string, now time.Time) *window {
+	cfg := c.b.cfg.Coalesce
+	c.gen++
+	w := &window{key: key, gen: c.gen, opened: now, due: now.Add(cfg.Delay)}
+	c.windows[key] = w
+	c.timers.add(timerEntry{at: w.due, key: key, gen: w.gen, kind: timerDue})
+	c.timers.add(timerEntry{at: now.Add(cfg.OrphanTimeout), key: key, gen: w.gen, kind: timerOrphan})
+	c.b.m.openWindows.Set(float64(len(c.windows)))
+	return w
+}
+
+// slide pushes the close of a sliding window back by the delay, never past MaxDelay after it
+// opened. The old timer entry stays in the heap and is skipped when it fires.
+func (c *coordinator) slide(w *window, now time.Time) {
+	cfg := c.b.cfg.Coalesce
+	if cfg.Mode != ModeSliding || w.dueReached {
+		return
+	}
+	due := now.Add(cfg.Delay)
+	if limit := w.opened.Add(cfg.MaxDelay); due.After(limit) {
+		due = limit
+	}
+	if due.After(w.due) {
+		w.due = due
+		c.timers.add(timerEntry{at: due, key: w.key, gen: w.gen, kind: timerDue})
+	}
+}
+
+func (c *coordinator) onTimer(now time.Time) {
+	for {
+		e, ok := c.timers.popDue(now)
+		if !ok {
+			return
+		}
+		w := c.windows[e.key]
+		if w == nil || w.gen != e.gen {
+			continue // the window was flushed or ended before this entry fired
+		}
+		switch e.kind {
+		case timerDue:
+			if !e.at.Equal(w.due) {
+				continue // a sliding window moved its close later
+			}
+			w.dueReached = true
+			if w.track != nil {
+				c.flush(w, now)
+			}
+		case timerOrphan:
+			if w.track != nil {
+				c.flush(w, now)
+				continue
+			}
+			c.closeWindow(w)
+			members := append(slices.Clone(w.workflows), w.commits...)
+			c.enqueue(&job{kind: jobDeadLetter, members: members, reason: ReasonMissingTrack,
+				detail: fmt.Sprintf("no track arrived within coalesce.orphanTimeout (%s) of the first message", c.b.cfg.Coalesce.OrphanTimeout)})
+		}
+	}
+}
+
+func (c *coordinator) closeWindow(w *window) {
+	delete(c.windows, w.key)
+	c.b.m.openWindows.Set(float64(len(c.windows)))
+}
+
+// flush closes the window and queues its one API call.
+func (c *coordinator) flush(w *window, now time.Time) {
+	c.closeWindow(w)
+	c.b.m.windowDuration.Observe(now.Sub(w.opened).Seconds())
+	// Workflows go in stream order; redeliveries can arrive out of it.
+	slices.SortFunc(w.workflows, func(a, b *heldMsg) int { return cmpSeq(a.seq, b.seq) })
+	if excess := w.nWorkflows - c.b.cfg.Coalesce.MaxWorkflows; excess > 0 {
+		// The track's inline workflows arrived after workflow messages had filled the window:
+		// the latest workflow messages make way.
+		cut := max(0, len(w.workflows)-excess)
+		c.enqueue(&job{kind: jobDeadLetter, members: slices.Clone(w.workflows[cut:]), reason: ReasonTooManyWorkflows,
+			detail: fmt.Sprintf("the event has more than coalesce.maxWorkflows (%d) workflows", c.b.cfg.Coalesce.MaxWorkflows)})
+		w.workflows = w.workflows[:cut]
+	}
+	members := make([]*heldMsg, 0, len(w.workflows)+len(w.commits)+1)
+	members = append(members, w.workflows...)
+	members = append(members, w.commits...)
+	// The track goes last: acked last, so a crash part-way leaves it to be redelivered and
+	// the event replayed under the same idempotency key.
+	members = append(members, w.track)
+	c.enqueue(&job{kind: jobFlush, members: members})
+}
+
+func cmpSeq(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// keepAlive tells the server we are still working on messages held longer than AckWait/2, so
+// that it does not redeliver them (to us or to another bridge) while they wait.
+func (c *coordinator) keepAlive(now time.Time) {
+	if c.b.noKeepAlive {
+		return
+	}
+	limit := c.b.cfg.Consumer.AckWait / 2
+	for _, h := range c.held {
+		if now.Sub(h.touched) < limit {
+			continue
+		}
+		h.touched = now
+		if err := h.msg.InProgress(); err != nil {
+			if !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+				c.b.log.Warn("in-progress failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
+			}
+			continue
+		}
+		c.b.m.inProgressSends.Inc()
+	}
+}
+
+// shutdown flushes every window that has a track and naks the rest, so another bridge (or this
+// one, restarted) takes them over at once.
+func (c *coordinator) shutdown() {
+	for _, w := range c.windows {
+		if w.track != nil {
+			c.flush(w, time.Now())
+			continue
+		}
+		c.closeWindow(w)
+		members := append(slices.Clone(w.workflows), w.commits...)
+		c.b.nakAll(members, 0)
+		c.release(members)
+	}
+	c.timers = nil
+}

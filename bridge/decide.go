@@ -1,0 +1,104 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+)
+
+// Dead-letter reasons written by the bridge itself; the decoding reasons come from package schema.
+const (
+	ReasonAPIRejected      = "api_rejected"
+	ReasonMaxDeliveries    = "max_deliveries"
+	ReasonMissingTrack     = "missing_track"
+	ReasonDuplicateTrack   = "duplicate_track"
+	ReasonTooManyWorkflows = "too_many_workflows"
+)
+
+// action is what happens to the messages of one API call.
+type action uint8
+
+const (
+	actAck action = iota
+	actNak
+	actDeadLetter
+)
+
+func (a action) String() string {
+	switch a {
+	case actAck:
+		return "ack"
+	case actNak:
+		return "nak"
+	default:
+		return "dead_letter"
+	}
+}
+
+// decision is the verdict on one API call's outcome.
+type decision struct {
+	action action
+	delay  time.Duration // for actNak; 0 naks for immediate redelivery
+	reason string        // for actDeadLetter
+	status int           // HTTP status, 0 when there was none
+	detail string        // human text for the dead letter and logs; never holds a secret
+}
+
+// backoff is the nak schedule: exponential by delivery count from initial, capped at max, with
+// ±20 % jitter so that a burst of failures does not come back as one burst.
+type backoff struct {
+	initial, max time.Duration
+	maxDeliver   int
+}
+
+// delay returns the nak delay for a message delivered n times. jitter is a number in [0, 1).
+func (b backoff) delay(n uint64, retryAfter time.Duration, jitter float64) time.Duration {
+	d := b.initial
+	for i := uint64(1); i < n && d < b.max; i++ {
+		d *= 2
+	}
+	d = min(d, b.max)
+	d = time.Duration(float64(d) * (0.8 + 0.4*jitter))
+	return max(d, retryAfter)
+}
+
+// decide maps the outcome of one API call to what happens to its messages. It is the one place
+// where that choice is made:
+//
+//   - success acks;
+//   - a call cut short by shutdown naks at once, so that another bridge (or this one, restarted)
+//     takes the messages over without waiting;
+//   - a permanent rejection (a 4xx other than 408, 425 and 429) dead-letters, since sending the
+//     same request again cannot succeed and the API's idempotency layer would only mask it;
+//   - anything else is transient: nak with a growing delay, honouring Retry-After, until the
+//     message's last delivery, when it is dead-lettered instead of being left to expire.
+//
+// delivered is the delivery count of the message that decides (the track of a window).
+func decide(err error, aborted bool, delivered uint64, b backoff, jitter float64) decision {
+	if err == nil {
+		return decision{action: actAck}
+	}
+	if aborted {
+		return decision{action: actNak, detail: "shutdown interrupted the call"}
+	}
+	var apiErr *notifizz.APIError
+	status := 0
+	if errors.As(err, &apiErr) {
+		status = apiErr.StatusCode
+		if !apiErr.Retryable() {
+			return decision{action: actDeadLetter, reason: ReasonAPIRejected, status: status, detail: err.Error()}
+		}
+	}
+	if b.maxDeliver > 0 && delivered >= uint64(b.maxDeliver) {
+		return decision{
+			action: actDeadLetter, reason: ReasonMaxDeliveries, status: status,
+			detail: fmt.Sprintf("still failing after %d deliveries: %v", delivered, err),
+		}
+	}
+	return decision{
+		action: actNak, status: status, detail: err.Error(),
+		delay: b.delay(delivered, notifizz.RetryAfterOf(err), jitter),
+	}
+}

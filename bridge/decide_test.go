@@ -1,0 +1,101 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+)
+
+func TestDecide(t *testing.T) {
+	b := backoff{initial: time.Second, max: 30 * time.Second, maxDeliver: 5}
+	netErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	tests := []struct {
+		name      string
+		err       error
+		aborted   bool
+		delivered uint64
+		want      decision
+	}{
+		{"success acks", nil, false, 1, decision{action: actAck}},
+		{"success acks even on the last delivery", nil, false, 5, decision{action: actAck}},
+		{"shutdown naks at once", context.Canceled, true, 1, decision{action: actNak}},
+		{"400 dead-letters", &notifizz.APIError{StatusCode: 400}, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 400}},
+		{"401 dead-letters", &notifizz.APIError{StatusCode: 401}, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 401}},
+		{"404 wrapped dead-letters", fmt.Errorf("call: %w", &notifizz.APIError{StatusCode: 404}), false, 2, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 404}},
+		{"503 naks with backoff", &notifizz.APIError{StatusCode: 503}, false, 1, decision{action: actNak, status: 503, delay: time.Second}},
+		{"503 third delivery naks 4s", &notifizz.APIError{StatusCode: 503}, false, 3, decision{action: actNak, status: 503, delay: 4 * time.Second}},
+		{"backoff is capped", &notifizz.APIError{StatusCode: 500}, false, 4, decision{action: actNak, status: 500, delay: 8 * time.Second}},
+		{"429 honours a longer Retry-After", &notifizz.APIError{StatusCode: 429, RetryAfter: 20 * time.Second}, false, 1, decision{action: actNak, status: 429, delay: 20 * time.Second}},
+		{"408 is transient", &notifizz.APIError{StatusCode: 408}, false, 1, decision{action: actNak, status: 408, delay: time.Second}},
+		{"425 is transient", &notifizz.APIError{StatusCode: 425}, false, 1, decision{action: actNak, status: 425, delay: time.Second}},
+		{"network error naks", netErr, false, 1, decision{action: actNak, delay: time.Second}},
+		{"last delivery dead-letters", &notifizz.APIError{StatusCode: 503}, false, 5, decision{action: actDeadLetter, reason: ReasonMaxDeliveries, status: 503}},
+		{"last delivery of a network error dead-letters", netErr, false, 6, decision{action: actDeadLetter, reason: ReasonMaxDeliveries}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// jitter 0.5 is the middle of the ±20 % band: the delay is the schedule's own.
+			got := decide(tt.err, tt.aborted, tt.delivered, b, 0.5)
+			assert.Equal(t, tt.want.action, got.action, "action")
+			assert.Equal(t, tt.want.reason, got.reason, "reason")
+			assert.Equal(t, tt.want.status, got.status, "status")
+			assert.Equal(t, tt.want.delay, got.delay, "delay")
+			if tt.err != nil && !tt.aborted {
+				assert.NotEmpty(t, got.detail, "a failure carries human text")
+			}
+		})
+	}
+}
+
+func TestBackoffSchedule(t *testing.T) {
+	b := backoff{initial: time.Second, max: 10 * time.Second}
+	tests := []struct {
+		n      uint64
+		jitter float64
+		retry  time.Duration
+		want   time.Duration
+	}{
+		{1, 0.5, 0, time.Second},
+		{2, 0.5, 0, 2 * time.Second},
+		{4, 0.5, 0, 8 * time.Second},
+		{5, 0.5, 0, 10 * time.Second},
+		{60, 0.5, 0, 10 * time.Second}, // no overflow on a large count
+		{1, 0, 0, 800 * time.Millisecond},
+		{1, 0.999999, 0, 1199999 * time.Microsecond},
+		{1, 0.5, 3 * time.Second, 3 * time.Second},
+		{5, 0.5, 3 * time.Second, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("n=%d jitter=%v retry=%v", tt.n, tt.jitter, tt.retry), func(t *testing.T) {
+			assert.InDelta(t, float64(tt.want), float64(b.delay(tt.n, tt.retry, tt.jitter)), float64(time.Microsecond))
+		})
+	}
+}
+
+func TestConfigValidateReportsEveryProblem(t *testing.T) {
+	cfg := DefaultConfig()
+	assert.NoError(t, cfg.Validate())
+
+	cfg.Stream.Name = "bad.name"
+	cfg.Consumer.AckWait = 0
+	cfg.Coalesce.Mode = "bursty"
+	cfg.Coalesce.OrphanTimeout = time.Millisecond
+	cfg.DeadLetter.SubjectPrefix = cfg.Stream.SubjectPrefix
+	cfg.MaxInFlight = 0
+	err := cfg.Validate()
+	for _, key := range []string{"stream.name", "consumer.ackWait", "coalesce.mode", "coalesce.orphanTimeout", "deadLetter.subjectPrefix", "notifizz.maxInFlight"} {
+		assert.ErrorContains(t, err, key+":")
+	}
+
+	cfg = DefaultConfig()
+	cfg.Coalesce.Mode = ModeSliding
+	cfg.Coalesce.MaxDelay = cfg.Coalesce.Delay / 2
+	assert.ErrorContains(t, cfg.Validate(), "coalesce.maxDelay:")
+}

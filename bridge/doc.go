@@ -1,0 +1,13 @@
+// Package bridge owns the JetStream consumer of notifizz-bridge: it gathers the pieces of one
+// notification event (a track, workflows, a commit) that many producers publish separately,
+// calls the Notifizz API once per event, and then acks, naks or dead-letters the messages.
+//
+// State lives in the stream: a message is acked only after the API call that carried it
+// succeeded, so a crash leaves every held message to be redelivered, and the idempotency key of
+// an event is derived from the stream sequence of its track message, so a replayed event reaches
+// the API under the key of its first attempt.
+//
+// One goroutine (the coordinator) owns every window, the timer heap and the set of held
+// messages; the consumer's callback only decodes and hands messages on, and a fixed pool of
+// workers makes the API calls and settles the messages. Nothing else shares mutable state.
+package bridge

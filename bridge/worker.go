@@ -1,0 +1,288 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// Dead-letter headers: the contract operators script against (DESIGN §4).
+const (
+	HeaderReason           = "Notifizz-Dlq-Reason"
+	HeaderError            = "Notifizz-Dlq-Error"
+	HeaderOriginalSubject  = "Notifizz-Original-Subject"
+	HeaderOriginalSequence = "Notifizz-Original-Sequence"
+	HeaderDeliveries       = "Notifizz-Deliveries"
+	HeaderAPIStatus        = "Notifizz-Api-Status"
+)
+
+// maxHeaderText bounds the human text written into a dead letter's header.
+const maxHeaderText = 1024
+
+// deadLetterTimeout bounds one dead-letter publish; a slow publish is retried by a nak.
+const deadLetterTimeout = 5 * time.Second
+
+type jobKind uint8
+
+const (
+	jobFlush jobKind = iota
+	jobSend
+	jobDeadLetter
+)
+
+// job is one unit of work for a worker. members are settled in order; for a flush the track is
+// the last member.
+type job struct {
+	kind    jobKind
+	members []*heldMsg
+	reason  string // jobDeadLetter
+	detail  string // jobDeadLetter
+}
+
+// execute runs one job to the end: the API call, the decision, and the settling of every
+// member. A worker never returns a job unsettled: what cannot be settled otherwise is naked.
+func (b *Bridge) execute(ctx context.Context, j *job) {
+	switch j.kind {
+	case jobDeadLetter:
+		b.deadLetterAll(ctx, j.members, decision{action: actDeadLetter, reason: j.reason, detail: j.detail})
+	case jobFlush:
+		err := b.callTrack(ctx, j)
+		// The most delivered member decides: once any of them is on its last delivery, the
+		// event is dead-lettered whole rather than left with a member the server gave up on.
+		var delivered uint64
+		for _, h := range j.members {
+			delivered = max(delivered, h.delivered)
+		}
+		b.settle(ctx, j.members, decide(err, ctx.Err() != nil, delivered, b.backoff, rand.Float64()))
+	case jobSend:
+		h := j.members[0]
+		err := b.callSend(ctx, h)
+		b.settle(ctx, j.members, decide(err, ctx.Err() != nil, h.delivered, b.backoff, rand.Float64()))
+	}
+}
+
+// trackRequest builds the one API request of a flushed window: the track's inline workflows,
+// then each workflow message in stream order.
+func trackRequest(members []*heldMsg) notifizz.TrackRequest {
+	track := members[len(members)-1]
+	t := track.track
+	n := len(t.Workflows)
+	for _, h := range members {
+		if h.workflow != nil {
+			n++
+		}
+	}
+	wfs := make([]notifizz.Workflow, 0, n)
+	for _, w := range t.Workflows {
+		wfs = append(wfs, toWorkflow(w))
+	}
+	for _, h := range members {
+		if h.workflow != nil {
+			wfs = append(wfs, toWorkflow(*h.workflow))
+		}
+	}
+	key := t.IdempotencyKey
+	if key == "" {
+		key = deriveKey("track", track.stream, track.key, track.seq)
+	}
+	return notifizz.TrackRequest{EventName: t.EventName, Properties: t.Properties, Workflows: wfs, IdempotencyKey: key}
+}
+
+func toWorkflow(w schema.Workflow) notifizz.Workflow {
+	rs := make([]notifizz.Recipient, len(w.Recipients))
+	for i, r := range w.Recipients {
+		rs[i] = notifizz.Recipient{ID: r.ID, Email: r.Email, Extra: r.Extra}
+	}
+	return notifizz.Workflow{CampaignID: w.CampaignID, Recipients: rs}
+}
+
+// deriveKey is the idempotency key of a message that brought none: a hash of where the message
+// sits in the stream, so it is the same on every redelivery, restart and replica.
+func deriveKey(domain, stream, key string, seq uint64) string {
+	h := sha256.New()
+	h.Write([]byte(domain))
+	h.Write([]byte{0})
+	h.Write([]byte(stream))
+	h.Write([]byte{0})
+	h.Write([]byte(key))
+	h.Write([]byte{0})
+	h.Write(strconv.AppendUint(nil, seq, 10))
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func (b *Bridge) callTrack(ctx context.Context, j *job) error {
+	req := trackRequest(j.members)
+	b.m.workflowsFlush.Observe(float64(len(req.Workflows)))
+	return b.call(ctx, "track", func(ctx context.Context) error { return b.api.TrackEvent(ctx, req) })
+}
+
+func (b *Bridge) callSend(ctx context.Context, h *heldMsg) error {
+	key := h.msg.Headers().Get(jetstream.MsgIDHeader)
+	if key == "" {
+		key = deriveKey("send", h.stream, h.key, h.seq)
+	}
+	return b.call(ctx, "send", func(ctx context.Context) error {
+		_, err := b.api.Send(ctx, h.send.NotifID, h.send.Properties, notifizz.WithIdempotencyKey(key))
+		return err
+	})
+}
+
+// call waits for the rate limiter, makes the call and records its metrics.
+func (b *Bridge) call(ctx context.Context, endpoint string, f func(context.Context) error) error {
+	if b.limiter != nil {
+		if err := b.limiter.Wait(ctx); err != nil {
+			return err
+		}
+	}
+	start := time.Now()
+	err := f(ctx)
+	b.m.apiLatency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	b.m.apiCalls.WithLabelValues(endpoint, statusLabel(err)).Inc()
+	return err
+}
+
+func statusLabel(err error) string {
+	if err == nil {
+		return "2xx"
+	}
+	var apiErr *notifizz.APIError
+	if errors.As(err, &apiErr) {
+		return strconv.Itoa(apiErr.StatusCode)
+	}
+	return "error"
+}
+
+// settle carries out a decision on every member, in order.
+func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) {
+	last := members[len(members)-1]
+	switch d.action {
+	case actAck:
+		for _, h := range members {
+			if err := h.msg.Ack(); err != nil {
+				// The message will be redelivered and replayed under the same key.
+				b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
+				continue
+			}
+			b.m.messages.WithLabelValues(string(h.kind), outcomeAcked).Inc()
+		}
+	case actNak:
+		b.log.Warn("api call failed; messages will be redelivered",
+			"kind", last.kind, "event_key", last.key, "stream_seq", last.seq, "num_delivered", last.delivered,
+			"status", d.status, "delay", d.delay, "error", d.detail)
+		b.nakAll(members, d.delay)
+	case actDeadLetter:
+		b.deadLetterAll(ctx, members, d)
+	}
+}
+
+// nakAll naks every message, with a delay when it is positive.
+func (b *Bridge) nakAll(members []*heldMsg, delay time.Duration) {
+	for _, h := range members {
+		var err error
+		if delay > 0 {
+			err = h.msg.NakWithDelay(delay)
+		} else {
+			err = h.msg.Nak()
+		}
+		if err != nil {
+			// The server redelivers it after AckWait all the same.
+			b.log.Warn("nak failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
+			continue
+		}
+		b.m.naks.Inc()
+		b.m.messages.WithLabelValues(string(h.kind), outcomeNaked).Inc()
+	}
+}
+
+// deadLetterAll copies each message to the dead-letter stream and terminates the original only
+// once the copy is stored; a message whose copy could not be stored is naked, never dropped.
+func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decision) {
+	for _, h := range members {
+		if err := b.deadLetter(ctx, h, d); err != nil {
+			b.log.Error("dead-letter publish failed; message naked",
+				"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
+			b.nakAll([]*heldMsg{h}, b.cfg.Retry.NakInitial)
+			continue
+		}
+		b.log.Warn("message dead-lettered", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq,
+			"num_delivered", h.delivered, "reason", d.reason, "status", d.status, "error", d.detail)
+		b.m.deadLetters.WithLabelValues(d.reason).Inc()
+		b.m.messages.WithLabelValues(string(h.kind), outcomeDeadLettered).Inc()
+		if err := h.msg.TermWithReason(d.reason); err != nil {
+			// The copy is stored under a Nats-Msg-Id derived from the sequence, so the
+			// redelivery this causes is dead-lettered again without a second copy.
+			b.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
+		}
+	}
+}
+
+// deadLetter publishes the dead-letter copy of one message and waits for the stream's ack.
+func (b *Bridge) deadLetter(ctx context.Context, h *heldMsg, d decision) error {
+	m := nats.NewMsg(b.deadLetterSubject(h))
+	m.Header = nats.Header{}
+	for k, v := range h.msg.Headers() {
+		m.Header[k] = append([]string(nil), v...)
+	}
+	m.Data = h.msg.Data()
+	if d.reason == string(schema.ReasonSecretInMessage) || mayHoldSecret(m.Data) {
+		// Secrets never travel on the bus: the copy carries the body with them redacted. A
+		// body refused for another reason (too large, not JSON) may carry one too.
+		m.Data = schema.Redact(m.Data)
+	}
+	m.Header.Set(HeaderReason, d.reason)
+	m.Header.Set(HeaderError, headerText(d.detail))
+	m.Header.Set(HeaderOriginalSubject, h.msg.Subject())
+	m.Header.Set(HeaderOriginalSequence, strconv.FormatUint(h.seq, 10))
+	m.Header.Set(HeaderDeliveries, strconv.FormatUint(h.delivered, 10))
+	if d.status != 0 {
+		m.Header.Set(HeaderAPIStatus, strconv.Itoa(d.status))
+	} else {
+		m.Header.Del(HeaderAPIStatus)
+	}
+	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+h.stream+"-"+strconv.FormatUint(h.seq, 10))
+	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
+	defer cancel()
+	_, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(b.cfg.DeadLetter.Stream))
+	return err
+}
+
+// mayHoldSecret reports whether a body names a secret key in plain text.
+func mayHoldSecret(data []byte) bool {
+	return bytes.Contains(data, []byte("sdkSecretKey")) || bytes.Contains(data, []byte("authSecretKey"))
+}
+
+// deadLetterSubject is <prefix>.<kind>.<key>; a message whose subject could not be parsed has
+// neither, and goes to <prefix>.unknown.<stream sequence>.
+func (b *Bridge) deadLetterSubject(h *heldMsg) string {
+	p := b.cfg.DeadLetter.SubjectPrefix
+	if h.kind == "" || h.key == "" {
+		return p + ".unknown." + strconv.FormatUint(h.seq, 10)
+	}
+	return p + "." + string(h.kind) + "." + h.key
+}
+
+// headerText makes human text safe for a header: one line, bounded.
+func headerText(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > maxHeaderText {
+		s = s[:maxHeaderText]
+	}
+	return s
+}
