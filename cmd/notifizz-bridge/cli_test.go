@@ -1,0 +1,178 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// runCLI runs the command line in process and returns its exit code and output.
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code = cli(context.Background(), args, stdio{in: strings.NewReader(stdin), out: &out, err: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestCheckCommand(t *testing.T) {
+	clearExampleEnv(t)
+	const sdkKey, authKey, natsPW = "sdk-check-secret-1", "auth-check-secret-2", "nats-check-secret-3"
+	t.Setenv("NB_TEST_SDK", sdkKey)
+	t.Setenv("NB_TEST_AUTH", authKey)
+	t.Setenv("NB_TEST_PW", natsPW)
+	good := writeFile(t, "good.yaml", `
+nats:
+  url: nats://bridge:${NB_TEST_PW}@localhost:4222
+notifizz:
+  sdkSecretKey: ${NB_TEST_SDK}
+  authSecretKey: ${NB_TEST_AUTH}
+`)
+	bad := writeFile(t, "bad.yaml", `
+coalesce:
+  dleay: 1s
+stream:
+  replicas: 9
+notifizz:
+  sdkSecretKey: ${NB_TEST_SDK}
+`)
+
+	t.Run("valid", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, "", "check", "--config", good)
+		require.Equal(t, exitOK, code, stderr)
+		assert.Empty(t, stderr)
+		assert.Contains(t, stdout, "sdkSecretKey: '[REDACTED]'")
+		assert.Contains(t, stdout, "authSecretKey: '[REDACTED]'")
+		assert.Contains(t, stdout, "url: nats://[REDACTED]@localhost:4222")
+		assert.Contains(t, stdout, "delay: 1s")
+		for _, secret := range []string{sdkKey, authKey, natsPW} {
+			assert.NotContains(t, stdout, secret)
+		}
+	})
+	t.Run("invalid lists every problem", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, "", "check", "--config", bad)
+		assert.Equal(t, exitError, code)
+		assert.Empty(t, stdout)
+		assert.Contains(t, stderr, "2 problems")
+		assert.Contains(t, stderr, `line 3: unknown key "coalesce.dleay"`)
+		assert.Contains(t, stderr, "line 5: stream.replicas: must be between 1 and 5, not 9")
+		assert.NotContains(t, stderr, sdkKey)
+	})
+	t.Run("missing SDK key", func(t *testing.T) {
+		path := writeFile(t, "nokey.yaml", "log:\n  level: debug\n")
+		code, _, stderr := runCLI(t, "", "check", "--config", path)
+		assert.Equal(t, exitError, code)
+		assert.Contains(t, stderr, "notifizz.sdkSecretKey: is empty")
+		code, _, stderr = runCLI(t, "", "check", "--dry-run", "--config", path)
+		assert.Equal(t, exitOK, code, stderr)
+	})
+	t.Run("example", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, "", "check", "--dry-run", "--config", examplePath)
+		assert.Equal(t, exitOK, code, stderr)
+		assert.Contains(t, stdout, "dryRun: true")
+	})
+	t.Run("defaults without a file", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, "", "check", "--dry-run")
+		assert.Equal(t, exitOK, code, stderr)
+		assert.Contains(t, stdout, "listen: 127.0.0.1:4222")
+	})
+	t.Run("unreadable file", func(t *testing.T) {
+		code, _, stderr := runCLI(t, "", "check", "--config", "does-not-exist.yaml")
+		assert.Equal(t, exitError, code)
+		assert.Contains(t, stderr, "does-not-exist.yaml: no such file or directory")
+	})
+}
+
+func TestTokenCommand(t *testing.T) {
+	sum := sha256.Sum256([]byte("user_42auth_secret"))
+	want := hex.EncodeToString(sum[:])
+
+	path := writeFile(t, "c.yaml", "notifizz:\n  authSecretKey: auth_secret\n")
+	code, stdout, stderr := runCLI(t, "", "token", "--config", path, "user_42")
+	require.Equal(t, exitOK, code, stderr)
+	assert.Equal(t, want+"\n", stdout)
+
+	code, _, stderr = runCLI(t, "", "token", "user_42")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, "notifizz.authSecretKey is empty")
+
+	code, _, _ = runCLI(t, "", "token", "--config", path)
+	assert.Equal(t, exitUsage, code)
+}
+
+func TestVersionCommand(t *testing.T) {
+	code, stdout, _ := runCLI(t, "", "version")
+	assert.Equal(t, exitOK, code)
+	assert.True(t, strings.HasPrefix(stdout, "notifizz-bridge "), stdout)
+	assert.Contains(t, stdout, "go1.")
+}
+
+func TestUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // a part of it
+		stderr string // a part of it
+	}{
+		{"unknown command", []string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`},
+		{"unknown flag", []string{"run", "--bogus"}, exitUsage, "", "flag provided but not defined: -bogus"},
+		{"default command takes flags", []string{"--bogus"}, exitUsage, "", "Usage: notifizz-bridge run"},
+		{"run takes no arguments", []string{"run", "extra"}, exitUsage, "", `run takes no arguments, got "extra"`},
+		{"check takes no arguments", []string{"check", "x.yaml"}, exitUsage, "", "flags come before arguments"},
+		{"help", []string{"help"}, exitOK, "Commands:", ""},
+		{"--help", []string{"--help"}, exitOK, "Commands:", ""},
+		{"help run", []string{"help", "run"}, exitOK, "-dry-run", ""},
+		{"help unknown", []string{"help", "nope"}, exitUsage, "", `unknown command "nope"`},
+		{"run --help", []string{"run", "--help"}, exitOK, "Usage: notifizz-bridge run [--config FILE] [--dry-run]", ""},
+		{"check --help", []string{"check", "-h"}, exitOK, "-config FILE", ""},
+		{"publish --help", []string{"publish", "--help"}, exitOK, "-msg-id ID", ""},
+		{"token --help", []string{"token", "--help"}, exitOK, "USER_ID", ""},
+		{"version --help", []string{"version", "--help"}, exitOK, "Usage: notifizz-bridge version", ""},
+		{"publish needs kind and key", []string{"publish", "track"}, exitUsage, "", "publish takes KIND KEY [JSON|-], got 1 arguments"},
+		{"publish bad kind", []string{"publish", "tracks", "k", "{}"}, exitUsage, "", `KIND: unknown kind "tracks" (want track, workflow, commit or send)`},
+		{"publish bad key", []string{"publish", "commit", "a.b"}, exitUsage, "", `KEY "a.b": `},
+		{"publish bad timeout", []string{"publish", "--timeout", "0s", "commit", "k"}, exitUsage, "", "--timeout must be positive"},
+		{"publish invalid body", []string{"publish", "track", "k", `{"eventName":""}`}, exitError, "", "invalid track body: invalid_message"},
+		{"publish body from stdin", []string{"publish", "workflow", "k", "-"}, exitError, "", "invalid workflow body"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, `{"campaignId":"c"}`, tc.args...)
+			assert.Equal(t, tc.code, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			assert.Contains(t, stdout, tc.stdout)
+			assert.Contains(t, stderr, tc.stderr)
+		})
+	}
+}
+
+func TestParsePublishArgs(t *testing.T) {
+	m, err := parsePublishArgs([]string{"commit", "k"})
+	require.NoError(t, err)
+	assert.False(t, m.fromStdin, "a commit needs no body, so stdin is not read")
+	assert.Nil(t, m.body)
+
+	m, err = parsePublishArgs([]string{"commit", "k", "-"})
+	require.NoError(t, err)
+	assert.True(t, m.fromStdin)
+
+	m, err = parsePublishArgs([]string{"track", "k"})
+	require.NoError(t, err)
+	assert.True(t, m.fromStdin)
+
+	m, err = parsePublishArgs([]string{"send", "k", `{"x":1}`})
+	require.NoError(t, err)
+	assert.False(t, m.fromStdin)
+	assert.Equal(t, `{"x":1}`, string(m.body))
+}
+
+func TestEmbeddedClientURL(t *testing.T) {
+	assert.Equal(t, "nats://127.0.0.1:4222", embeddedClientURL("0.0.0.0:4222"))
+	assert.Equal(t, "nats://127.0.0.1:4222", embeddedClientURL(":4222"))
+	assert.Equal(t, "nats://[::1]:4222", embeddedClientURL("[::]:4222"))
+	assert.Equal(t, "nats://10.1.2.3:5222", embeddedClientURL("10.1.2.3:5222"))
+}

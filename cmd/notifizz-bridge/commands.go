@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+func runCommand(ctx context.Context, std stdio, args []string) error {
+	fs := newFlagSet("run")
+	configPath := configFlag(fs)
+	dryRun := fs.Bool("dry-run", false, "print each Notifizz API request as one JSON line on stdout, secrets redacted, instead of sending it (same as notifizz.dryRun: true)")
+	if err := parseFlags(fs, std, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("run takes no arguments, got %q (flags come before arguments)", fs.Arg(0))
+	}
+	cfg, err := LoadConfig(*configPath, loadOptions{dryRun: *dryRun, needSDKKey: true})
+	if err != nil {
+		return err
+	}
+	return runDaemon(ctx, cfg, std.out, std.err)
+}
+
+func checkCommand(_ context.Context, std stdio, args []string) error {
+	fs := newFlagSet("check")
+	configPath := configFlag(fs)
+	dryRun := fs.Bool("dry-run", false, "check as run --dry-run would: notifizz.sdkSecretKey may then be empty")
+	if err := parseFlags(fs, std, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("check takes no arguments, got %q (flags come before arguments)", fs.Arg(0))
+	}
+	cfg, err := LoadConfig(*configPath, loadOptions{dryRun: *dryRun, needSDKKey: true})
+	if err != nil {
+		return err
+	}
+	out, err := cfg.YAML()
+	if err != nil {
+		return fmt.Errorf("print config: %w", err)
+	}
+	_, err = std.out.Write(out)
+	return err
+}
+
+func tokenCommand(_ context.Context, std stdio, args []string) error {
+	fs := newFlagSet("token")
+	configPath := configFlag(fs)
+	if err := parseFlags(fs, std, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) == "" {
+		return usagef("token takes one non-empty USER_ID")
+	}
+	cfg, err := LoadConfig(*configPath, loadOptions{})
+	if err != nil {
+		return err
+	}
+	if cfg.Notifizz.AuthSecretKey == "" {
+		return errors.New("notifizz.authSecretKey is empty: set it in the file given with --config (e.g. authSecretKey: ${NOTIFIZZ_AUTH_SECRET_KEY})")
+	}
+	c := notifizz.NewClient(cfg.Notifizz.AuthSecretKey, "")
+	_, err = fmt.Fprintln(std.out, c.GenerateHashedToken(fs.Arg(0)))
+	return err
+}
+
+func versionCommand(_ context.Context, std stdio, args []string) error {
+	fs := newFlagSet("version")
+	if err := parseFlags(fs, std, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("version takes no arguments")
+	}
+	_, err := fmt.Fprintln(std.out, buildVersion())
+	return err
+}
+
+func publishCommand(ctx context.Context, std stdio, args []string) error {
+	fs := newFlagSet("publish")
+	configPath := configFlag(fs)
+	timeout := fs.Duration("timeout", 10*time.Second, "give up connecting and publishing after `D`")
+	var msgID *string
+	fs.Func("msg-id", "set Nats-Msg-Id to `ID` instead of the default, which is derived from KIND, KEY and the body "+
+		"so that the same message published twice within stream.duplicateWindow is stored once; an empty ID turns de-duplication off",
+		func(s string) error { msgID = &s; return nil })
+	if err := parseFlags(fs, std, args); err != nil {
+		return err
+	}
+	if fs.NArg() < 2 || fs.NArg() > 3 {
+		return usagef("publish takes KIND KEY [JSON|-], got %d arguments", fs.NArg())
+	}
+	if *timeout <= 0 {
+		return usagef("--timeout must be positive")
+	}
+	msg, err := parsePublishArgs(fs.Args())
+	if err != nil {
+		return err
+	}
+	if msg.fromStdin {
+		if msg.body, err = readBody(std.in); err != nil {
+			return err
+		}
+	}
+	// Validate before connecting, so that a bad body is reported the same way whether or
+	// not the server is up. The producer validates again; that costs nothing worth saving.
+	if err := schema.Validate(msg.kind, msg.body); err != nil {
+		return fmt.Errorf("invalid %s body: %w", msg.kind, err)
+	}
+	cfg, err := LoadConfig(*configPath, loadOptions{})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if msgID != nil {
+		msg.opts = append(msg.opts, schema.WithMsgID(*msgID))
+	}
+	ack, err := publishOne(ctx, cfg, msg)
+	if err != nil {
+		return err
+	}
+	dup := ""
+	if ack.Duplicate {
+		dup = " duplicate=true"
+	}
+	_, err = fmt.Fprintf(std.out, "stream=%s seq=%d%s\n", ack.Stream, ack.Sequence, dup)
+	return err
+}
+
+// maxStdinBody is larger than any valid body, so that an oversized one reaches validation and
+// gets its proper message rather than being cut.
+const maxStdinBody = 8 << 20
+
+func readBody(r io.Reader) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, maxStdinBody))
+	if err != nil {
+		return nil, fmt.Errorf("read body from stdin: %w", err)
+	}
+	return body, nil
+}

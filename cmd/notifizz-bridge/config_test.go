@@ -1,0 +1,480 @@
+package main
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+const examplePath = "../../config.example.yaml"
+
+// clearExampleEnv empties the variables config.example.yaml reads, so that the machine's
+// environment cannot change what the tests see. Empty and unset expand alike.
+func clearExampleEnv(t *testing.T) {
+	t.Helper()
+	for _, v := range []string{
+		"NATS_URL", "NOTIFIZZ_SDK_SECRET_KEY", "NOTIFIZZ_AUTH_SECRET_KEY",
+		"NOTIFIZZ_BRIDGE_NATS_LISTEN", "NOTIFIZZ_BRIDGE_STORE_DIR", "NOTIFIZZ_BRIDGE_HTTP_LISTEN",
+		"NOTIFIZZ_BRIDGE_LOG_LEVEL", "NOTIFIZZ_BRIDGE_LOG_FORMAT",
+	} {
+		t.Setenv(v, "")
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	return path
+}
+
+// problems returns the messages of a *ConfigError.
+func problems(t *testing.T, err error) []string {
+	t.Helper()
+	var ce *ConfigError
+	require.ErrorAs(t, err, &ce)
+	var out []string
+	for _, p := range ce.Problems {
+		out = append(out, p.Error())
+	}
+	return out
+}
+
+// TestConfigKeys pins the key list, which users script against: renaming a Go field must not
+// rename a key.
+func TestConfigKeys(t *testing.T) {
+	want := []string{
+		"nats.url", "nats.credsFile", "nats.nkeySeedFile", "nats.token", "nats.user", "nats.password",
+		"nats.tls.caFile", "nats.tls.certFile", "nats.tls.keyFile",
+		"nats.embedded.listen", "nats.embedded.storeDir",
+		"stream.name", "stream.subjectPrefix", "stream.create", "stream.storage", "stream.replicas",
+		"stream.maxAge", "stream.duplicateWindow",
+		"consumer.durable", "consumer.ackWait", "consumer.maxDeliver", "consumer.maxAckPending",
+		"coalesce.delay", "coalesce.mode", "coalesce.maxDelay", "coalesce.maxWorkflows", "coalesce.orphanTimeout",
+		"notifizz.baseUrl", "notifizz.sdkSecretKey", "notifizz.authSecretKey", "notifizz.timeout",
+		"notifizz.maxInFlight", "notifizz.rateLimit", "notifizz.dryRun",
+		"retry.attempts", "retry.initialBackoff", "retry.maxBackoff", "retry.nakInitial", "retry.nakMax",
+		"deadLetter.stream", "deadLetter.subjectPrefix",
+		"http.listen", "log.level", "log.format", "shutdownTimeout",
+	}
+	var c Config
+	var got []string
+	secrets := map[string]bool{}
+	for _, f := range c.fields() {
+		got = append(got, f.key)
+		if f.secret {
+			secrets[f.key] = true
+		}
+	}
+	assert.Equal(t, want, got)
+	assert.Equal(t, map[string]bool{
+		"nats.token": true, "nats.password": true, "notifizz.sdkSecretKey": true, "notifizz.authSecretKey": true,
+	}, secrets)
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	clearExampleEnv(t)
+	cfg, err := LoadConfig(examplePath, loadOptions{dryRun: true, needSDKKey: true})
+	require.NoError(t, err)
+
+	// The example shows the defaults.
+	want := DefaultConfig()
+	want.Notifizz.DryRun = true
+	assert.Equal(t, want, cfg)
+}
+
+func TestExampleConfigDocumentsEveryKey(t *testing.T) {
+	data, err := os.ReadFile(examplePath)
+	require.NoError(t, err)
+	var doc yaml.Node
+	require.NoError(t, yaml.Unmarshal(data, &doc))
+	var inFile []string
+	var walk func(prefix string, n *yaml.Node)
+	walk = func(prefix string, n *yaml.Node) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			path := strings.TrimPrefix(prefix+"."+k.Value, ".")
+			if v.Kind == yaml.MappingNode {
+				walk(path, v)
+				continue
+			}
+			inFile = append(inFile, path)
+			// A comment may explain a small group of keys, so look at the two keys before too.
+			documented := false
+			for j := i; j >= max(0, i-4); j -= 2 {
+				documented = documented || n.Content[j].HeadComment != ""
+			}
+			assert.True(t, documented, "key %s has no comment near it", path)
+		}
+	}
+	walk("", doc.Content[0])
+	var c Config
+	for _, f := range c.fields() {
+		assert.Contains(t, inFile, f.key, "config.example.yaml does not show %s", f.key)
+	}
+}
+
+func TestExampleConfigFromEnvironment(t *testing.T) {
+	clearExampleEnv(t)
+	t.Setenv("NOTIFIZZ_SDK_SECRET_KEY", `sdk "quoted": #secret`)
+	t.Setenv("NOTIFIZZ_BRIDGE_HTTP_LISTEN", "0.0.0.0:9090")
+	t.Setenv("NATS_URL", "nats://nats-1:4222,nats://nats-2:4222")
+	cfg, err := LoadConfig(examplePath, loadOptions{needSDKKey: true})
+	require.NoError(t, err)
+	// A value with YAML syntax in it stays one string: expansion happens after parsing.
+	assert.Equal(t, `sdk "quoted": #secret`, cfg.Notifizz.SDKSecretKey)
+	assert.Equal(t, "0.0.0.0:9090", cfg.HTTP.Listen)
+	assert.Equal(t, "nats://nats-1:4222,nats://nats-2:4222", cfg.NATS.URL)
+	assert.Equal(t, defaultStoreDir, cfg.NATS.Embedded.StoreDir, "${VAR:-default} takes the default")
+}
+
+func TestLoadConfigWithoutFileGivesDefaults(t *testing.T) {
+	cfg, err := LoadConfig("", loadOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, DefaultConfig(), cfg)
+	assert.Equal(t, "127.0.0.1:4222", cfg.NATS.Embedded.Listen)
+	assert.Equal(t, "./data/nats", cfg.NATS.Embedded.StoreDir)
+	assert.Equal(t, "127.0.0.1:8080", cfg.HTTP.Listen)
+	assert.Equal(t, LogConfig{Level: "info", Format: "text"}, cfg.Log)
+	assert.Equal(t, 10*time.Second, cfg.Notifizz.Timeout)
+	assert.Equal(t, "https://eu.api.notifizz.com/v1", cfg.Notifizz.BaseURL)
+}
+
+func TestLoadConfigDecodes(t *testing.T) {
+	path := writeFile(t, "c.yaml", `
+nats:
+  url: nats://localhost:4222
+  user: bridge
+  password: "p@ss: word"
+stream:
+  create: false
+  replicas: 3
+  maxAge: 24h
+coalesce:
+  delay: 250ms
+  mode: sliding
+  maxDelay: 2s
+notifizz:
+  maxInFlight: 0x10
+  rateLimit: 12.5
+  dryRun: TRUE
+log:
+  format: json
+  level: ~
+http:
+shutdownTimeout: 1m30s
+`)
+	cfg, err := LoadConfig(path, loadOptions{})
+	require.NoError(t, err)
+	want := DefaultConfig()
+	want.NATS.URL, want.NATS.User, want.NATS.Password = "nats://localhost:4222", "bridge", "p@ss: word"
+	want.Bridge.Stream.Create, want.Bridge.Stream.Replicas, want.Bridge.Stream.MaxAge = false, 3, 24*time.Hour
+	want.Bridge.Coalesce.Delay, want.Bridge.Coalesce.Mode, want.Bridge.Coalesce.MaxDelay = 250*time.Millisecond, "sliding", 2*time.Second
+	want.Bridge.MaxInFlight, want.Bridge.RateLimit, want.Notifizz.DryRun = 16, 12.5, true
+	want.Log.Format = "json"
+	want.Bridge.ShutdownTimeout = 90 * time.Second
+	assert.Equal(t, want, cfg)
+}
+
+func TestLoadConfigReportsEveryProblemWithItsLine(t *testing.T) {
+	path := writeFile(t, "bad.yaml", `nats:
+  url: ""
+coalesce:
+  delay: 1x
+  maxWorkflows: many
+stream:
+  replicas: 0
+http:
+  listen: nope
+log:
+  level: loud
+  format: xml
+notifizz:
+  baseUrl: ftp://example.com
+  dryRun: maybe
+  sdkSecretKey: [a, b]
+coalesce.dleay: 1s
+shutdownTimeout: 5
+consumer:
+  ackWait: 1s
+  ackWait: 2s
+`)
+	_, err := LoadConfig(path, loadOptions{})
+	require.Error(t, err)
+	assert.Equal(t, []string{
+		`line 4: coalesce.delay: invalid duration "1x" (write a Go duration such as "1s", "500ms" or "2m")`,
+		`line 5: coalesce.maxWorkflows: must be an integer, not "many"`,
+		`line 7: stream.replicas: must be between 1 and 5, not 0`,
+		`line 9: http.listen: must be host:port, not "nope"`,
+		`line 11: log.level: must be one of debug, info, warn, error, not "loud"`,
+		`line 12: log.format: must be json or text, not "xml"`,
+		`line 14: notifizz.baseUrl: must be an absolute http:// or https:// URL, not "ftp://example.com"`,
+		`line 15: notifizz.dryRun: must be true or false, not "maybe"`,
+		`line 16: notifizz.sdkSecretKey: must be a single value, not a list`,
+		`line 17: unknown key "coalesce.dleay" (did you mean "coalesce.delay"?)`,
+		`line 18: shutdownTimeout: invalid duration "5" (write a Go duration such as "1s", "500ms" or "2m")`,
+		`line 21: key "consumer.ackWait" appears twice (first on line 20)`,
+	}, problems(t, err))
+	assert.True(t, strings.HasPrefix(err.Error(), path+": invalid configuration, 12 problems:\n  line 4: "), err.Error())
+}
+
+func TestLoadConfigUnknownNestedKey(t *testing.T) {
+	path := writeFile(t, "c.yaml", "coalesce:\n  delay: 1s\n\n  dleay: 2s\n")
+	_, err := LoadConfig(path, loadOptions{})
+	assert.EqualError(t, err, path+`: invalid configuration: line 4: unknown key "coalesce.dleay" (did you mean "coalesce.delay"?)`)
+}
+
+func TestLoadConfigStructureErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml, want string
+	}{
+		{"syntax", "nats:\n  url: [\n", "parse YAML: line 2: did not find expected node content"},
+		{"scalar document", "hello\n", "line 1: the document must be a mapping of keys to values"},
+		{"scalar section", "nats: nope\n", "line 1: nats: must be a mapping of keys to values"},
+		{"two documents", "log:\n  level: info\n---\nlog:\n  level: debug\n", "parse YAML: the file must hold exactly one YAML document"},
+		{"mapping for a value", "http:\n  listen:\n    host: x\n", "line 2: http.listen: must be a single value, not a mapping"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := LoadConfig(writeFile(t, "c.yaml", tc.yaml), loadOptions{})
+			assert.Equal(t, []string{tc.want}, problems(t, err))
+		})
+	}
+}
+
+func TestLoadConfigEmptyFileGivesDefaults(t *testing.T) {
+	for _, content := range []string{"", "# only a comment\n", "~\n"} {
+		cfg, err := LoadConfig(writeFile(t, "c.yaml", content), loadOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, DefaultConfig(), cfg)
+	}
+}
+
+func TestLoadConfigExpandsEnvironment(t *testing.T) {
+	t.Setenv("NB_TEST_DELAY", "3s")
+	t.Setenv("NB_TEST_EMPTY", "")
+	t.Setenv("NB_TEST_USER", "svc")
+	path := writeFile(t, "c.yaml", `
+coalesce:
+  delay: ${NB_TEST_DELAY}
+  maxDelay: ${NB_TEST_UNSET_DURATION}
+  maxWorkflows: ${NB_TEST_UNSET:-42}
+stream:
+  name: ${NB_TEST_EMPTY:-EVENTS}
+nats:
+  url: nats://${NB_TEST_USER}@localhost:4222
+  embedded:
+    storeDir: "$${NOT_A_VAR}/pa$word"
+`)
+	cfg, err := LoadConfig(path, loadOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, cfg.Bridge.Coalesce.Delay)
+	assert.Equal(t, DefaultConfig().Bridge.Coalesce.MaxDelay, cfg.Bridge.Coalesce.MaxDelay, "an unset variable keeps the default")
+	assert.Equal(t, 42, cfg.Bridge.Coalesce.MaxWorkflows)
+	assert.Equal(t, "EVENTS", cfg.Bridge.Stream.Name)
+	assert.Equal(t, "nats://svc@localhost:4222", cfg.NATS.URL)
+	assert.Equal(t, "${NOT_A_VAR}/pa$word", cfg.NATS.Embedded.StoreDir)
+}
+
+func TestLoadConfigEnvironmentErrors(t *testing.T) {
+	t.Setenv("NB_TEST_BAD_DURATION", "soon")
+	path := writeFile(t, "c.yaml", "coalesce:\n  delay: ${NB_TEST_BAD_DURATION}\nnats:\n  url: ${NATS\n")
+	_, err := LoadConfig(path, loadOptions{})
+	assert.Equal(t, []string{
+		`line 2: coalesce.delay: invalid duration "soon" (write a Go duration such as "1s", "500ms" or "2m")`,
+		`line 4: nats.url: unterminated ${ (write $${ for a literal ${)`,
+	}, problems(t, err))
+}
+
+func TestExpandEnv(t *testing.T) {
+	env := map[string]string{"A": "alpha", "EMPTY": "", "B_2": "b"}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	for _, tc := range []struct{ in, want, err string }{
+		{in: "plain", want: "plain"},
+		{in: "${A}", want: "alpha"},
+		{in: "x${A}y${B_2}z", want: "xalphaybz"},
+		{in: "${UNSET}", want: ""},
+		{in: "${UNSET:-dflt}", want: "dflt"},
+		{in: "${EMPTY:-dflt}", want: "dflt"},
+		{in: "${A:-dflt}", want: "alpha"},
+		{in: "${UNSET:-}", want: ""},
+		{in: "$A $ $$ $${A}", want: "$A $ $$ ${A}"},
+		{in: "${A", err: "unterminated ${ (write $${ for a literal ${)"},
+		{in: "${}", err: `invalid variable name "" in ${...}`},
+		{in: "${1A}", err: `invalid variable name "1A" in ${...}`},
+		{in: "${A-B}", err: `invalid variable name "A-B" in ${...}`},
+	} {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := expandEnv(tc.in, lookup)
+			if tc.err != "" {
+				assert.EqualError(t, err, tc.err)
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, got)
+		})
+	}
+}
+
+func TestValidateNATS(t *testing.T) {
+	dir := t.TempDir()
+	creds := filepath.Join(dir, "user.creds")
+	require.NoError(t, os.WriteFile(creds, []byte("x"), 0o600))
+	for _, tc := range []struct {
+		name string
+		edit func(*NATSConfig)
+		want []string
+	}{
+		{"embedded default", func(*NATSConfig) {}, nil},
+		{"embedded bad listen", func(n *NATSConfig) { n.Embedded.Listen = "localhost"; n.Embedded.StoreDir = "" }, []string{
+			`nats.embedded.listen: must be host:port, not "localhost"`,
+			"nats.embedded.storeDir: must not be empty when nats.url is empty",
+		}},
+		{"port zero", func(n *NATSConfig) { n.Embedded.Listen = "127.0.0.1:0" }, []string{
+			`nats.embedded.listen: must be host:port with a port from 1 to 65535, not "127.0.0.1:0"`,
+		}},
+		{"credentials without url", func(n *NATSConfig) { n.Token = "t" }, []string{
+			"nats.token: is only used with an external server, but nats.url is empty (the embedded server is used)",
+		}},
+		{"external ok", func(n *NATSConfig) { n.URL = "nats://a:4222, tls://b:4222"; n.CredsFile = creds }, nil},
+		{"bad urls are redacted", func(n *NATSConfig) { n.URL = "http://u:secretpw@a:4222,nats://"; n.Token = "t" }, []string{
+			`nats.url: "http://[REDACTED]@a:4222" must start with nats://, tls://, ws:// or wss://`,
+			`nats.url: "nats://" has no host`,
+		}},
+		{"two auth methods", func(n *NATSConfig) { n.URL = "nats://a:4222"; n.Token = "t"; n.User = "u"; n.Password = "p" }, []string{
+			"nats: set only one way to authenticate, not nats.token and nats.user/nats.password",
+		}},
+		{"user without password", func(n *NATSConfig) { n.URL = "nats://a:4222"; n.User = "u" }, []string{
+			"nats.password: is required with nats.user",
+		}},
+		{"missing files", func(n *NATSConfig) {
+			n.URL = "nats://a:4222"
+			n.CredsFile = filepath.Join(dir, "missing.creds")
+			n.TLS.CertFile = creds
+		}, []string{
+			"nats.tls.keyFile: is required with nats.tls.certFile",
+			"nats.credsFile: open " + filepath.Join(dir, "missing.creds") + ": no such file or directory",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			tc.edit(&cfg.NATS)
+			err := cfg.Validate()
+			if tc.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			var got []string
+			for _, e := range flatten(err) {
+				got = append(got, e.Error())
+			}
+			assert.Equal(t, tc.want, got)
+			for _, e := range got {
+				assert.NotContains(t, e, "secretpw")
+			}
+		})
+	}
+}
+
+func TestValidateIncludesBridgeProblems(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Bridge.Coalesce.Mode = "eager"
+	cfg.Bridge.MaxInFlight = 0
+	cfg.Notifizz.Timeout = 0
+	cfg.Notifizz.BaseURL = "https://user:pw@api.example.com/v1"
+	err := cfg.Validate()
+	require.Error(t, err)
+	var msgs []string
+	for _, e := range flatten(err) {
+		msgs = append(msgs, e.Error())
+	}
+	assert.Equal(t, []string{
+		"notifizz.baseUrl: must not carry credentials, a query or a fragment",
+		"notifizz.timeout: must be positive, not 0s",
+		`coalesce.mode: must be "fixed" or "sliding", not "eager"`,
+		"notifizz.maxInFlight: must be at least 1, not 0",
+	}, msgs)
+}
+
+func TestNoSDKKeyRefusal(t *testing.T) {
+	path := writeFile(t, "c.yaml", "notifizz:\n  sdkSecretKey: ${NB_TEST_UNSET_KEY}\n")
+	_, err := LoadConfig(path, loadOptions{needSDKKey: true})
+	require.Error(t, err)
+	assert.ErrorIs(t, err, errNoSDKKey)
+	assert.Contains(t, err.Error(), "line 2: notifizz.sdkSecretKey: is empty")
+
+	_, err = LoadConfig(path, loadOptions{needSDKKey: true, dryRun: true})
+	assert.NoError(t, err)
+	_, err = LoadConfig(writeFile(t, "c.yaml", "notifizz:\n  dryRun: true\n"), loadOptions{needSDKKey: true})
+	assert.NoError(t, err)
+}
+
+func TestConfigYAMLRedactsSecrets(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NATS.URL = "nats://svc:natspw-123@a:4222,nats://tok-456@b:4222"
+	cfg.NATS.Password = "natspw-123"
+	cfg.NATS.Token = "tok-456"
+	cfg.Notifizz.SDKSecretKey = "sdk-789"
+	cfg.Notifizz.AuthSecretKey = ""
+	out, err := cfg.YAML()
+	require.NoError(t, err)
+	text := string(out)
+	for _, secret := range []string{"natspw-123", "tok-456", "sdk-789"} {
+		assert.NotContains(t, text, secret)
+	}
+	assert.Contains(t, text, "url: nats://[REDACTED]@a:4222,nats://[REDACTED]@b:4222")
+	assert.Contains(t, text, "sdkSecretKey: '[REDACTED]'")
+	assert.Contains(t, text, `authSecretKey: ""`, "an empty secret shows as empty, so that a missing one is visible")
+
+	// The printed config is itself a valid config (with the secrets blanked by redaction).
+	cfg.NATS.URL = "nats://a:4222"
+	cfg.NATS.Password = ""
+	out, err = cfg.YAML()
+	require.NoError(t, err)
+	back := DefaultConfig()
+	_, errs := back.decode(out, func(string) (string, bool) { return "", false })
+	require.Empty(t, errs)
+	assert.Equal(t, cfg.Bridge, back.Bridge)
+	assert.Equal(t, cfg.NATS.URL, back.NATS.URL)
+	assert.Equal(t, redactedValue, back.NATS.Token)
+}
+
+func TestConfigErrorUnwraps(t *testing.T) {
+	sentinel := errors.New("boom")
+	err := error(&ConfigError{Problems: []error{errors.New("a"), sentinel}})
+	assert.ErrorIs(t, err, sentinel)
+	assert.Equal(t, "invalid configuration, 2 problems:\n  a\n  boom", err.Error())
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                    "",
+		"nats://a:4222":                       "nats://a:4222",
+		"nats://u:p@a:4222":                   "nats://[REDACTED]@a:4222",
+		"nats://token@a:4222,tls://b:4222":    "nats://[REDACTED]@a:4222,tls://b:4222",
+		"u:p@a:4222":                          "[REDACTED]@a:4222",
+		"nats://u:p@ss@a:4222":                "nats://[REDACTED]@a:4222",
+		"nats://a:4222,nats://x:y@b:1,c:4222": "nats://a:4222,nats://[REDACTED]@b:1,c:4222",
+	} {
+		assert.Equal(t, want, redactURL(in), in)
+	}
+}
+
+func TestEditDistanceSuggestions(t *testing.T) {
+	d := decoder{leaves: map[string]field{}, sections: map[string]bool{}}
+	var c Config
+	for _, f := range c.fields() {
+		d.leaves[f.key] = f
+	}
+	assert.Equal(t, ` (did you mean "notifizz.baseUrl"?)`, d.suggest("notifizz.baseURL"))
+	assert.Equal(t, ` (did you mean "shutdownTimeout"?)`, d.suggest("shutdowntimeout"))
+	assert.Empty(t, d.suggest("something.else.entirely"))
+	assert.Equal(t, 0, editDistance("same", "same"))
+	assert.Equal(t, 2, editDistance("dleay", "delay"))
+}

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// dryRunTransport stands in for the Notifizz API in a dry run: it writes each request as one
+// JSON line, {"method","path","body"}, and answers 200 with {}, so that the bridge acks as
+// after a real call. The lines are the only thing the daemon writes to stdout, so a script can
+// read them as JSON Lines.
+type dryRunTransport struct {
+	mu      sync.Mutex // one line at a time: calls run concurrently
+	w       io.Writer
+	secrets []string // configured secret values, scrubbed wherever they appear
+}
+
+// dryRunLine is one request as printed.
+type dryRunLine struct {
+	Method string          `json:"method"`
+	Path   string          `json:"path"`
+	Body   json.RawMessage `json:"body,omitempty"`
+}
+
+func newDryRunTransport(w io.Writer, secrets ...string) *dryRunTransport {
+	t := &dryRunTransport{w: w}
+	for _, s := range secrets {
+		if s != "" {
+			t.secrets = append(t.secrets, s)
+		}
+	}
+	return t
+}
+
+// RoundTrip prints req and answers it. It fails only when stdout cannot be written, which the
+// bridge then treats like a network error, so nothing is acked that was not printed.
+func (t *dryRunTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var body []byte
+	if req.Body != nil {
+		var err error
+		body, err = io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	line, err := marshalJSONLine(dryRunLine{
+		Method: req.Method,
+		Path:   req.URL.EscapedPath(),
+		Body:   t.redact(body),
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	_, err = t.w.Write(line)
+	t.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return &http.Response{
+		Status:        "200 OK",
+		StatusCode:    http.StatusOK,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		Body:          io.NopCloser(strings.NewReader("{}")),
+		ContentLength: 2,
+		Request:       req,
+	}, nil
+}
+
+// redact returns body with the value of every secret key replaced at any depth (by
+// schema.Redact, which keeps everything else byte for byte, so the line shows the request as
+// sent) and every configured secret value scrubbed wherever else it appears, e.g. pasted into
+// a property by mistake. A body that is not JSON is hidden whole.
+func (t *dryRunTransport) redact(body []byte) json.RawMessage {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	out := schema.Redact(body)
+	for _, s := range t.secrets {
+		// Inside a JSON string the secret appears in its escaped form.
+		quoted, _ := marshalJSON(s)
+		inner := quoted[1 : len(quoted)-1]
+		out = bytes.ReplaceAll(out, inner, []byte(redactedValue))
+	}
+	return out
+}
+
+// marshalJSON encodes v without escaping <, > and &, which is for HTML and would only make the
+// lines harder to read.
+func marshalJSON(v any) ([]byte, error) {
+	b, err := marshalJSONLine(v)
+	return bytes.TrimSuffix(b, []byte("\n")), err
+}
+
+// marshalJSONLine encodes v followed by a newline.
+func marshalJSONLine(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// newLogger returns the daemon's logger. It writes to w (stderr), because stdout carries the
+// dry-run output and nothing else.
+func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: logLevels[cfg.Level]}
+	if cfg.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serverLogger routes the embedded NATS server's log through slog. The server's notices (its
+// start-up banner among them) go to debug, so that the daemon's own start line is what an
+// operator sees at info. A fatal error is kept so that start-up can report it: the server's
+// own logger would end the process instead.
+type serverLogger struct {
+	log     *slog.Logger
+	fatal   atomic.Pointer[string]
+	started atomic.Bool // after start-up, nobody reads fatal, so a fatal error is logged
+}
+
+var _ server.Logger = (*serverLogger)(nil)
+
+func (l *serverLogger) Noticef(format string, v ...any) { l.log.Debug(msg(format, v)) }
+func (l *serverLogger) Warnf(format string, v ...any)   { l.log.Warn(msg(format, v)) }
+func (l *serverLogger) Errorf(format string, v ...any)  { l.log.Error(msg(format, v)) }
+func (l *serverLogger) Debugf(format string, v ...any)  { l.log.Debug(msg(format, v)) }
+func (l *serverLogger) Tracef(format string, v ...any)  { l.log.Debug(msg(format, v)) }
+
+func (l *serverLogger) Fatalf(format string, v ...any) {
+	m := msg(format, v)
+	if !l.fatal.CompareAndSwap(nil, &m) || l.started.Load() {
+		l.log.Error(m)
+	}
+}
+
+// fatalError returns the first fatal message the server logged, if any.
+func (l *serverLogger) fatalError() (string, bool) {
+	if m := l.fatal.Load(); m != nil {
+		return *m, true
+	}
+	return "", false
+}
+
+func msg(format string, v []any) string {
+	return strings.TrimSpace(fmt.Sprintf(format, v...))
+}

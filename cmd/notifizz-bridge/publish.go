@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// publishMsg is what the publish command sends.
+type publishMsg struct {
+	kind      schema.Kind
+	key       string
+	body      []byte
+	fromStdin bool // the body is to be read from stdin
+	opts      []schema.PublishOption
+}
+
+// parsePublishArgs checks KIND KEY [JSON|-] before anything connects, so that a typo is a
+// usage error rather than a failed publish.
+func parsePublishArgs(args []string) (publishMsg, error) {
+	kind, err := schema.ParseKind(args[0])
+	if err != nil {
+		return publishMsg{}, usagef("KIND: %s", problemText(err))
+	}
+	if err := schema.ValidateKey(args[1]); err != nil {
+		return publishMsg{}, usagef("KEY %q: %s", args[1], problemText(err))
+	}
+	m := publishMsg{kind: kind, key: args[1]}
+	switch {
+	case len(args) == 3 && args[2] != "-":
+		m.body = []byte(args[2])
+	case len(args) == 3 || kind != schema.KindCommit:
+		// A commit is complete without a body, so reading stdin for one would only make a
+		// script hang; any other kind without JSON reads it from stdin.
+		m.fromStdin = true
+	}
+	return m, nil
+}
+
+// problemText is the human part of a schema error, without its machine-readable reason code.
+func problemText(err error) string {
+	var se *schema.Error
+	if !errors.As(err, &se) || len(se.Problems) == 0 {
+		return err.Error()
+	}
+	msgs := make([]string, len(se.Problems))
+	for i, p := range se.Problems {
+		msgs[i] = p.Message
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// publishOne connects with the config's NATS settings and publishes m through the schema
+// producer, which validates the body and sets Nats-Msg-Id.
+func publishOne(ctx context.Context, cfg Config, m publishMsg) (*jetstream.PubAck, error) {
+	url, target := cfg.NATS.URL, redactURL(cfg.NATS.URL)
+	if url == "" {
+		url = embeddedClientURL(cfg.NATS.Embedded.Listen)
+		target = "embedded " + cfg.NATS.Embedded.Listen
+	}
+	opts, err := clientOptions(cfg.NATS)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, nats.Name("notifizz-bridge publish"))
+	if deadline, ok := ctx.Deadline(); ok {
+		// The connect timeout is the only part of connecting ctx cannot bound.
+		opts = append(opts, nats.Timeout(max(time.Millisecond, time.Until(deadline))))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		err = connectError(target, err)
+		if cfg.NATS.URL == "" {
+			err = fmt.Errorf("%w (is notifizz-bridge running with this config?)", err)
+		}
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	p := schema.NewProducer(js, schema.WithPrefix(cfg.Bridge.Stream.SubjectPrefix))
+	ack, err := p.Publish(ctx, m.kind, m.key, m.body, m.opts...)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			return nil, fmt.Errorf("publish %s %s: no stream answered: notifizz-bridge run creates stream %s at start (unless stream.create is false); is it running? (%w)",
+				m.kind, m.key, cfg.Bridge.Stream.Name, err)
+		}
+		return nil, fmt.Errorf("publish %s %s: %w", m.kind, m.key, err)
+	}
+	return ack, nil
+}

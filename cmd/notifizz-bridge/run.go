@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+)
+
+// flushTimeout bounds the final flush of acks buffered in the NATS connection at exit.
+const flushTimeout = 2 * time.Second
+
+// runDaemon runs the bridge until ctx is done, then shuts down in order: the bridge (it drains,
+// flushes and naks within shutdownTimeout), the HTTP endpoint, the NATS connection, the
+// embedded server. Dry-run lines go to stdout, logs to stderr.
+func runDaemon(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
+	if !cfg.Notifizz.DryRun && cfg.Notifizz.SDKSecretKey == "" {
+		return errNoSDKKey // LoadConfig reports it first; this guards other callers
+	}
+	log := newLogger(cfg.Log, stderr)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+	)
+
+	conn, err := connectDaemon(cfg.NATS, log)
+	if err != nil {
+		return err
+	}
+	defer conn.close()
+
+	js, err := jetstream.New(conn.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	b, err := bridge.New(cfg.Bridge, js, newAPIClient(cfg, stdout, log),
+		bridge.WithLogger(log), bridge.WithRegisterer(reg))
+	if err != nil {
+		return err
+	}
+
+	ready := func() (bool, string) {
+		switch {
+		case ctx.Err() != nil:
+			return false, "shutting down"
+		case !conn.nc.IsConnected():
+			return false, "nats: " + conn.nc.Status().String()
+		case !b.Ready():
+			return false, "bridge: not consuming yet"
+		}
+		return true, "ok"
+	}
+	hs, err := startHTTP(cfg.HTTP.Listen, newHTTPHandler(ready, reg, log), log)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := hs.stop(); err != nil {
+			log.Warn("http shutdown", "error", err)
+		}
+	}()
+
+	log.Info("notifizz-bridge started",
+		"nats", conn.target,
+		"stream", cfg.Bridge.Stream.Name,
+		"consumer", cfg.Bridge.Consumer.Durable,
+		"delay", cfg.Bridge.Coalesce.Delay.String(),
+		"dry_run", cfg.Notifizz.DryRun,
+		"http", cfg.HTTP.Listen,
+		"version", buildVersion().short())
+	stopNotice := context.AfterFunc(ctx, func() {
+		log.Info("shutting down; send the signal again to exit at once", "timeout", cfg.Bridge.ShutdownTimeout.String())
+	})
+	defer stopNotice()
+
+	if err := b.Run(ctx); err != nil {
+		// A signal during start-up interrupts provisioning; that is a requested stop.
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return fmt.Errorf("bridge: %w", err)
+	}
+	log.Info("notifizz-bridge stopped")
+	return nil
+}
+
+// newAPIClient builds the Notifizz client; in a dry run its transport prints instead of
+// sending. The client does the short in-process retries, the bridge the naks after them.
+func newAPIClient(cfg Config, stdout io.Writer, log *slog.Logger) *notifizz.Client {
+	n := cfg.Notifizz
+	opts := []notifizz.Option{
+		notifizz.WithBaseURL(n.BaseURL),
+		notifizz.WithTimeout(n.Timeout),
+		notifizz.WithUserAgent("notifizz-bridge/" + buildVersion().short() + " " + notifizz.DefaultUserAgent),
+		notifizz.WithRetry(notifizz.RetryPolicy{
+			Attempts:       cfg.Bridge.Retry.Attempts,
+			InitialBackoff: cfg.Bridge.Retry.InitialBackoff,
+			MaxBackoff:     cfg.Bridge.Retry.MaxBackoff,
+		}),
+		// Only the last attempt of a call reaches the bridge; the ones before it are worth a
+		// debug line when an operator wonders why calls are slow.
+		notifizz.WithObserver(func(a notifizz.Attempt) {
+			if a.Err != nil {
+				log.Debug("notifizz attempt failed", "endpoint", a.Endpoint, "attempt", a.Number,
+					"status", a.StatusCode, "duration", a.Duration, "error", a.Err)
+			}
+		}),
+	}
+	if n.DryRun {
+		opts = append(opts, notifizz.WithHTTPClient(&http.Client{
+			Transport: newDryRunTransport(stdout, n.SDKSecretKey, n.AuthSecretKey),
+		}))
+	}
+	return notifizz.NewClient(n.AuthSecretKey, n.SDKSecretKey, opts...)
+}
+
+// natsConn is the daemon's NATS connection and, when nats.url is empty, the embedded server
+// behind it.
+type natsConn struct {
+	nc     *nats.Conn
+	srv    *server.Server // nil for an external server
+	target string         // where it connected, for logs: a redacted URL or "embedded <listen>"
+}
+
+// connectDaemon connects for the long run: it reconnects forever and logs every change of
+// connection state. A failure of the first connection (a wrong credential, a server that is
+// not there) is returned, so that a misconfigured daemon does not start.
+func connectDaemon(cfg NATSConfig, log *slog.Logger) (*natsConn, error) {
+	opts := []nats.Option{
+		nats.Name("notifizz-bridge"),
+		// JetStream keeps the messages during an outage and the consumer resumes after it, so
+		// the bridge waits for NATS rather than exiting.
+		nats.MaxReconnects(-1),
+		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+			if nc.IsClosed() {
+				return // our own Close at exit
+			}
+			log.Warn("nats disconnected; reconnecting", "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Warn("nats error", "error", err)
+		}),
+	}
+	if cfg.URL == "" {
+		srv, err := startEmbedded(cfg.Embedded, log)
+		if err != nil {
+			return nil, err
+		}
+		// In-process: no TCP between the daemon and its own server.
+		nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.InProcessServer(srv))...)
+		if err != nil {
+			stopEmbedded(srv)
+			return nil, connectError("embedded "+cfg.Embedded.Listen, err)
+		}
+		return &natsConn{nc: nc, srv: srv, target: "embedded " + cfg.Embedded.Listen}, nil
+	}
+	target := redactURL(cfg.URL)
+	auth, err := clientOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := nats.Connect(cfg.URL, append(opts, auth...)...)
+	if err != nil {
+		return nil, connectError(target, err)
+	}
+	return &natsConn{nc: nc, target: target}, nil
+}
+
+// close flushes what the connection still buffers (the last acks and naks), closes it, and
+// stops the embedded server.
+func (c *natsConn) close() {
+	if c.nc.IsConnected() {
+		_ = c.nc.FlushTimeout(flushTimeout) // best effort: unflushed acks only cause redelivery
+	}
+	c.nc.Close()
+	if c.srv != nil {
+		stopEmbedded(c.srv)
+	}
+}
