@@ -1,9 +1,6 @@
 package bridge
 
-import (
-	"container/heap"
-	"time"
-)
+import "time"
 
 // timerKind says what a timer entry does when it fires.
 type timerKind uint8
@@ -23,30 +20,52 @@ type timerEntry struct {
 }
 
 // timerHeap is a min-heap of timer entries: one time.Timer serves every window, instead of a
-// timer (and its runtime entry) per window.
+// timer (and its runtime entry) per window. It is sifted by hand rather than through
+// container/heap, whose Push and Pop take the entry as an interface value and so allocate for
+// every window opened.
 type timerHeap []timerEntry
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	n := len(old)
-	e := old[n-1]
-	old[n-1] = timerEntry{}
-	*h = old[:n-1]
-	return e
+// add inserts e, sifting it up past every later entry.
+func (h *timerHeap) add(e timerEntry) {
+	*h = append(*h, e)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !s[i].at.Before(s[parent].at) {
+			break
+		}
+		s[i], s[parent] = s[parent], s[i]
+		i = parent
+	}
 }
-
-func (h *timerHeap) add(e timerEntry) { heap.Push(h, e) }
 
 // popDue removes and returns the earliest entry if it is due at now.
 func (h *timerHeap) popDue(now time.Time) (timerEntry, bool) {
-	if len(*h) == 0 || (*h)[0].at.After(now) {
+	s := *h
+	if len(s) == 0 || s[0].at.After(now) {
 		return timerEntry{}, false
 	}
-	return heap.Pop(h).(timerEntry), true
+	e := s[0]
+	n := len(s) - 1
+	s[0] = s[n]
+	s[n] = timerEntry{} // drop the key string for the collector
+	s = s[:n]
+	for i := 0; ; {
+		least, l, r := i, 2*i+1, 2*i+2
+		if l < n && s[l].at.Before(s[least].at) {
+			least = l
+		}
+		if r < n && s[r].at.Before(s[least].at) {
+			least = r
+		}
+		if least == i {
+			break
+		}
+		s[i], s[least] = s[least], s[i]
+		i = least
+	}
+	*h = s
+	return e, true
 }
 
 // next returns the time of the earliest entry.

@@ -163,6 +163,13 @@ func WithObserver(f func(Attempt)) Option {
 	return func(o *options) { o.observer = f }
 }
 
+// maxIdleConns is how many idle keep-alive connections the default client
+// keeps, all to one host if need be. A connection is kept only if it was in
+// use at once with the others, so the bound costs nothing below it; it must
+// not be below the calls a caller makes at once (the bridge's maxInFlight),
+// or every call beyond it opens and closes a connection of its own.
+const maxIdleConns = 1024
+
 // defaultHTTPClient is shared by every Client that has no client of its own,
 // so that clients made and dropped do not each leave idle connections behind.
 // The stock transport keeps only 2 idle connections per host, which makes a
@@ -174,8 +181,8 @@ var defaultHTTPClient = sync.OnceValue(func() *http.Client {
 		return &http.Client{}
 	}
 	tr = tr.Clone()
-	tr.MaxIdleConns = 256
-	tr.MaxIdleConnsPerHost = 64
+	tr.MaxIdleConns = maxIdleConns
+	tr.MaxIdleConnsPerHost = maxIdleConns
 	return &http.Client{Transport: tr}
 })
 

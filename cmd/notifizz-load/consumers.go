@@ -1,0 +1,395 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// Durable names of the bare consumers; the bridge's is durableName.
+const (
+	rawDurable      = "raw"
+	baselineDurable = "baseline"
+)
+
+// Secrets of the stand-in API; it checks none of them.
+const (
+	loadSDKKey  = "load-sdk-key"
+	loadAuthKey = "load-auth-key"
+)
+
+// newClient is a real Notifizz client pointed at the stand-in API, configured as the daemon
+// configures it from the bridge config. It uses the package's default HTTP client, whose
+// keep-alive pool is part of what is measured.
+func newClient(apiURL string, cfg bridge.Config) *notifizz.Client {
+	return notifizz.NewClient(loadAuthKey, loadSDKKey,
+		notifizz.WithBaseURL(apiURL),
+		notifizz.WithTimeout(10*time.Second),
+		notifizz.WithRetry(notifizz.RetryPolicy{
+			Attempts:       cfg.Retry.Attempts,
+			InitialBackoff: cfg.Retry.InitialBackoff,
+			MaxBackoff:     cfg.Retry.MaxBackoff,
+		}))
+}
+
+// bareConsumer creates a durable pull consumer with the bridge's settings, so that the bare
+// consumers and the bridge read the stream the same way.
+func (e *env) bareConsumer(ctx context.Context, js jetstream.JetStream, durable string, maxAckPending int) (jetstream.Consumer, error) {
+	c := e.bridgeConfig(maxAckPending)
+	return js.CreateOrUpdateConsumer(ctx, streamName, jetstream.ConsumerConfig{
+		Durable:       durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.Consumer.AckWait,
+		MaxDeliver:    c.Consumer.MaxDeliver,
+		MaxAckPending: maxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+}
+
+// consume starts pulling with the bridge's pull settings.
+func consume(cons jetstream.Consumer, handle func(jetstream.Msg)) (jetstream.ConsumeContext, error) {
+	return cons.Consume(handle, jetstream.PullExpiry(pullExpiry), jetstream.PullMaxMessages(pullBatch))
+}
+
+// stopConsume stops pulling and waits until the handler will not run again.
+func stopConsume(cc jetstream.ConsumeContext) {
+	cc.Drain()
+	select {
+	case <-cc.Closed():
+	case <-time.After(10 * time.Second):
+	}
+}
+
+// rawConsume consumes and acks total messages with a bare consumer doing no processing: the
+// raw limit the bridge is compared with. Without publish, the messages are already in the stream
+// and the time runs from the start of pulling; with it, publish runs once the consumer is
+// pulling, and the time runs from the start of publishing. Either way it ends when the server
+// has every ack.
+func (e *env) rawConsume(ctx context.Context, total, maxAckPending int, publish func() (time.Time, error)) (rawFigure, error) {
+	nc, err := e.connect("notifizz-load raw consumer", true)
+	if err != nil {
+		return rawFigure{}, err
+	}
+	defer closeConn(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return rawFigure{}, err
+	}
+	_ = e.js.DeleteConsumer(ctx, streamName, rawDurable)
+	cons, err := e.bareConsumer(ctx, js, rawDurable, maxAckPending)
+	if err != nil {
+		return rawFigure{}, fmt.Errorf("raw consumer: %w", err)
+	}
+	var acked atomic.Int64
+	start, cpu0 := time.Now(), cpuTime()
+	cc, err := consume(cons, func(m jetstream.Msg) {
+		// Ack is asynchronous: it is published without waiting for the server's reply.
+		if m.Ack() == nil {
+			acked.Add(1)
+		}
+	})
+	if err != nil {
+		return rawFigure{}, err
+	}
+	defer stopConsume(cc)
+	pubDone := make(chan error, 1)
+	if publish != nil {
+		go func() {
+			t, err := publish()
+			start = t
+			pubDone <- err
+		}()
+	} else {
+		pubDone <- nil
+	}
+	published := false
+	end, err := waitFor(ctx, e.cfg.Timeout, "raw consumer drained", func() (bool, error) {
+		if !published {
+			select {
+			case err := <-pubDone:
+				published = true
+				if err != nil {
+					return false, err
+				}
+			default:
+				return false, nil
+			}
+		}
+		if acked.Load() < int64(total) {
+			return false, nil
+		}
+		return e.settled(ctx, rawDurable)
+	})
+	cpu := cpuTime() - cpu0
+	if !published {
+		<-pubDone
+	}
+	if err != nil {
+		return rawFigure{}, err
+	}
+	return newRawFigure(total, end.Sub(start), cpu), nil
+}
+
+// rawHold consumes up to maxAckPending messages without acking them and keeps them, for the
+// memory a bare consumer needs to hold what the bridge holds. release drops them.
+func (e *env) rawHold(ctx context.Context, n int) (release func(), err error) {
+	nc, err := e.connect("notifizz-load raw holder", true)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	cons, err := e.bareConsumer(ctx, js, rawDurable, n)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("raw holder: %w", err)
+	}
+	var mu sync.Mutex
+	held := make([]jetstream.Msg, 0, n)
+	cc, err := consume(cons, func(m jetstream.Msg) {
+		mu.Lock()
+		held = append(held, m)
+		mu.Unlock()
+	})
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	release = func() {
+		stopConsume(cc)
+		closeConn(nc)
+		_ = e.js.DeleteConsumer(context.Background(), streamName, rawDurable)
+		mu.Lock()
+		held = nil
+		mu.Unlock()
+	}
+	_, err = waitFor(ctx, e.cfg.Timeout, "raw holder full", func() (bool, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(held) >= n, nil
+	})
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return release, nil
+}
+
+// bridgeRun is a running bridge with its own connection, as the daemon has.
+type bridgeRun struct {
+	b      *bridge.Bridge
+	nc     *nats.Conn
+	reg    *prometheus.Registry
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startBridge runs the bridge against the stand-in API and returns once it is consuming.
+func (e *env) startBridge(ctx context.Context, cfg bridge.Config, apiURL string) (*bridgeRun, error) {
+	nc, err := e.connect("notifizz-load bridge", true)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	b, err := bridge.New(cfg, js, newClient(apiURL, cfg), bridge.WithRegisterer(reg))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r := &bridgeRun{b: b, nc: nc, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- b.Run(runCtx) }()
+	_, err = waitFor(ctx, readyTimeout, "bridge ready", func() (bool, error) {
+		select {
+		case err := <-r.done:
+			r.done <- err
+			return false, fmt.Errorf("bridge stopped: %w", err)
+		default:
+		}
+		return b.Ready(), nil
+	})
+	if err != nil {
+		_ = r.stop()
+		return nil, err
+	}
+	return r, nil
+}
+
+// stop shuts the bridge down (it flushes what has a track and naks the rest) and closes its
+// connection once the last acks are flushed.
+func (r *bridgeRun) stop() error {
+	r.cancel()
+	err := <-r.done
+	r.done <- err
+	closeConn(r.nc)
+	return err
+}
+
+// gauge reads one of the bridge's gauges from its registry.
+func (r *bridgeRun) gauge(name string) (float64, error) {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue(), nil
+		}
+	}
+	return 0, errors.New("no gauge " + name)
+}
+
+// meanAPICall is the mean duration of the bridge's API calls so far, from its own histogram:
+// with MaxInFlight calls at most in flight, it bounds the events per second.
+func (r *bridgeRun) meanAPICall() time.Duration {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "notifizz_bridge_api_call_duration_seconds" {
+			continue
+		}
+		var sum float64
+		var n uint64
+		for _, m := range mf.GetMetric() {
+			sum += m.GetHistogram().GetSampleSum()
+			n += m.GetHistogram().GetSampleCount()
+		}
+		if n > 0 {
+			return time.Duration(sum / float64(n) * float64(time.Second))
+		}
+	}
+	return 0
+}
+
+// baselineRun forwards the workload without coalescing: a bare consumer hands each workflow
+// message to one of MaxInFlight workers, which makes one API call for it (with the event's
+// name and properties, as a producer calling the SDK per message would) and acks it. Tracks and
+// commits are acked at once. It shares the bridge's client, consumer settings and concurrency,
+// so the difference is the coalescing.
+type baselineRun struct {
+	nc   *nats.Conn
+	cc   jetstream.ConsumeContext
+	jobs chan baselineJob
+	wg   sync.WaitGroup
+}
+
+type baselineJob struct {
+	msg jetstream.Msg
+	req notifizz.TrackRequest
+}
+
+func (e *env) startBaseline(ctx context.Context, cfg bridge.Config, apiURL string, bodySize int) (*baselineRun, error) {
+	nc, err := e.connect("notifizz-load baseline", true)
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	cons, err := e.bareConsumer(ctx, js, baselineDurable, cfg.Consumer.MaxAckPending)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("baseline consumer: %w", err)
+	}
+	client := newClient(apiURL, cfg)
+	r := &baselineRun{nc: nc, jobs: make(chan baselineJob, 1024)}
+	workCtx := context.WithoutCancel(ctx)
+	for range cfg.MaxInFlight {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for j := range r.jobs {
+				if err := client.TrackEvent(workCtx, j.req); err != nil {
+					_ = j.msg.Nak()
+					continue
+				}
+				_ = j.msg.Ack()
+			}
+		}()
+	}
+	padding := string(trackPadding(bodySize))
+	r.cc, err = consume(cons, func(m jetstream.Msg) {
+		kind, key, err := schema.ParseSubject(subjectPref, m.Subject())
+		if err != nil || kind != schema.KindWorkflow {
+			_ = m.Ack()
+			return
+		}
+		w, err := schema.DecodeWorkflow(m.Data())
+		k, ok := eventNumber(key)
+		if err != nil || !ok {
+			_ = m.Term()
+			return
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		props := map[string]any{"loadKey": k}
+		if padding != "" {
+			props["pad"] = padding
+		}
+		r.jobs <- baselineJob{msg: m, req: notifizz.TrackRequest{
+			EventName:      "load_event",
+			Properties:     props,
+			Workflows:      []notifizz.Workflow{toWorkflow(w)},
+			IdempotencyKey: "baseline-" + strconv.FormatUint(meta.Sequence.Stream, 10),
+		}}
+	})
+	if err != nil {
+		close(r.jobs)
+		r.wg.Wait()
+		nc.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *baselineRun) stop() {
+	stopConsume(r.cc)
+	close(r.jobs)
+	r.wg.Wait()
+	closeConn(r.nc)
+}
+
+func toWorkflow(w *schema.Workflow) notifizz.Workflow {
+	rs := make([]notifizz.Recipient, len(w.Recipients))
+	for i, r := range w.Recipients {
+		rs[i] = notifizz.Recipient{ID: r.ID, Email: r.Email, Extra: r.Extra}
+	}
+	return notifizz.Workflow{CampaignID: w.CampaignID, Recipients: rs}
+}
+
+// trackPadding is the padding trackBody adds for size, so that the baseline's calls carry the
+// same properties as the bridge's.
+func trackPadding(size int) []byte {
+	b := trackBody(0, size)
+	i := len(`{"eventName":"load_event","properties":{"loadKey":0,"pad":"`)
+	if len(b) <= i {
+		return nil
+	}
+	return b[i : len(b)-len(`"}}`)]
+}

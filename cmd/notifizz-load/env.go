@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// Names of the streams under test. They are not the daemon's defaults, so that pointing --nats
+// at a server that also runs a real bridge cannot touch its streams.
+const (
+	streamName   = "NOTIFIZZ_LOAD"
+	subjectPref  = "loadtest"
+	dlqStream    = "NOTIFIZZ_LOAD_DLQ"
+	dlqPrefix    = "loadtest.dlq"
+	durableName  = "notifizz-load"
+	pullBatch    = 1000 // what the bridge's consumer pulls at once, used by the bare consumers too
+	pullExpiry   = 5 * time.Second
+	readyTimeout = 30 * time.Second
+	pollEvery    = 2 * time.Millisecond
+)
+
+// env is the JetStream server of a run and the connections to it.
+type env struct {
+	cfg      Config
+	srv      *server.Server // nil with --nats
+	storeDir string
+	url      string
+	admin    *nats.Conn // stream management and consumer info, never the measured traffic
+	js       jetstream.JetStream
+}
+
+func newEnv(cfg Config) (*env, error) {
+	e := &env{cfg: cfg, url: cfg.NATSURL}
+	if e.url == "" {
+		dir, err := os.MkdirTemp("", "notifizz-load-*")
+		if err != nil {
+			return nil, err
+		}
+		e.storeDir = dir
+		srv, err := server.NewServer(&server.Options{
+			ServerName: "notifizz-load",
+			Host:       "127.0.0.1",
+			Port:       -1,
+			JetStream:  true,
+			StoreDir:   dir,
+			NoSigs:     true,
+			NoLog:      true,
+		})
+		if err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("embedded NATS server: %w", err)
+		}
+		srv.Start()
+		if !srv.ReadyForConnections(readyTimeout) {
+			srv.Shutdown()
+			_ = os.RemoveAll(dir)
+			return nil, errors.New("embedded NATS server not ready")
+		}
+		e.srv = srv
+		e.url = srv.ClientURL()
+	}
+	nc, err := nats.Connect(e.url, nats.Name("notifizz-load admin"))
+	if err != nil {
+		e.close()
+		return nil, fmt.Errorf("connect to %s: %w", e.url, err)
+	}
+	e.admin = nc
+	e.js, err = jetstream.New(nc)
+	if err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.admin != nil {
+		e.admin.Close()
+	}
+	if e.srv != nil {
+		e.srv.Shutdown()
+		e.srv.WaitForShutdown()
+	}
+	if e.storeDir != "" {
+		_ = os.RemoveAll(e.storeDir)
+	}
+}
+
+// connect opens a connection for measured traffic. Consumers may go in-process (the daemon's
+// embedded mode); publishers always use TCP, as other services would.
+func (e *env) connect(name string, consumer bool) (*nats.Conn, error) {
+	opts := []nats.Option{nats.Name(name)}
+	if consumer && e.cfg.InProcess && e.srv != nil {
+		opts = append(opts, nats.InProcessServer(e.srv))
+	}
+	nc, err := nats.Connect(e.url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect %s: %w", name, err)
+	}
+	return nc, nil
+}
+
+// closeConn flushes what the connection still buffers (acks) before closing it.
+func closeConn(nc *nats.Conn) {
+	if nc == nil {
+		return
+	}
+	_ = nc.FlushTimeout(2 * time.Second)
+	nc.Close()
+}
+
+// bridgeConfig is the bridge's configuration for a phase: the daemon's defaults with the load
+// run's names, delay and limits.
+func (e *env) bridgeConfig(maxAckPending int) bridge.Config {
+	c := bridge.DefaultConfig()
+	c.Stream.Name = streamName
+	c.Stream.SubjectPrefix = subjectPref
+	c.Stream.Storage = e.cfg.Storage
+	c.DeadLetter.Stream = dlqStream
+	c.DeadLetter.SubjectPrefix = dlqPrefix
+	c.Consumer.Durable = durableName
+	c.Consumer.MaxAckPending = maxAckPending
+	c.Coalesce.Delay = e.cfg.Delay
+	c.Coalesce.OrphanTimeout = max(c.Coalesce.OrphanTimeout, 2*e.cfg.Delay)
+	c.MaxInFlight = e.cfg.MaxInFlight
+	return c
+}
+
+// resetStreams deletes the streams under test and creates the main one as the bridge would, so
+// that every phase starts from an empty stream with the same configuration.
+func (e *env) resetStreams(ctx context.Context, maxAge time.Duration) error {
+	for _, name := range []string{streamName, dlqStream} {
+		if err := e.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("delete stream %s: %w", name, err)
+		}
+	}
+	storage := jetstream.FileStorage
+	if e.cfg.Storage == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	c := e.bridgeConfig(1)
+	if maxAge == 0 {
+		maxAge = c.Stream.MaxAge
+	}
+	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
+		Name:        streamName,
+		Description: "notifizz-bridge: track, workflow, commit and send messages",
+		Subjects:    schema.StreamSubjects(subjectPref),
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     storage,
+		Replicas:    1,
+		MaxAge:      maxAge,
+		Duplicates:  min(c.Stream.DuplicateWindow, maxAge),
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", streamName, err)
+	}
+	return nil
+}
+
+// deleteStreams removes what a phase left, so that the next one does not pay for it.
+func (e *env) deleteStreams(ctx context.Context) {
+	for _, name := range []string{streamName, dlqStream} {
+		_ = e.js.DeleteStream(ctx, name)
+	}
+}
+
+// deadLetters counts the messages in the dead-letter stream; none is expected.
+func (e *env) deadLetters(ctx context.Context) (uint64, error) {
+	s, err := e.js.Stream(ctx, dlqStream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	return info.State.Msgs, nil
+}
+
+// settled reports whether the consumer has nothing left to deliver and nothing unacknowledged.
+func (e *env) settled(ctx context.Context, consumer string) (bool, error) {
+	c, err := e.js.Consumer(ctx, streamName, consumer)
+	if err != nil {
+		return false, err
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return false, err
+	}
+	return info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0, nil
+}
+
+// waitFor polls cond until it holds, the deadline passes or ctx ends. It returns the time at
+// which cond was first seen to hold.
+func waitFor(ctx context.Context, timeout time.Duration, what string, cond func() (bool, error)) (time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		now := time.Now()
+		if err != nil {
+			return now, fmt.Errorf("%s: %w", what, err)
+		}
+		if ok {
+			return now, nil
+		}
+		if now.After(deadline) {
+			return now, fmt.Errorf("%s: not reached within %s", what, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return now, ctx.Err()
+		case <-time.After(pollEvery):
+		}
+	}
+}

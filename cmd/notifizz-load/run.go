@@ -1,0 +1,658 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"time"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+)
+
+// Run runs the phases of cfg (or the soak) and returns the report. Failed checks are listed in
+// the report's Failures; an error means the run could not be completed, and the report, when
+// not nil, holds what was measured until then. Progress lines go to log.
+func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Quiet {
+		log = io.Discard
+	}
+	rep := newReport(cfg)
+	e, err := newEnv(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	r := &runner{cfg: cfg, e: e, rep: rep, log: log}
+	rep.Process.GoroutinesStart = runtime.NumGoroutine()
+	rep.Process.FDsStart = openFDs()
+
+	if cfg.Soak > 0 {
+		err = r.soak(ctx)
+	} else {
+		err = r.phases(ctx)
+	}
+	rep.finish(r.e)
+	return rep, err
+}
+
+type runner struct {
+	cfg Config
+	e   *env
+	rep *Report
+	log io.Writer
+}
+
+// round is the round of throughput phases being run.
+func (r *runner) round() *Round { return &r.rep.Rounds[len(r.rep.Rounds)-1] }
+
+func (r *runner) logf(format string, args ...any) {
+	fmt.Fprintf(r.log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05.000")}, args...)...)
+}
+
+func (r *runner) phases(ctx context.Context) error {
+	cfg := r.cfg
+	if err := r.warmUp(ctx); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	for i := range cfg.Rounds {
+		if !cfg.has(phaseRaw) && !cfg.has(phaseBridge) && !cfg.has(phaseBaseline) {
+			break
+		}
+		r.rep.Rounds = append(r.rep.Rounds, Round{})
+		if cfg.Rounds > 1 {
+			r.logf("round %d of %d", i+1, cfg.Rounds)
+		}
+		if cfg.has(phaseRaw) {
+			if err := r.raw(ctx); err != nil {
+				return fmt.Errorf("raw: %w", err)
+			}
+		}
+		if cfg.has(phaseBridge) {
+			err := r.throughput(ctx, "bridge", false)
+			if err == nil {
+				err = r.throughput(ctx, "bridge", true)
+			}
+			if err != nil {
+				return fmt.Errorf("bridge: %w", err)
+			}
+		}
+		if cfg.has(phaseBaseline) {
+			if err := r.throughput(ctx, "baseline", false); err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+			if err := r.throughput(ctx, "baseline", true); err != nil {
+				return fmt.Errorf("baseline: %w", err)
+			}
+		}
+	}
+	if cfg.has(phaseLatency) {
+		if err := r.latency(ctx); err != nil {
+			return fmt.Errorf("latency: %w", err)
+		}
+	}
+	if cfg.has(phaseHeld) && cfg.Held > 0 {
+		if err := r.held(ctx); err != nil {
+			return fmt.Errorf("held: %w", err)
+		}
+	}
+	return nil
+}
+
+// warmUp runs the bridge once on a small workload, unmeasured, so that what the process starts
+// once and keeps (the server's JetStream API workers, pools, the HTTP transport) is in place
+// before the first measurement and is not counted as a phase's growth.
+func (r *runner) warmUp(ctx context.Context) error {
+	const keys = 200
+	if err := r.e.resetStreams(ctx, 0); err != nil {
+		return err
+	}
+	defer r.e.deleteStreams(context.WithoutCancel(ctx))
+	wl := workload{keys: keys, workflows: r.cfg.Workflows, bodySize: r.cfg.BodySize, commits: func(int) bool { return true }}
+	if _, err := r.publish(ctx, wl); err != nil {
+		return err
+	}
+	api, err := startAPI(keys)
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	b, err := r.e.startBridge(ctx, r.e.bridgeConfig(r.maxAckPending(0, 0)), api.URL)
+	if err != nil {
+		return err
+	}
+	_, err = waitFor(ctx, r.cfg.Timeout, "warm-up settled", func() (bool, error) {
+		if api.calls.Load() < keys {
+			return false, nil
+		}
+		return r.e.settled(ctx, durableName)
+	})
+	if stopErr := b.stop(); err == nil {
+		err = stopErr
+	}
+	return err
+}
+
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}, nil
+}
+
+// maxAckPending sizes consumer.maxAckPending from delay × rate, as the README asks operators to:
+// every message of the events that open within one delay can be held at once. It is never below
+// the bridge default, and an explicit --max-ack-pending wins.
+func (r *runner) maxAckPending(rate float64, perEvent int) int {
+	if r.cfg.MaxAckPending > 0 {
+		return r.cfg.MaxAckPending
+	}
+	n := bridge.DefaultConfig().Consumer.MaxAckPending
+	if rate > 0 {
+		// Twice the steady need leaves room for the windows that are flushing.
+		n = max(n, int(2*rate*r.cfg.Delay.Seconds()*float64(perEvent)))
+	}
+	return n
+}
+
+func (r *runner) throughputWorkload() workload {
+	cfg := r.cfg
+	wl := workload{keys: cfg.Keys, workflows: cfg.Workflows, bodySize: cfg.BodySize, rate: cfg.Rate}
+	if cfg.Commits {
+		wl.commits = func(int) bool { return true }
+	}
+	return wl
+}
+
+// raw measures the raw limit: a bare consumer drains the workload from the stream, then
+// consumes it while it is being published, as the bridge does in its two modes.
+func (r *runner) raw(ctx context.Context) error {
+	cfg := r.cfg
+	wl := r.throughputWorkload()
+	total := cfg.Keys * cfg.messagesPerEvent(cfg.Commits)
+	pending := r.maxAckPending(cfg.Rate, cfg.messagesPerEvent(cfg.Commits))
+	res := &RawResult{Messages: total}
+	for _, live := range []bool{false, true} {
+		if err := r.e.resetStreams(ctx, 0); err != nil {
+			return err
+		}
+		var publish func() (time.Time, error)
+		if live {
+			r.logf("raw end-to-end: consuming while %d messages are published", total)
+			publish = func() (time.Time, error) {
+				start, _, err := r.publishTimed(ctx, wl, newPubTimes(wl.keys))
+				return start, err
+			}
+		} else {
+			r.logf("raw drain: publishing %d messages", total)
+			pub, err := r.publish(ctx, wl)
+			if err != nil {
+				return err
+			}
+			res.PublishSeconds, res.PublishRate = pub.Seconds(), float64(total)/pub.Seconds()
+			r.logf("raw drain: draining with a bare consumer")
+		}
+		f, err := r.e.rawConsume(ctx, total, pending, publish)
+		r.e.deleteStreams(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		if live {
+			res.EndToEnd = f
+		} else {
+			res.Drain = f
+		}
+	}
+	r.round().Raw = res
+	r.logf("raw: %.0f msgs/s drain, %.0f msgs/s end to end, %.0f msgs/s publish", res.Drain.Rate, res.EndToEnd.Rate, res.PublishRate)
+	return nil
+}
+
+// publish publishes wl with fresh publisher connections and returns how long it took.
+func (r *runner) publish(ctx context.Context, wl workload) (time.Duration, error) {
+	times := newPubTimes(wl.keys)
+	_, d, err := r.publishTimed(ctx, wl, times)
+	return d, err
+}
+
+func (r *runner) publishTimed(ctx context.Context, wl workload, times *pubTimes) (time.Time, time.Duration, error) {
+	p, err := r.e.newPublishers(r.cfg.Publishers)
+	if err != nil {
+		return time.Time{}, 0, err
+	}
+	defer p.close()
+	start := time.Now()
+	err = p.publish(ctx, wl, times)
+	return start, time.Since(start), err
+}
+
+// throughput runs the bridge (or the baseline) on the workload. In drain mode the workload is
+// published first and the consumer then drains it, as the raw consumer does; end to end, the
+// consumer runs while the workload is published, and the time runs from the first publish to
+// the last ack.
+func (r *runner) throughput(ctx context.Context, who string, live bool) error {
+	cfg := r.cfg
+	wl := r.throughputWorkload()
+	perEvent := cfg.messagesPerEvent(cfg.Commits)
+	total := cfg.Keys * perEvent
+	mode := "drain"
+	if live {
+		mode = "end-to-end"
+	}
+	res := ThroughputResult{Name: who + " " + mode, Consumer: who, Mode: mode, Messages: total}
+	// Goroutines are counted with no stream, consumer or connection of the phase in place,
+	// before and after, so that only what the phase leaves behind counts.
+	res.GoroutinesBefore = stableGoroutines()
+	if err := r.e.resetStreams(ctx, 0); err != nil {
+		return err
+	}
+	defer r.e.deleteStreams(context.WithoutCancel(ctx))
+	bcfg := r.e.bridgeConfig(r.maxAckPending(cfg.Rate, perEvent))
+	res.MaxAckPending = bcfg.Consumer.MaxAckPending
+
+	if !live {
+		r.logf("%s: publishing %d messages", res.Name, total)
+		d, err := r.publish(ctx, wl)
+		if err != nil {
+			return err
+		}
+		res.PublishSeconds = d.Seconds()
+	}
+	api, err := startAPI(cfg.Keys)
+	if err != nil {
+		return err
+	}
+	callsPerEvent, durable := 1, durableName
+	if who == "baseline" {
+		callsPerEvent, durable = cfg.Workflows, baselineDurable
+	}
+	var stop func() error
+	var start time.Time
+	var cpu0 time.Duration
+	r.logf("%s: starting the %s", res.Name, who)
+	if who == "baseline" {
+		b, err := r.e.startBaseline(ctx, bcfg, api.URL, cfg.BodySize)
+		if err != nil {
+			api.close()
+			return err
+		}
+		start, cpu0 = time.Now(), cpuTime()
+		stop = func() error { b.stop(); return nil }
+	} else {
+		// The CPU profile covers the bridge draining the backlog: the bridge and the server
+		// delivering to it, without the publishers.
+		stopProfile := func() {}
+		if !live {
+			var err error
+			if stopProfile, err = startCPUProfile(cfg.CPUProfile); err != nil {
+				api.close()
+				return err
+			}
+		}
+		b, err := r.e.startBridge(ctx, bcfg, api.URL)
+		if err != nil {
+			stopProfile()
+			api.close()
+			return err
+		}
+		start, cpu0 = time.Now(), cpuTime()
+		stop = func() error {
+			stopProfile()
+			res.APICallMs = ms(b.meanAPICall())
+			return b.stop()
+		}
+	}
+	pubDone := make(chan error, 1)
+	if live {
+		r.logf("%s: publishing %d messages", res.Name, total)
+		go func() {
+			pstart, d, err := r.publishTimed(ctx, wl, newPubTimes(wl.keys))
+			start = pstart
+			res.PublishSeconds = d.Seconds()
+			pubDone <- err
+		}()
+	} else {
+		pubDone <- nil
+	}
+	var pubErr error
+	published := false
+	end, err := waitFor(ctx, cfg.Timeout, res.Name+" settled", func() (bool, error) {
+		if !published {
+			select {
+			case pubErr = <-pubDone:
+				published = true
+			default:
+				return false, nil
+			}
+			if pubErr != nil {
+				return false, pubErr
+			}
+		}
+		if api.calls.Load() < int64(cfg.Keys*callsPerEvent) {
+			return false, nil
+		}
+		return r.e.settled(ctx, durable)
+	})
+	cpu := cpuTime() - cpu0
+	if !published {
+		// Publishing stops with ctx or at its own errors; wait for it before tearing down.
+		pubErr = <-pubDone
+	}
+	stopErr := stop()
+	api.close()
+	if err != nil {
+		return err
+	}
+	if pubErr != nil {
+		return pubErr
+	}
+	if stopErr != nil {
+		return fmt.Errorf("stop: %w", stopErr)
+	}
+	d := end.Sub(start)
+	res.Seconds = d.Seconds()
+	res.Rate = float64(total) / d.Seconds()
+	res.EventsPerSec = float64(cfg.Keys) / d.Seconds()
+	res.CPUSeconds = cpu.Seconds()
+	res.CPUPerMsg = float64(cpu.Microseconds()) / float64(total)
+	res.API = api.tally(cfg.Keys, callsPerEvent, cfg.Workflows)
+	res.CallsPerEvent = float64(res.API.Calls) / float64(cfg.Keys)
+	if res.DeadLetters, err = r.e.deadLetters(ctx); err != nil {
+		return err
+	}
+	r.e.deleteStreams(ctx)
+	res.GoroutinesAfter = settleGoroutines(res.GoroutinesBefore)
+	if !res.API.ok(callsPerEvent) {
+		r.rep.fail("%s: calls do not match the events: %+v", res.Name, res.API)
+	}
+	if res.DeadLetters > 0 {
+		r.rep.fail("%s: %d dead letters", res.Name, res.DeadLetters)
+	}
+	if res.GoroutinesAfter > res.GoroutinesBefore {
+		// What is left, for whoever has to find out why.
+		r.logf("%s: goroutines left after the phase:", res.Name)
+		_ = pprof.Lookup("goroutine").WriteTo(r.log, 1)
+		r.rep.fail("%s: %d goroutines after, %d before", res.Name, res.GoroutinesAfter, res.GoroutinesBefore)
+	}
+	rd := r.round()
+	rd.Throughput = append(rd.Throughput, res)
+	r.logf("%s: %.0f msgs/s, %d calls for %d events", res.Name, res.Rate, res.API.Calls, cfg.Keys)
+	return nil
+}
+
+// stableGoroutines returns the goroutine count once it has stopped changing (goroutines of the
+// previous phase may still be ending), waiting at most 2s.
+func stableGoroutines() int {
+	deadline := time.Now().Add(2 * time.Second)
+	n, same := runtime.NumGoroutine(), 0
+	for same < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		m := runtime.NumGoroutine()
+		if m == n {
+			same++
+		} else {
+			n, same = m, 0
+		}
+	}
+	return n
+}
+
+// settleGoroutines waits briefly for goroutines that are ending (connection readers, timers) to
+// be gone, until at most want remain, and returns the count. It never waits more than 2s.
+func settleGoroutines(want int) int {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		n := runtime.NumGoroutine()
+		if n <= want || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// latency measures at a fixed rate, with the bridge running: from each commit's publish to the
+// API receiving the event's call; then, without commits, how late the delay flush is.
+func (r *runner) latency(ctx context.Context) error {
+	cfg := r.cfg
+	res := &LatencyResult{Rate: cfg.LatencyRate, Events: cfg.LatencyKeys, Delay: cfg.Delay.String()}
+	for _, commits := range []bool{true, false} {
+		wl := workload{keys: cfg.LatencyKeys, workflows: cfg.Workflows, bodySize: cfg.BodySize, rate: cfg.LatencyRate}
+		if commits {
+			wl.commits = func(int) bool { return true }
+		}
+		perEvent := cfg.messagesPerEvent(commits)
+		name := "latency with commits"
+		if !commits {
+			name = "latency of delay flushes"
+		}
+		if err := r.e.resetStreams(ctx, 0); err != nil {
+			return err
+		}
+		api, err := startAPI(wl.keys)
+		if err != nil {
+			return err
+		}
+		bcfg := r.e.bridgeConfig(r.maxAckPending(cfg.LatencyRate, perEvent))
+		b, err := r.e.startBridge(ctx, bcfg, api.URL)
+		if err != nil {
+			api.close()
+			return err
+		}
+		r.logf("%s: %d events at %.0f events/s", name, wl.keys, wl.rate)
+		times := newPubTimes(wl.keys)
+		stopProbe := startProbe()
+		_, _, err = r.publishTimed(ctx, wl, times)
+		if err == nil {
+			_, err = waitFor(ctx, cfg.Timeout, name+" settled", func() (bool, error) {
+				if api.calls.Load() < int64(wl.keys) {
+					return false, nil
+				}
+				return r.e.settled(ctx, durableName)
+			})
+		}
+		probe := stopProbe()
+		stopErr := b.stop()
+		api.close()
+		r.e.deleteStreams(context.WithoutCancel(ctx))
+		if err != nil {
+			return err
+		}
+		if stopErr != nil {
+			return fmt.Errorf("stop: %w", stopErr)
+		}
+		t := api.tally(wl.keys, 1, cfg.Workflows)
+		if !t.ok(1) {
+			r.rep.fail("%s: calls do not match the events: %+v", name, t)
+		}
+		samples := make([]time.Duration, 0, wl.keys)
+		for k := range wl.keys {
+			at := api.stats[k].firstAt.Load()
+			if at == 0 {
+				continue
+			}
+			if commits {
+				samples = append(samples, time.Duration(at-times.commit[k]))
+			} else {
+				// The window opens when the bridge receives the first piece, a little after it
+				// was published: measured from the publish, the figure is an upper bound.
+				samples = append(samples, time.Duration(at-times.first[k])-cfg.Delay)
+			}
+		}
+		d := newDist(samples)
+		if commits {
+			res.CommitToCall, res.CommitTally, res.CommitProbe = d, t, probe
+		} else {
+			res.DelayLateness, res.DelayTally, res.DelayProbe = d, t, probe
+		}
+		r.logf("%s: p50 %.2f ms, p99 %.2f ms, max %.2f ms (scheduling probe p99 %.2f ms)", name, d.P50, d.P99, d.Max, probe.P99)
+	}
+	r.rep.Latency = res
+	return nil
+}
+
+// probeInterval is how long the scheduling probe sleeps between wake-ups.
+const probeInterval = time.Millisecond
+
+// startProbe starts a goroutine that sleeps probeInterval over and over and records how late
+// it wakes up: the scheduling delay the machine adds to any latency measured meanwhile (other
+// processes on a shared machine, the collector). stop ends it and returns the distribution.
+func startProbe() (stop func() dist) {
+	done := make(chan struct{})
+	result := make(chan dist, 1)
+	go func() {
+		var late []time.Duration
+		for {
+			t := time.Now()
+			select {
+			case <-done:
+				result <- newDist(late)
+				return
+			case <-time.After(probeInterval):
+			}
+			late = append(late, time.Since(t)-probeInterval)
+		}
+	}()
+	return func() dist {
+		close(done)
+		return <-result
+	}
+}
+
+// held measures the heap each held message costs: the bridge holds cfg.Held messages (a long
+// delay and no commits keep every window open; consumer.maxAckPending stops delivery there),
+// and the live heap after GC is compared with the heap before. The same is measured for a bare
+// consumer that only keeps the messages, so that the server's share (the consumer's pending
+// state lives in this process too) and the client library's share can be told from the
+// bridge's own.
+func (r *runner) held(ctx context.Context) error {
+	cfg := r.cfg
+	n := cfg.Held
+	perEvent := 1 + cfg.Workflows
+	keys := (n + perEvent - 1) / perEvent
+	if err := r.e.resetStreams(ctx, 0); err != nil {
+		return err
+	}
+	defer r.e.deleteStreams(context.WithoutCancel(ctx))
+	r.logf("held: publishing %d messages", keys*perEvent)
+	if _, err := r.publish(ctx, workload{keys: keys, workflows: cfg.Workflows, bodySize: cfg.BodySize}); err != nil {
+		return err
+	}
+	res := &HeldResult{Held: n}
+	res.HeapBefore = liveHeap()
+
+	r.logf("held: a bare consumer holds %d messages", n)
+	release, err := r.e.rawHold(ctx, n)
+	if err != nil {
+		return err
+	}
+	res.HeapBare = liveHeap()
+	release()
+
+	api, err := startAPI(keys)
+	if err != nil {
+		return err
+	}
+	defer api.close()
+	bcfg := r.e.bridgeConfig(n)
+	bcfg.Coalesce.Delay = time.Hour
+	bcfg.Coalesce.OrphanTimeout = 2 * time.Hour
+	bcfg.Consumer.AckWait = time.Hour // no InProgress sweep while measuring
+	// The bare consumer is gone, but its heap may not be; measure the bridge from a fresh base.
+	base := liveHeap()
+	r.logf("held: the bridge holds %d messages", n)
+	b, err := r.e.startBridge(ctx, bcfg, api.URL)
+	if err != nil {
+		return err
+	}
+	_, err = waitFor(ctx, cfg.Timeout, "bridge holds messages", func() (bool, error) {
+		v, err := b.gauge("notifizz_bridge_held_messages")
+		return int(v) >= n, err
+	})
+	if err == nil {
+		res.HeapBridge = liveHeap()
+		res.HeapBridgeBase = base
+		res.RSS = procStatus("VmRSS")
+		res.PeakRSS = procStatus("VmHWM")
+		if cfg.MemProfile != "" {
+			err = writeHeapProfile(cfg.MemProfile)
+		}
+	}
+	stopErr := b.stop()
+	if err != nil {
+		return err
+	}
+	if stopErr != nil {
+		return fmt.Errorf("stop: %w", stopErr)
+	}
+	res.BareBytesPerMsg = perMsg(res.HeapBare, res.HeapBefore, n)
+	res.BridgeBytesPerMsg = perMsg(res.HeapBridge, res.HeapBridgeBase, n)
+	res.OwnBytesPerMsg = res.BridgeBytesPerMsg - res.BareBytesPerMsg
+	r.rep.Held = res
+	r.logf("held: %.0f bytes per held message (bare consumer %.0f)", res.BridgeBytesPerMsg, res.BareBytesPerMsg)
+	return nil
+}
+
+func perMsg(after, before uint64, n int) float64 {
+	return (float64(after) - float64(before)) / float64(n)
+}
+
+// liveHeap is the heap in use after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// dist is a latency distribution in milliseconds.
+type dist struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50Ms"`
+	P90 float64 `json:"p90Ms"`
+	P99 float64 `json:"p99Ms"`
+	Max float64 `json:"maxMs"`
+}
+
+func newDist(s []time.Duration) dist {
+	if len(s) == 0 {
+		return dist{}
+	}
+	slices.Sort(s)
+	q := func(p float64) float64 {
+		i := min(len(s)-1, int(p*float64(len(s))))
+		return ms(s[i])
+	}
+	return dist{N: len(s), P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: ms(s[len(s)-1])}
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
