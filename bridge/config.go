@@ -26,6 +26,9 @@ type Config struct {
 	MaxInFlight     int           // API calls running at once
 	RateLimit       float64       // API calls per second; 0 means unlimited
 	ShutdownTimeout time.Duration // how long Run waits for calls in flight at shutdown
+
+	// Partitions spreads the stream over several bridge replicas; see partitioned.go.
+	Partitions PartitionsConfig
 }
 
 // StreamConfig names the stream the bridge consumes and says whether the bridge manages it.
@@ -108,6 +111,10 @@ func DefaultConfig() Config {
 		DeadLetter: DeadLetterConfig{
 			Stream:        "NOTIFIZZ_DLQ",
 			SubjectPrefix: "notifizz.dlq",
+		},
+		Partitions: PartitionsConfig{
+			Mode:  PartitionStatic,
+			Group: "notifizz-bridge",
 		},
 		MaxInFlight:     64,
 		ShutdownTimeout: 10 * time.Second,
@@ -193,6 +200,7 @@ func (c Config) Validate() error {
 	} else if c.DeadLetter.SubjectPrefix == c.Stream.SubjectPrefix {
 		bad("deadLetter.subjectPrefix", "must differ from stream.subjectPrefix")
 	}
+	c.Partitions.validate(bad)
 	if c.MaxInFlight < 1 {
 		bad("notifizz.maxInFlight", "must be at least 1, not %d", c.MaxInFlight)
 	}

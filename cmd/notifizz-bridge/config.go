@@ -31,8 +31,8 @@ type Config struct {
 	Notifizz NotifizzConfig
 	HTTP     HTTPConfig
 	Log      LogConfig
-	// Bridge holds stream, consumer, coalesce, retry, deadLetter, notifizz.maxInFlight,
-	// notifizz.rateLimit and shutdownTimeout.
+	// Bridge holds stream, consumer, partitions, coalesce, retry, deadLetter,
+	// notifizz.maxInFlight, notifizz.rateLimit and shutdownTimeout.
 	Bridge bridge.Config
 }
 
@@ -96,7 +96,7 @@ const (
 
 // DefaultConfig returns the documented defaults; secrets have none.
 func DefaultConfig() Config {
-	return Config{
+	c := Config{
 		NATS: NATSConfig{
 			Embedded: EmbeddedConfig{Listen: defaultEmbeddedListen, StoreDir: defaultStoreDir},
 		},
@@ -108,12 +108,32 @@ func DefaultConfig() Config {
 		Log:    LogConfig{Level: defaultLogLevel, Format: defaultLogFormat},
 		Bridge: bridge.DefaultConfig(),
 	}
+	c.Bridge.Partitions.Member = defaultMember()
+	return c
+}
+
+// defaultMember is this replica's name in a consumer group when partitions.member is not set:
+// the host's name, which tells replicas apart in most deployments (pod names, container ids).
+// Member names become consumer names, which allow no '.', so only the first label of a
+// fully qualified name is kept, and characters a name cannot hold become '-'.
+func defaultMember() string {
+	host, err := os.Hostname()
+	if err != nil {
+		return "" // Validate asks for partitions.member when partitions are used
+	}
+	host, _, _ = strings.Cut(host, ".")
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, host)
 }
 
 // field ties one YAML key to the Go value it sets.
 type field struct {
 	key    string // dotted path, e.g. "nats.tls.caFile"
-	ptr    any    // *string, *bool, *int, *float64 or *time.Duration
+	ptr    any    // *string, *bool, *int, *float64, *time.Duration or *[]string (comma-separated)
 	secret bool   // printed as [REDACTED]
 }
 
@@ -146,6 +166,12 @@ func (c *Config) fields() []field {
 		{key: "consumer.ackWait", ptr: &b.Consumer.AckWait},
 		{key: "consumer.maxDeliver", ptr: &b.Consumer.MaxDeliver},
 		{key: "consumer.maxAckPending", ptr: &b.Consumer.MaxAckPending},
+
+		{key: "partitions.count", ptr: &b.Partitions.Count},
+		{key: "partitions.mode", ptr: &b.Partitions.Mode},
+		{key: "partitions.group", ptr: &b.Partitions.Group},
+		{key: "partitions.member", ptr: &b.Partitions.Member},
+		{key: "partitions.members", ptr: &b.Partitions.Members},
 
 		{key: "coalesce.delay", ptr: &b.Coalesce.Delay},
 		{key: "coalesce.mode", ptr: &b.Coalesce.Mode},
@@ -436,6 +462,15 @@ func (d *decoder) leaf(f field, line int, v *yaml.Node) {
 			return
 		}
 		*p = x
+	case *[]string:
+		// A list is one comma-separated value, like nats.url, so that ${VAR} can hold it.
+		var list []string
+		for _, item := range strings.Split(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				list = append(list, item)
+			}
+		}
+		*p = list
 	default:
 		panic(fmt.Sprintf("config key %s has unsupported type %T", f.key, f.ptr))
 	}
@@ -744,6 +779,8 @@ func scalarNode(f field) *yaml.Node {
 		n.Tag, n.Value = "!!float", strconv.FormatFloat(*p, 'g', -1, 64)
 	case *time.Duration:
 		n.Tag, n.Value = "!!str", p.String()
+	case *[]string:
+		n.Tag, n.Value = "!!str", strings.Join(*p, ",")
 	}
 	return n
 }

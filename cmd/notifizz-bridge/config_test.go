@@ -57,6 +57,7 @@ func TestConfigKeys(t *testing.T) {
 		"stream.name", "stream.subjectPrefix", "stream.create", "stream.storage", "stream.replicas",
 		"stream.maxAge", "stream.duplicateWindow",
 		"consumer.durable", "consumer.ackWait", "consumer.maxDeliver", "consumer.maxAckPending",
+		"partitions.count", "partitions.mode", "partitions.group", "partitions.member", "partitions.members",
 		"coalesce.delay", "coalesce.mode", "coalesce.maxDelay", "coalesce.maxWorkflows", "coalesce.orphanTimeout",
 		"notifizz.baseUrl", "notifizz.sdkSecretKey", "notifizz.authSecretKey", "notifizz.timeout",
 		"notifizz.maxInFlight", "notifizz.rateLimit", "notifizz.dryRun",

@@ -78,7 +78,7 @@ func runDaemon(ctx context.Context, cfg Config, stdout, stderr io.Writer) error 
 	log.Info("notifizz-bridge started",
 		"nats", conn.target,
 		"stream", cfg.Bridge.Stream.Name,
-		"consumer", cfg.Bridge.Consumer.Durable,
+		consumerAttr(cfg.Bridge),
 		"delay", cfg.Bridge.Coalesce.Delay.String(),
 		"dry_run", cfg.Notifizz.DryRun,
 		"http", cfg.HTTP.Listen,
@@ -97,6 +97,16 @@ func runDaemon(ctx context.Context, cfg Config, stdout, stderr io.Writer) error 
 	}
 	log.Info("notifizz-bridge stopped")
 	return nil
+}
+
+// consumerAttr names what the bridge consumes through, for the start-up log: the durable
+// consumer, or, in partitioned mode, the consumer group and this replica's name in it.
+func consumerAttr(b bridge.Config) slog.Attr {
+	p := b.Partitions
+	if p.Count == 0 {
+		return slog.String("consumer", b.Consumer.Durable)
+	}
+	return slog.Group("partitions", "count", p.Count, "mode", p.Mode, "group", p.Group, "member", p.Member)
 }
 
 // newAPIClient builds the Notifizz client; in a dry run its transport prints instead of

@@ -1,0 +1,486 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/synadia-io/orbit.go/pcgroups"
+
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// Helpers for the partitioned tests: bridge replicas that each have their own connection and
+// their own stand-in API, so that a test can tell which replica sent what, and a three-node
+// JetStream cluster.
+
+// scaleWait bounds the waits of the partitioned tests, which move thousands of events and wait
+// for pins and AckWait to expire on a busy machine.
+const scaleWait = 60 * time.Second
+
+// partitioned returns the env's config in partitioned mode. AckWait is short so that pins and
+// redeliveries move within the test, and not below 2s, under which pcgroups' pinned consumers
+// flap (see its README). The events of these tests end with a commit, which flushes them as soon
+// as they are whole; the delay is a backstop, long enough that neither a machine busy with
+// other tests nor a cluster electing a leader closes a window between two pieces of one event.
+func (e *env) partitioned(mode string, count int, members ...string) Config {
+	cfg := e.cfg
+	cfg.Consumer.AckWait = 2 * time.Second
+	cfg.Coalesce.Delay = 30 * time.Second
+	cfg.Coalesce.OrphanTimeout = time.Minute
+	cfg.Partitions = PartitionsConfig{Count: count, Mode: mode, Group: "bridges", Members: members}
+	return cfg
+}
+
+// replica is one bridge of a partitioned group.
+type replica struct {
+	name string
+	api  *fakeAPI
+	nc   *nats.Conn
+	b    *Bridge
+	reg  *prometheus.Registry
+
+	cancel context.CancelFunc
+	errc   chan error
+	once   sync.Once
+}
+
+// apiClient is a Notifizz client for one stand-in API, with fast retries.
+func apiClient(api *fakeAPI) *notifizz.Client {
+	return notifizz.NewClient(testAuthKey, testSDKKey,
+		notifizz.WithBaseURL(api.srv.URL),
+		notifizz.WithTimeout(2*time.Second),
+		notifizz.WithRetry(notifizz.RetryPolicy{Attempts: 3, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}),
+	)
+}
+
+// startReplica runs a bridge as member name of cfg's group, on its own connection to urls (the
+// env's server when empty) and with its own API, until the test ends or stop. It waits until
+// the replica has joined the group.
+func (e *env) startReplica(name string, cfg Config, urls ...string) *replica {
+	e.t.Helper()
+	if len(urls) == 0 {
+		urls = []string{e.srv.ClientURL()}
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.Name("replica-"+name),
+		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(e.t, err)
+	e.t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(e.t, err)
+
+	if cfg.Partitions.Member == "" {
+		cfg.Partitions.Member = name
+	}
+	r := &replica{name: name, api: newFakeAPI(e.t), nc: nc, reg: prometheus.NewRegistry(), errc: make(chan error, 1)}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("replica", name)
+	}
+	r.b, err = New(cfg, js, apiClient(r.api), WithLogger(logger), WithRegisterer(r.reg))
+	require.NoError(e.t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.errc <- r.b.Run(ctx) }()
+	e.t.Cleanup(func() { r.stop(e.t) })
+	require.Eventually(e.t, func() bool {
+		select {
+		case err := <-r.errc:
+			r.errc <- err // keep it for stop
+			return true
+		default:
+			return r.b.Ready()
+		}
+	}, scaleWait, pollEvery, "replica %s did not join", name)
+	require.True(e.t, r.b.Ready(), "replica %s stopped before joining", name)
+	return r
+}
+
+// stop shuts the replica down as a signal would and waits for Run to return.
+func (r *replica) stop(t *testing.T) {
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.errc:
+			assert.NoError(t, err, "Run of replica %s", r.name)
+		case <-time.After(scaleWait):
+			t.Errorf("Run of replica %s did not return after cancel", r.name)
+		}
+	})
+}
+
+// gauge reads one gauge of the replica's registry (summed over its series), 0 when it has none.
+// It uses no testing.T, so that a polled condition may call it.
+func (r *replica) gauge(name string) float64 {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return 0
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+// crash stops the replica as a killed process would: its connection goes first, so that no
+// ack, nak or step-down of its reaches the server, and only then is its bridge stopped.
+func (r *replica) crash(t *testing.T) {
+	r.nc.Close()
+	r.once.Do(func() {
+		r.cancel()
+		select {
+		case <-r.errc: // whatever it says: it could not settle anything
+		case <-time.After(scaleWait):
+			t.Errorf("Run of replica %s did not return after cancel", r.name)
+		}
+	})
+}
+
+// event is what a test published for one event key.
+type event struct {
+	key      string
+	trackSeq uint64 // stream sequence of the track message
+}
+
+// publishEvents publishes one event per key, in four rounds, each from another of the
+// publishers: every track, then every first workflow ("c1"), every second one ("c2"), and every
+// commit. The rounds are asynchronous publishes, so that thousands of events take little time,
+// and each waits for the stream's acks before the next starts, so that the pieces of an event
+// are stored in order while the windows of all of them are open at once. beforeCommits, when
+// not nil, runs before the last round. A publish that fails (a cluster electing a leader) is
+// retried under the same Nats-Msg-Id, which the stream de-duplicates. It uses no testing.T, so
+// that a test may run it on another goroutine.
+func publishEvents(pubs []jetstream.JetStream, keys []string, beforeCommits func()) ([]event, error) {
+	round := func(r int, subject func(key string) string, body func(key string) []byte) ([]uint64, error) {
+		msgs := make([]*nats.Msg, len(keys))
+		for i, key := range keys {
+			m := nats.NewMsg(subject(key))
+			m.Data = body(key)
+			m.Header.Set(jetstream.MsgIDHeader, schema.MsgID("test", key, []byte(strconv.Itoa(r))))
+			msgs[i] = m
+		}
+		return publishAll(pubs[r%len(pubs)], msgs)
+	}
+	seqs, err := round(0, func(k string) string { return "notifizz.track." + k },
+		func(k string) []byte { return []byte(`{"eventName":"ev","properties":{"k":"` + k + `"}}`) })
+	if err != nil {
+		return nil, err
+	}
+	for r, c := range []string{"c1", "c2"} {
+		if _, err := round(r+1, func(k string) string { return "notifizz.workflow." + k }, func(k string) []byte {
+			return []byte(`{"campaignId":"` + c + `","recipients":[{"id":"u-` + k + `","email":"u-` + k + `@example.com"}]}`)
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if beforeCommits != nil {
+		beforeCommits()
+	}
+	if _, err := round(3, func(k string) string { return "notifizz.commit." + k }, func(string) []byte { return nil }); err != nil {
+		return nil, err
+	}
+	events := make([]event, len(keys))
+	for i, key := range keys {
+		events[i] = event{key: key, trackSeq: seqs[i]}
+	}
+	return events, nil
+}
+
+// published is what publishEvents returned, for a test that publishes on another goroutine.
+type published struct {
+	events []event
+	err    error
+}
+
+// publishInBackground runs publishEvents on another goroutine.
+func publishInBackground(pubs []jetstream.JetStream, keys []string, beforeCommits func()) <-chan published {
+	out := make(chan published, 1)
+	go func() {
+		events, err := publishEvents(pubs, keys, beforeCommits)
+		out <- published{events, err}
+	}()
+	return out
+}
+
+// publishAll publishes msgs asynchronously and returns their stream sequences, retrying each
+// failed publish synchronously.
+func publishAll(js jetstream.JetStream, msgs []*nats.Msg) ([]uint64, error) {
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		futures[i], _ = js.PublishMsgAsync(m) // a failure is retried below
+	}
+	seqs := make([]uint64, len(msgs))
+	for i, f := range futures {
+		if f != nil {
+			select {
+			case ack := <-f.Ok():
+				seqs[i] = ack.Sequence
+				continue
+			case <-f.Err():
+			}
+		}
+		ack, err := retryPublish(func() (*jetstream.PubAck, error) {
+			pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			return js.PublishMsg(pctx, msgs[i])
+		})
+		if err != nil {
+			return nil, fmt.Errorf("publish %s: %w", msgs[i].Subject, err)
+		}
+		seqs[i] = ack.Sequence
+	}
+	return seqs, nil
+}
+
+func retryPublish(f func() (*jetstream.PubAck, error)) (*jetstream.PubAck, error) {
+	var err error
+	for range 100 {
+		var ack *jetstream.PubAck
+		if ack, err = f(); err == nil {
+			return ack, nil
+		}
+		time.Sleep(100 * time.Millisecond) // the pace of retries, not a wait for a state
+	}
+	return nil, err
+}
+
+// publishers opens n connections to urls for publishing.
+func publishers(t *testing.T, n int, urls ...string) []jetstream.JetStream {
+	t.Helper()
+	out := make([]jetstream.JetStream, n)
+	for i := range out {
+		nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+		require.NoError(t, err)
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1000), jetstream.WithPublishAsyncTimeout(5*time.Second))
+		require.NoError(t, err)
+		out[i] = js
+	}
+	return out
+}
+
+func eventKeys(prefix string, n int) []string {
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = prefix + "-" + strconv.Itoa(i)
+	}
+	return keys
+}
+
+// replicaCall is an API call with the replica that made it.
+type replicaCall struct {
+	apiCall
+	replica string
+}
+
+// callsByKey gathers every replica's track calls by event key (the "k" property), earliest
+// first.
+func callsByKey(replicas ...*replica) map[string][]replicaCall {
+	out := map[string][]replicaCall{}
+	for _, r := range replicas {
+		for _, c := range r.api.snapshot() {
+			props, _ := c.Body["properties"].(map[string]any)
+			key, _ := props["k"].(string)
+			out[key] = append(out[key], replicaCall{apiCall: c, replica: r.name})
+		}
+	}
+	for _, cs := range out {
+		slices.SortFunc(cs, func(a, b replicaCall) int { return a.At.Compare(b.At) })
+	}
+	return out
+}
+
+// waitDelivered waits until every event has reached one of the replicas' APIs.
+func waitDelivered(t *testing.T, events []event, replicas ...*replica) map[string][]replicaCall {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		calls := callsByKey(replicas...)
+		missing := 0
+		for _, ev := range events {
+			if len(calls[ev.key]) == 0 {
+				missing++
+			}
+		}
+		assert.Zero(c, missing, "events not delivered yet")
+	}, scaleWait, 50*time.Millisecond, "events never delivered")
+	return callsByKey(replicas...)
+}
+
+// checkEvents asserts that every event reached the API with both workflows in its first call,
+// and that every call for it, whichever replica made it, carried the one idempotency key derived
+// from its track's sequence in the stream: a replay after a partition moved is de-duplicated
+// by Notifizz instead of sending the event twice. It returns the number of replays.
+func checkEvents(t *testing.T, stream string, events []event, calls map[string][]replicaCall) (replays int) {
+	t.Helper()
+	for _, ev := range events {
+		cs := calls[ev.key]
+		if !assert.NotEmpty(t, cs, "event %s never sent", ev.key) {
+			continue
+		}
+		if !assert.Equal(t, []string{"c1", "c2"}, workflowIDs(cs[0].apiCall), "event %s: first call, by %s at %s (of %d)",
+			ev.key, cs[0].replica, cs[0].At.Format(time.StampMilli), len(cs)) {
+			for _, c := range cs {
+				t.Logf("event %s: call by %s at %s with workflows %v", ev.key, c.replica, c.At.Format(time.StampMilli), workflowIDs(c.apiCall))
+			}
+		}
+		want := deriveKey("track", stream, ev.key, ev.trackSeq)
+		for _, c := range cs {
+			assert.Equal(t, want, c.idempotencyKey(), "event %s: call by %s under another idempotency key", ev.key, c.replica)
+		}
+		replays += len(cs) - 1
+	}
+	return replays
+}
+
+// staticSettled waits until the static group's member consumers hold nothing.
+func staticSettled(t *testing.T, js jetstream.JetStream, cfg Config) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		for _, m := range cfg.Partitions.Members {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			cons, err := js.Consumer(rctx, cfg.Stream.Name, staticConsumerName(cfg.Partitions.Group, m))
+			cancel()
+			if !assert.NoError(c, err, "member %s", m) {
+				continue
+			}
+			info := cons.CachedInfo()
+			assert.Zero(c, info.NumPending, "member %s: pending", m)
+			assert.Zero(c, info.NumAckPending, "member %s: unacked", m)
+		}
+	}, scaleWait, 100*time.Millisecond, "static group still holds messages")
+}
+
+// elasticSettled waits until the elastic group's work-queue stream is empty: every message
+// acked or terminated.
+func elasticSettled(t *testing.T, js jetstream.JetStream, cfg Config) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		s, err := js.Stream(rctx, elasticStreamName(cfg.Stream.Name, cfg.Partitions.Group))
+		if assert.NoError(c, err) {
+			assert.Zero(c, s.CachedInfo().State.Msgs, "messages in the work-queue stream")
+		}
+	}, scaleWait, 100*time.Millisecond, "elastic group still holds messages")
+}
+
+// elasticStable waits until the elastic group has exactly members, each with its consumer
+// filtering its share of the partitions, so that a test publishes after the rebalance.
+func elasticStable(t *testing.T, js jetstream.JetStream, cfg Config, members ...string) {
+	t.Helper()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		gc, err := pcgroups.GetElasticConsumerGroupConfig(rctx, js, cfg.Stream.Name, cfg.Partitions.Group)
+		if !assert.NoError(c, err) {
+			return
+		}
+		assert.ElementsMatch(c, members, gc.Members)
+		for _, m := range members {
+			cons, err := js.Consumer(rctx, elasticStreamName(cfg.Stream.Name, cfg.Partitions.Group), m)
+			if assert.NoError(c, err, "member %s", m) {
+				assert.Equal(c, pcgroups.ElasticGetPartitionFilters(*gc, m), cons.CachedInfo().Config.FilterSubjects, "member %s", m)
+			}
+		}
+	}, scaleWait, 100*time.Millisecond, "elastic group not rebalanced")
+}
+
+// startCluster starts a three-node JetStream cluster on loopback and returns its servers.
+func startCluster(t *testing.T) []*server.Server {
+	t.Helper()
+	const n = 3
+	ports := make([]int, n)
+	for i := range ports {
+		// A port the kernel just handed out is free for the moment it takes to start the node.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		require.NoError(t, l.Close())
+	}
+	routes := make([]*url.URL, n)
+	for i, p := range ports {
+		routes[i] = &url.URL{Scheme: "nats", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(p))}
+	}
+	servers := make([]*server.Server, n)
+	for i := range servers {
+		srv, err := server.NewServer(&server.Options{
+			ServerName: "n" + strconv.Itoa(i), Host: "127.0.0.1", Port: -1,
+			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "notifizz", Host: "127.0.0.1", Port: ports[i]},
+			Routes:  routes,
+		})
+		require.NoError(t, err)
+		srv.Start()
+		t.Cleanup(srv.Shutdown)
+		servers[i] = srv
+	}
+	for _, srv := range servers {
+		require.True(t, srv.ReadyForConnections(10*time.Second), "node %s did not start", srv.Name())
+	}
+	require.Eventually(t, func() bool {
+		for _, srv := range servers {
+			if !srv.JetStreamIsCurrent() || srv.NumRoutes() < n-1 {
+				return false
+			}
+		}
+		return servers[0].JetStreamIsLeader() || servers[1].JetStreamIsLeader() || servers[2].JetStreamIsLeader()
+	}, 30*time.Second, 50*time.Millisecond, "cluster did not form")
+	// The JetStream API answers on every node only once the meta group has its leader
+	// everywhere; a request before then finds no responders.
+	for _, srv := range servers {
+		nc, err := nats.Connect(srv.ClientURL())
+		require.NoError(t, err)
+		js, err := jetstream.New(nc)
+		require.NoError(t, err)
+		require.Eventually(t, func() bool {
+			c, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			_, err := js.AccountInfo(c)
+			return err == nil
+		}, 30*time.Second, 50*time.Millisecond, "JetStream API not available on %s", srv.Name())
+		nc.Close()
+	}
+	return servers
+}
+
+// connectURLs opens a connection to any of urls, closed at the end of the test.
+func connectURLs(t *testing.T, urls []string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
+	require.NoError(t, err)
+	return nc, js
+}
+
+// clientURLs lists the servers' client URLs.
+func clientURLs(servers ...*server.Server) []string {
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL()
+	}
+	return urls
+}

@@ -1,0 +1,382 @@
+package bridge
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+func TestPartitionsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		p    PartitionsConfig
+		want []string // problems, each starting with its key
+	}{
+		{"single replica ignores the rest", PartitionsConfig{Mode: "nonsense"}, nil},
+		{"static", PartitionsConfig{Count: 6, Mode: PartitionStatic, Group: "g", Member: "b", Members: []string{"a", "b", "c"}}, nil},
+		{"elastic", PartitionsConfig{Count: 6, Mode: PartitionElastic, Group: "g", Member: "host-1"}, nil},
+		{"negative count", PartitionsConfig{Count: -1, Mode: PartitionElastic, Group: "g", Member: "m"},
+			[]string{"partitions.count: must be between 0 (a single replica) and 1024, not -1"}},
+		{"bad names", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "a.b", Member: "host.example.com"},
+			[]string{`partitions.group: must be a name of at most 64 letters, digits, '-' or '_', not "a.b"`,
+				`partitions.member: must be a name of at most 64 letters, digits, '-' or '_', not "host.example.com"`}},
+		{"no member", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "g"},
+			[]string{"partitions.member: must be set when partitions.count is not 0 (the daemon defaults it to the host name)"}},
+		{"unknown mode", PartitionsConfig{Count: 2, Mode: "dynamic", Group: "g", Member: "m"},
+			[]string{`partitions.mode: must be "static" or "elastic", not "dynamic"`}},
+		{"static without members", PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "m"},
+			[]string{"partitions.members: must list every member of the static group (this replica's partitions.member among them)"}},
+		{"static member not listed", PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "m", Members: []string{"a", "b"}},
+			[]string{`partitions.member: "m" is not in partitions.members`}},
+		{"static members beyond partitions", PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "a", Members: []string{"a", "b", "a"}},
+			[]string{`partitions.members: names "a" twice`,
+				"partitions.members: has 3 members for 2 partitions: a member without a partition would never receive a message"}},
+		{"elastic with members", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "g", Member: "m", Members: []string{"m"}},
+			[]string{"partitions.members: is only used in static mode: elastic members join the group by themselves"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Partitions = tt.p
+			err := cfg.Validate()
+			if tt.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			var got []string
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				got = append(got, e.Error())
+			}
+			assert.Equal(t, tt.want, got)
+		})
+	}
+}
+
+// TestPartitionTransform checks the stream's transform against the server: the stored subject
+// carries the partition partitionOf computes, parseSubject reads the published subject back, and
+// streamPartitions reads the count from the stream.
+func TestPartitionTransform(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionStatic, 7, "m")
+	cfg.Partitions.Member = "m"
+	cfg.Stream.SubjectPrefix = "acme.notifizz"
+	cfg.DeadLetter.SubjectPrefix = "acme.dlq"
+	b, err := New(cfg, e.js, e.client())
+	require.NoError(t, err)
+	require.NoError(t, b.provisionStreams(ctx))
+
+	s, err := e.js.Stream(ctx, cfg.Stream.Name)
+	require.NoError(t, err)
+	assert.Equal(t, 7, streamPartitions(s.CachedInfo().Config.SubjectTransform))
+	assert.Equal(t, 12, streamPartitions(&jetstream.SubjectTransformConfig{Destination: "{{ Partition(12,1) }}.foo.{{wildcard(1)}}"}))
+	assert.Zero(t, streamPartitions(&jetstream.SubjectTransformConfig{Destination: "bar.{{wildcard(1)}}"}))
+	assert.Zero(t, streamPartitions(nil))
+
+	prod := schema.NewProducer(e.js, schema.WithPrefix(cfg.Stream.SubjectPrefix))
+	seen := map[int]bool{}
+	for _, key := range []string{"order-1", "order-2", "k", "ключ-7", strings.Repeat("x", 255), "a_b-c"} {
+		ack, err := prod.Commit(ctx, key)
+		require.NoError(t, err)
+		m, err := s.GetMsg(ctx, ack.Sequence)
+		require.NoError(t, err)
+		p := partitionOf(key, 7)
+		seen[p] = true
+		assert.Equal(t, strconv.Itoa(p)+".acme.notifizz.commit."+key, m.Subject, "key %s", key)
+		kind, k, err := b.parseSubject(m.Subject)
+		require.NoError(t, err)
+		assert.Equal(t, schema.KindCommit, kind)
+		assert.Equal(t, key, k)
+	}
+	assert.Greater(t, len(seen), 1, "keys spread over partitions")
+}
+
+// TestPartitionCountIsFixed: a stream keeps the partitions it was created with; a bridge
+// configured otherwise refuses to start, naming the key to fix.
+func TestPartitionCountIsFixed(t *testing.T) {
+	e := newEnv(t)
+	run := func(cfg Config) error {
+		cfg.Partitions.Member = "m"
+		b, err := New(cfg, e.js, e.client())
+		require.NoError(t, err)
+		c, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		return b.Run(c)
+	}
+	single := e.cfg
+	b, err := New(single, e.js, e.client())
+	require.NoError(t, err)
+	require.NoError(t, b.provisionStreams(ctx))
+
+	err = run(e.partitioned(PartitionElastic, 4))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "partitions.count: stream NOTIFIZZ exists without partitions; partitioning an existing stream is not supported")
+
+	require.NoError(t, e.js.DeleteStream(ctx, single.Stream.Name))
+	elastic := e.partitioned(PartitionElastic, 4)
+	elastic.Partitions.Member = "m"
+	b, err = New(elastic, e.js, e.client())
+	require.NoError(t, err)
+	require.NoError(t, b.provisionStreams(ctx))
+
+	err = run(e.partitioned(PartitionElastic, 6))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "partitions.count: stream NOTIFIZZ has 4 partitions, not 6; repartitioning an existing stream is not supported")
+	err = run(single)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "partitions.count: stream NOTIFIZZ is partitioned into 4 partitions, so partitions.count must be 4 to read it, not 0")
+
+	s, err := e.js.Stream(ctx, single.Stream.Name)
+	require.NoError(t, err)
+	assert.Equal(t, 4, streamPartitions(s.CachedInfo().Config.SubjectTransform), "the stream is unchanged")
+}
+
+// TestPartitionModeIsFixed: a group keeps its mode; a bridge configured with the other one
+// refuses to start rather than read the stream again through a second group.
+func TestPartitionModeIsFixed(t *testing.T) {
+	e := newEnv(t)
+	elastic := e.partitioned(PartitionElastic, 2)
+	e.startReplica("m0", elastic).stop(t)
+
+	static := e.partitioned(PartitionStatic, 2, "m0", "m1")
+	static.Partitions.Member = "m0"
+	b, err := New(static, e.js, e.client())
+	require.NoError(t, err)
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = b.Run(c)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `partitions.mode: stream NOTIFIZZ already has a group "bridges" of the other mode`)
+}
+
+// TestStaticGroupThreeReplicas: three replicas share 5,000 events, each event sent once, by one
+// replica, whole.
+func TestStaticGroupThreeReplicas(t *testing.T) {
+	e := newEnv(t)
+	members := []string{"r0", "r1", "r2"}
+	cfg := e.partitioned(PartitionStatic, 12, members...)
+	replicas := make([]*replica, len(members))
+	for i, m := range members {
+		replicas[i] = e.startReplica(m, cfg)
+	}
+
+	events, err := publishEvents(publishers(t, 4, e.srv.ClientURL()), eventKeys("s", 5000), nil)
+	require.NoError(t, err)
+	calls := waitDelivered(t, events, replicas...)
+	staticSettled(t, e.js, cfg)
+
+	assert.Zero(t, checkEvents(t, cfg.Stream.Name, events, calls), "no event sent twice")
+	owner := map[string]string{}
+	for _, r := range replicas {
+		got := r.api.snapshot()
+		assert.NotEmpty(t, got, "replica %s got a share", r.name)
+		for _, c := range got {
+			key := c.Body["properties"].(map[string]any)["k"].(string)
+			if prev, ok := owner[key]; ok {
+				assert.Fail(t, "event sent by two replicas", "%s by %s and %s", key, prev, r.name)
+			}
+			owner[key] = r.name
+		}
+	}
+	assert.Len(t, owner, len(events))
+	assert.Zero(t, e.dlqCount(), "no dead letters")
+}
+
+// TestPartitionedDeadLetterSubjects: in partitioned mode a dead letter goes to
+// <deadLetter.subjectPrefix>.<kind>.<key> and names the subject as the stream stores it.
+func TestPartitionedDeadLetterSubjects(t *testing.T) {
+	for _, mode := range []string{PartitionStatic, PartitionElastic} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := e.partitioned(mode, 5, "r0")
+			if mode == PartitionElastic {
+				cfg.Partitions.Members = nil
+			}
+			e.startReplica("r0", cfg)
+			seq := e.publishRaw("notifizz.workflow.bad-7", []byte(`{"campaignId":"c"}`), nil)
+			s, err := e.js.Stream(ctx, cfg.Stream.Name)
+			require.NoError(t, err)
+			stored, err := s.GetMsg(ctx, seq)
+			require.NoError(t, err)
+			require.Equal(t, strconv.Itoa(partitionOf("bad-7", 5))+".notifizz.workflow.bad-7", stored.Subject)
+
+			dl := e.deadLetters(1)[0]
+			assert.Equal(t, "notifizz.dlq.workflow.bad-7", dl.Subject)
+			assert.Equal(t, stored.Subject, dl.Header.Get(HeaderOriginalSubject))
+			assert.Equal(t, seqStr(seq), dl.Header.Get(HeaderOriginalSequence), "the stream's sequence, in both modes")
+			assert.Equal(t, "invalid_message", dl.Header.Get(HeaderReason))
+		})
+	}
+}
+
+// TestElasticReplicaLeavesAndJoins: 5,000 events while one of three replicas stops and later a
+// fourth joins. Every event is sent whole; a window open on a replica whose partition moves is
+// replayed by the next owner only under the same idempotency key; nothing is left pending.
+func TestElasticReplicaLeavesAndJoins(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionElastic, 12)
+	r0, r1, r2 := e.startReplica("r0", cfg), e.startReplica("r1", cfg), e.startReplica("r2", cfg)
+	elasticStable(t, e.js, cfg, "r0", "r1", "r2")
+	prods := publishers(t, 4, e.srv.ClientURL())
+
+	// r1 stops while the first half is being published, as a scale-in would stop it.
+	first := publishInBackground(prods, eventKeys("a", 2500), nil)
+	require.Eventually(t, func() bool { return len(r1.api.snapshot()) >= 100 }, scaleWait, pollEvery)
+	t.Logf("r1 stops at %s", time.Now().Format(time.StampMilli))
+	r1.stop(t)
+	t.Logf("r1 stopped at %s", time.Now().Format(time.StampMilli))
+	pub := <-first
+	require.NoError(t, pub.err)
+	events := pub.events
+
+	// r3 joins while the second half is being published: partitions move from r0 and r2 to
+	// it with windows open.
+	second := publishInBackground(prods, eventKeys("b", 2500), nil)
+	require.Eventually(t, func() bool { return len(r0.api.snapshot())+len(r2.api.snapshot()) >= 2000 }, scaleWait, pollEvery)
+	t.Logf("r3 joins at %s", time.Now().Format(time.StampMilli))
+	r3 := e.startReplica("r3", cfg)
+	t.Logf("r3 joined at %s", time.Now().Format(time.StampMilli))
+	pub = <-second
+	require.NoError(t, pub.err)
+	events = append(events, pub.events...)
+
+	waitDelivered(t, events, r0, r1, r2, r3)
+	elasticStable(t, e.js, cfg, "r0", "r2", "r3")
+	elasticSettled(t, e.js, cfg)
+	calls := callsByKey(r0, r1, r2, r3) // with any replay made while settling
+	replays := checkEvents(t, cfg.Stream.Name, events, calls)
+	assert.NotEmpty(t, r3.api.snapshot(), "the replica that joined got a share")
+	t.Logf("%d events, %d replayed under their key after a partition moved; calls by replica: r0 %d, r1 %d, r2 %d, r3 %d",
+		len(events), replays, len(r0.api.snapshot()), len(r1.api.snapshot()), len(r2.api.snapshot()), len(r3.api.snapshot()))
+	assert.Zero(t, e.dlqCount(), "no dead letters")
+}
+
+// TestStaticStandbyTakesOver: a member run twice has a hot standby; when the pinned instance
+// dies, the standby takes its partitions within the pin TTL and is redelivered what the dead
+// one held, so every event is sent, under its one key.
+func TestStaticStandbyTakesOver(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionStatic, 4, "m0", "m1")
+	// A commit that reaches the standby before the redelivered pieces of its event finds no
+	// window, and the event then goes at its delay: keep that short.
+	cfg.Coalesce.Delay = 3 * time.Second
+	m0 := e.startReplica("m0", cfg)
+	m1 := e.startReplica("m1", cfg)
+	prods := publishers(t, 4, e.srv.ClientURL())
+	events, err := publishEvents(prods, eventKeys("p", 200), nil)
+	require.NoError(t, err)
+	waitDelivered(t, events, m0, m1)
+	require.NotEmpty(t, m1.api.snapshot(), "m1 is pinned")
+
+	standbyCfg := cfg
+	standbyCfg.Partitions.Member = "m1"
+	standby := e.startReplica("m1-standby", standbyCfg)
+
+	more := publishInBackground(prods, eventKeys("q", 1000), nil)
+	require.Eventually(t, func() bool { return len(m1.api.snapshot()) >= 250 }, scaleWait, pollEvery)
+	crashed := time.Now()
+	m1.crash(t)
+	pub := <-more
+	require.NoError(t, pub.err)
+	events = append(events, pub.events...)
+
+	calls := waitDelivered(t, events, m0, m1, standby)
+	staticSettled(t, e.js, cfg)
+	checkEvents(t, cfg.Stream.Name, events, calls)
+	taken := standby.api.snapshot()
+	require.NotEmpty(t, taken, "the standby took over")
+	t.Logf("standby's first call %s after the crash (pin TTL and AckWait %s)", taken[0].At.Sub(crashed).Round(time.Millisecond), cfg.Consumer.AckWait)
+	assert.Zero(t, e.dlqCount(), "no dead letters")
+}
+
+// TestPartitionedCluster: three replicas on a three-node cluster with the stream, the group's
+// consumers and its config replicated three times; the node that leads the stream stops
+// mid-run, while every window is open, and the replicas carry on, losing nothing. The commits
+// go out once the replicas hold every other piece again: a delivery lost with the node comes
+// back only after AckWait, and a commit that overtook it would close its window without it (a
+// limit of commit-closed windows in every mode, see docs/SCALING.md).
+func TestPartitionedCluster(t *testing.T) {
+	servers := startCluster(t)
+	urls := clientURLs(servers...)
+	e := newEnv(t)
+	_, js := connectURLs(t, urls)
+	members := []string{"r0", "r1", "r2"}
+	cfg := e.partitioned(PartitionStatic, 3, members...)
+	cfg.Stream.Replicas = 3
+	cfg.Stream.Storage = "file"
+
+	replicas := make([]*replica, len(members))
+	for i, m := range members {
+		// Each replica prefers another node and fails over to the others.
+		rotated := append(append([]string(nil), urls[i:]...), urls[:i]...)
+		replicas[i] = e.startReplica(m, cfg, rotated...)
+	}
+	s, err := js.Stream(ctx, cfg.Stream.Name)
+	require.NoError(t, err)
+	require.Equal(t, 3, s.CachedInfo().Config.Replicas)
+
+	const keys = 1500
+	held := func() (n float64) {
+		for _, r := range replicas {
+			n += r.gauge("notifizz_bridge_held_messages")
+		}
+		return n
+	}
+	allHeld := make(chan struct{})
+	done := publishInBackground(publishers(t, 4, urls...), eventKeys("c", keys), func() { <-allHeld })
+	// Stop the node once the tracks are in and the workflows coming: every window is open.
+	require.Eventually(t, func() bool {
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs >= 2000
+	}, scaleWait, pollEvery)
+	info, err := s.Info(ctx)
+	require.NoError(t, err)
+	leader := info.Cluster.Leader
+	for _, srv := range servers {
+		if srv.Name() == leader {
+			srv.Shutdown()
+		}
+	}
+	assert.Eventually(t, func() bool { return held() == 3*keys }, scaleWait, pollEvery, "tracks and workflows held again")
+	close(allHeld)
+	pub := <-done
+	require.NoError(t, pub.err)
+
+	calls := waitDelivered(t, pub.events, replicas...)
+	staticSettled(t, js, cfg)
+	checkEvents(t, cfg.Stream.Name, pub.events, calls)
+	for _, r := range replicas {
+		assert.True(t, r.b.Ready(), "replica %s still consuming", r.name)
+	}
+	dlq, err := js.Stream(ctx, cfg.DeadLetter.Stream)
+	require.NoError(t, err)
+	assert.Zero(t, dlq.CachedInfo().State.Msgs, "no dead letters")
+	t.Logf("stopped node %s, the stream's leader", leader)
+}
+
+// TestStaticMemberSettingsAreFixed: pcgroups creates a static member's consumer once; a replica
+// started with other consumer settings fails to start, with the group and member in the error.
+func TestStaticMemberSettingsAreFixed(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionStatic, 2, "m0", "m1")
+	m0 := e.startReplica("m0", cfg)
+	m0.stop(t)
+
+	cfg.Partitions.Member = "m0"
+	cfg.Consumer.AckWait = 3 * time.Second
+	b, err := New(cfg, e.js, e.client())
+	require.NoError(t, err)
+	c, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	err = b.Run(c)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), `partitions: consume static group "bridges" on stream NOTIFIZZ as member "m0"`)
+}
