@@ -108,17 +108,34 @@ func (b *Bridge) Run(ctx context.Context) error {
 		return errors.New("bridge: Run called twice")
 	}
 	src := b.source
-	if src == nil {
+	var group *partitionedSource
+	// The consumer as bound, before this bridge pulled anything: what it shows pending was
+	// held by a predecessor (see recovery).
+	var bound *jetstream.ConsumerInfo
+	switch {
+	case src != nil:
+		if err := b.provisionStreams(ctx); err != nil {
+			return err
+		}
+	case b.cfg.Partitions.Count > 0:
+		ps, err := b.newPartitionedSource(ctx)
+		if err != nil {
+			return err
+		}
+		src, group = ps, ps
+	default:
 		cons, err := b.provision(ctx)
 		if err != nil {
 			return err
 		}
 		src = &consumerSource{cons: cons, log: b.log, batch: min(b.cfg.Consumer.MaxAckPending, 1000)}
-	} else if err := b.provisionStreams(ctx); err != nil {
-		return err
+		bound = cons.CachedInfo()
 	}
 
 	in := make(chan inbound, 1024)
+	if group != nil {
+		group.control = func(f func(*coordinator)) { in <- inbound{control: f} }
+	}
 	srcErr := make(chan error, 1)
 	// The source goroutine owns in: it closes it once the source has returned, which is the
 	// coordinator's signal that no more messages will come.
@@ -128,14 +145,23 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}()
 
 	c := newCoordinator(b)
+	c.startRecovery(bound, b.js.Conn(), time.Now())
 	c.run(ctx, in)
 	b.ready.Store(false)
-	return <-srcErr
+	err := <-srcErr
+	if group != nil {
+		// Only now, with every held message settled, may this replica's partitions move.
+		group.leave()
+	}
+	return err
 }
 
 // provisionStreams creates or updates the notification stream and the dead-letter stream, or,
 // when the operator manages them, checks that they exist.
 func (b *Bridge) provisionStreams(ctx context.Context) error {
+	if err := b.checkStreamPartitions(ctx); err != nil {
+		return err
+	}
 	cfg := b.cfg
 	storage := jetstream.FileStorage
 	if cfg.Stream.Storage == "memory" {
@@ -161,6 +187,8 @@ func (b *Bridge) provisionStreams(ctx context.Context) error {
 		Replicas:    cfg.Stream.Replicas,
 		MaxAge:      cfg.Stream.MaxAge,
 		Duplicates:  cfg.Stream.DuplicateWindow,
+		// In partitioned mode, stored subjects carry the partition of their event key.
+		SubjectTransform: partitionTransform(cfg.Stream.SubjectPrefix, cfg.Partitions.Count),
 	})
 	if err != nil {
 		return fmt.Errorf("create or update stream %s: %w", cfg.Stream.Name, err)
@@ -253,6 +281,7 @@ type inbound struct {
 	err       error // a *schema.Error when the message can never be processed
 	fatal     error // the message has no JetStream metadata: it cannot be acked at all
 	received  time.Time
+	control   func(*coordinator) // not a message: work the partitioned source asks of the coordinator
 }
 
 // decode parses the subject and the body. It runs on the consumer's goroutine, so the
@@ -265,7 +294,7 @@ func (b *Bridge) decode(m jetstream.Msg) inbound {
 		return in
 	}
 	in.seq, in.delivered, in.stream = meta.Sequence.Stream, meta.NumDelivered, meta.Stream
-	in.kind, in.key, in.err = schema.ParseSubject(b.cfg.Stream.SubjectPrefix, m.Subject())
+	in.kind, in.key, in.err = b.parseSubject(m.Subject())
 	if in.err != nil {
 		return in
 	}

@@ -41,6 +41,7 @@ type window struct {
 	opened     time.Time
 	due        time.Time
 	dueReached bool // the delay has passed or a commit was seen
+	held       bool // it would have flushed, but a recovery hold moved its close (see recovery)
 }
 
 // coordinator owns the windows, the timer heap and the held messages. Only its goroutine (the
@@ -54,6 +55,7 @@ type coordinator struct {
 	armedAt time.Time
 	queue   []*job
 	gen     uint64
+	rec     recovery // holds flushes while pieces held elsewhere may come back
 
 	inflight int
 }
@@ -123,6 +125,7 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 				continue
 			}
 			c.onMessage(m)
+			c.takeBuffered(in, maxTakeBuffered)
 		case out <- next:
 			c.queue[0] = nil
 			c.queue = c.queue[1:]
@@ -132,8 +135,15 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 			c.release(j.members)
 		case now := <-c.timer.C:
 			c.armedAt = time.Time{}
+			// Messages the consumer handed over before the timer fired belong to the windows
+			// they arrived in: place them before closing any window, or a busy coordinator
+			// would flush a window without pieces that reached the bridge in time.
+			if in != nil {
+				c.takeBuffered(in, len(in))
+			}
 			c.onTimer(now)
 		case now := <-tick.C:
+			c.checkReconnects(now)
 			c.keepAlive(now)
 		case <-deadline:
 			deadline = nil
@@ -145,6 +155,29 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 				c.release(j.members)
 			}
 			c.queue = nil
+		}
+	}
+}
+
+// maxTakeBuffered bounds how many messages takeBuffered handles in a row, so that a timer or a
+// finished job waits at most that long for the coordinator.
+const maxTakeBuffered = 256
+
+// takeBuffered handles the messages the consumer has already handed over, in order, without
+// going back to the select between them: a receive from a ready channel costs much less than a
+// select over every source, and while the coordinator is busy here the consumer's goroutine
+// does not have to wake it for each message. A closed channel is left to the select, which
+// handles the end of the input.
+func (c *coordinator) takeBuffered(in <-chan inbound, n int) {
+	for range n {
+		select {
+		case m, ok := <-in:
+			if !ok {
+				return
+			}
+			c.onMessage(m)
+		default:
+			return
 		}
 	}
 }
@@ -184,6 +217,10 @@ func (c *coordinator) ackNow(in inbound, outcome string) {
 }
 
 func (c *coordinator) onMessage(in inbound) {
+	if in.control != nil {
+		in.control(c) // a request from the partitioned source, in order with its messages
+		return
+	}
 	log := c.b.log
 	if in.fatal != nil {
 		// Without metadata there is no stream sequence and no reply subject to settle it with;
@@ -199,6 +236,11 @@ func (c *coordinator) onMessage(in inbound) {
 		// settling the copy we have settles this one too. Keep one copy.
 		log.Debug("redelivered copy of a held message", "event_key", in.key, "stream_seq", in.seq, "num_delivered", in.delivered)
 		return
+	}
+	if in.delivered > 1 && c.noteRedelivery(in, in.received) {
+		// The last piece a predecessor held is back: once it is in its window, flush what
+		// the hold kept.
+		defer c.resume(in.received)
 	}
 	h := &heldMsg{
 		msg: in.msg, seq: in.seq, delivered: in.delivered, stream: in.stream, kind: in.kind, key: in.key,
@@ -228,7 +270,7 @@ func (c *coordinator) onMessage(in inbound) {
 		w.commits = append(w.commits, h)
 		w.dueReached = true
 		if w.track != nil {
-			c.flush(w, now)
+			c.flushWhenFree(w, now)
 		}
 	case schema.KindTrack:
 		w := c.windows[in.key]
@@ -257,7 +299,7 @@ func (c *coordinator) onMessage(in inbound) {
 		w.nWorkflows += len(in.track.Workflows)
 		c.slide(w, now)
 		if w.dueReached {
-			c.flush(w, now)
+			c.flushWhenFree(w, now)
 		}
 	case schema.KindWorkflow:
 		w := c.windows[in.key]
@@ -323,11 +365,16 @@ func (c *coordinator) onTimer(now time.Time) {
 			}
 			w.dueReached = true
 			if w.track != nil {
-				c.flush(w, now)
+				c.flushWhenFree(w, now)
 			}
 		case timerOrphan:
 			if w.track != nil {
-				c.flush(w, now)
+				c.flushWhenFree(w, now)
+				continue
+			}
+			if end := c.heldUntil(w, now); !end.IsZero() {
+				// Its track may be among what is still on its way back.
+				c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerOrphan})
 				continue
 			}
 			c.closeWindow(w)

@@ -74,23 +74,29 @@ func (b *Bridge) execute(ctx context.Context, j *job) {
 }
 
 // trackRequest builds the one API request of a flushed window: the track's inline workflows,
-// then each workflow message in stream order.
+// then each workflow message in stream order. The recipients of every workflow share one
+// backing array: one allocation per request rather than one per workflow.
 func trackRequest(members []*heldMsg) notifizz.TrackRequest {
 	track := members[len(members)-1]
 	t := track.track
-	n := len(t.Workflows)
+	n, nr := len(t.Workflows), 0
+	for i := range t.Workflows {
+		nr += len(t.Workflows[i].Recipients)
+	}
 	for _, h := range members {
 		if h.workflow != nil {
 			n++
+			nr += len(h.workflow.Recipients)
 		}
 	}
 	wfs := make([]notifizz.Workflow, 0, n)
-	for _, w := range t.Workflows {
-		wfs = append(wfs, toWorkflow(w))
+	rs := make([]notifizz.Recipient, 0, nr)
+	for i := range t.Workflows {
+		wfs, rs = appendWorkflow(wfs, rs, &t.Workflows[i])
 	}
 	for _, h := range members {
 		if h.workflow != nil {
-			wfs = append(wfs, toWorkflow(*h.workflow))
+			wfs, rs = appendWorkflow(wfs, rs, h.workflow)
 		}
 	}
 	key := t.IdempotencyKey
@@ -100,26 +106,30 @@ func trackRequest(members []*heldMsg) notifizz.TrackRequest {
 	return notifizz.TrackRequest{EventName: t.EventName, Properties: t.Properties, Workflows: wfs, IdempotencyKey: key}
 }
 
-func toWorkflow(w schema.Workflow) notifizz.Workflow {
-	rs := make([]notifizz.Recipient, len(w.Recipients))
-	for i, r := range w.Recipients {
-		rs[i] = notifizz.Recipient{ID: r.ID, Email: r.Email, Extra: r.Extra}
+// appendWorkflow appends w to wfs, its recipients taken from the end of rs, which has room for
+// them.
+func appendWorkflow(wfs []notifizz.Workflow, rs []notifizz.Recipient, w *schema.Workflow) ([]notifizz.Workflow, []notifizz.Recipient) {
+	start := len(rs)
+	for _, r := range w.Recipients {
+		rs = append(rs, notifizz.Recipient{ID: r.ID, Email: r.Email, Extra: r.Extra})
 	}
-	return notifizz.Workflow{CampaignID: w.CampaignID, Recipients: rs}
+	return append(wfs, notifizz.Workflow{CampaignID: w.CampaignID, Recipients: rs[start:len(rs):len(rs)]}), rs
 }
 
 // deriveKey is the idempotency key of a message that brought none: a hash of where the message
 // sits in the stream, so it is the same on every redelivery, restart and replica.
 func deriveKey(domain, stream, key string, seq uint64) string {
-	h := sha256.New()
-	h.Write([]byte(domain))
-	h.Write([]byte{0})
-	h.Write([]byte(stream))
-	h.Write([]byte{0})
-	h.Write([]byte(key))
-	h.Write([]byte{0})
-	h.Write(strconv.AppendUint(nil, seq, 10))
-	return hex.EncodeToString(h.Sum(nil)[:16])
+	// Built on the stack and hashed with Sum256, so that only the returned string is allocated.
+	var buf [256]byte
+	b := append(buf[:0], domain...)
+	b = append(b, 0)
+	b = append(b, stream...)
+	b = append(b, 0)
+	b = append(b, key...)
+	b = append(b, 0)
+	b = strconv.AppendUint(b, seq, 10)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 func (b *Bridge) callTrack(ctx context.Context, j *job) error {
@@ -210,9 +220,18 @@ func (b *Bridge) nakAll(members []*heldMsg, delay time.Duration) {
 // once the copy is stored; a message whose copy could not be stored is naked, never dropped.
 func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decision) {
 	for _, h := range members {
-		if err := b.deadLetter(ctx, h, d); err != nil {
-			b.log.Error("dead-letter publish failed; message naked",
-				"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
+		err := b.deadLetter(ctx, h, d)
+		if err != nil && b.lastDelivery(h) {
+			err = b.retryDeadLetter(ctx, h, d, err)
+		}
+		if err != nil {
+			if b.lastDelivery(h) {
+				b.log.Error("dead-letter publish failed on the last delivery; message naked, and the server will not deliver it again",
+					"kind", h.kind, "event_key", h.key, "stream", h.stream, "stream_seq", h.seq, "reason", d.reason, "error", err)
+			} else {
+				b.log.Error("dead-letter publish failed; message naked",
+					"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
+			}
 			b.nakAll([]*heldMsg{h}, b.cfg.Retry.NakInitial)
 			continue
 		}
@@ -226,6 +245,34 @@ func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decisi
 			b.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
 		}
 	}
+}
+
+// lastDelivery reports whether the server will not deliver h again after a nak.
+func (b *Bridge) lastDelivery(h *heldMsg) bool {
+	return b.cfg.Consumer.MaxDeliver > 0 && h.delivered >= uint64(b.cfg.Consumer.MaxDeliver)
+}
+
+// retryDeadLetter keeps trying to store the copy of a message on its last delivery. A nak would
+// not bring that message back (the server gives up on it after MaxDeliver deliveries), so it
+// would be lost without its copy. The coordinator keeps it alive with InProgress meanwhile, and
+// only the end of ctx (the shutdown deadline) stops the attempts. This holds a worker for as long
+// as the dead-letter stream refuses writes, which is the point: nothing is dropped.
+func (b *Bridge) retryDeadLetter(ctx context.Context, h *heldMsg, d decision, err error) error {
+	b.log.Error("dead-letter publish failed on the last delivery; retrying until it succeeds",
+		"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
+	wait := b.cfg.Retry.NakInitial
+	for err != nil {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait = min(wait*2, b.cfg.Retry.NakMax)
+		err = b.deadLetter(ctx, h, d)
+	}
+	return nil
 }
 
 // deadLetter publishes the dead-letter copy of one message and waits for the stream's ack.

@@ -86,6 +86,7 @@ stdin, except for commit, which needs no body. Prints the stream and sequence.`,
 USER_ID followed by notifizz.authSecretKey, as the official SDKs compute it.`,
 			run: tokenCommand,
 		},
+		{name: "dlq", args: dlqArgs, summary: dlqSummary, help: dlqHelp, run: dlqCommand},
 		{
 			name:    "version",
 			args:    "",

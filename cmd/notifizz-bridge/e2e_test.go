@@ -240,7 +240,8 @@ shutdownTimeout: 5s
 
 	startNATS(t, port, storeDir, "")
 	d.waitReadyz(t, httpAddr, http.StatusOK)
-	assert.Contains(t, d.stderr.String(), "nats reconnected")
+	// nats.go calls the reconnect handler, which logs, after the connection is usable.
+	assert.Eventually(t, func() bool { return strings.Contains(d.stderr.String(), "nats reconnected") }, 10*time.Second, 10*time.Millisecond)
 
 	// The consumer survived the outage: an event published now is sent.
 	publish(t, config, "track", "after-restart", `{"eventName":"e","properties":{}}`)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -124,6 +125,16 @@ func clientOptions(cfg NATSConfig) ([]nats.Option, error) {
 func connectError(target string, err error) error {
 	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
 		return fmt.Errorf("connect to NATS at %s: %w (check nats.credsFile, nats.nkeySeedFile, nats.token or nats.user/nats.password)", target, err)
+	}
+	var (
+		certErr *tls.CertificateVerificationError
+		opErr   *net.OpError
+	)
+	if errors.Is(err, nats.ErrTLS) || errors.As(err, &certErr) || (errors.As(err, &opErr) && opErr.Op == "remote error") {
+		// A server that requires client certificates refuses ours with a TLS alert (which
+		// crypto/tls reports as a "remote error"), or closes the connection right after the
+		// handshake, which nats.go reports as a bare TLS error.
+		return fmt.Errorf("connect to NATS at %s: %w (check nats.tls.caFile for the server's certificate, and nats.tls.certFile/nats.tls.keyFile for a client certificate the server accepts)", target, err)
 	}
 	return fmt.Errorf("connect to NATS at %s: %w", target, err)
 }

@@ -1,0 +1,426 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
+)
+
+// The dlq command's line in the command table (cli.go).
+const (
+	dlqArgs    = "list|replay [--config FILE] [--reason R] [--key K] [--dry-run]"
+	dlqSummary = "list or replay dead letters"
+	dlqHelp    = `Act on the dead-letter stream (deadLetter.stream, NOTIFIZZ_DLQ by default)
+with the config's NATS settings (the embedded server's listen address when
+nats.url is empty).
+
+  dlq list [--config FILE] [--reason R] [--key K]
+      Print a table of dead letters: when each was dead-lettered, its reason, its
+      original subject, its event key and the error.
+
+  dlq replay [--config FILE] [--reason R] [--key K] [--dry-run]
+      Republish each dead letter's original body and headers to its original
+      subject, then delete it from the dead-letter stream, only once the stream
+      has acknowledged the publish. Fix the cause first (the API, the producer):
+      a dead letter replayed unchanged fails the same way. A replayed track gets
+      a new idempotency key unless its body carries idempotencyKey.
+
+A dead letter whose body the bridge redacted (reason secret_in_message, or any
+reason when the body named a secret key) holds a redacted copy, not what was
+sent: replay skips it unless --reason names its reason.
+
+Run "notifizz-bridge dlq list --help" or "dlq replay --help" for the flags.`
+)
+
+// knownReasons are the values of Notifizz-Dlq-Reason, so that a misspelt --reason is an error
+// rather than an empty list.
+var knownReasons = []string{
+	string(schema.ReasonInvalidJSON), string(schema.ReasonInvalidMessage), string(schema.ReasonSecretInMessage),
+	string(schema.ReasonTooLarge), string(schema.ReasonUnknownSubject),
+	bridge.ReasonAPIRejected, bridge.ReasonMaxDeliveries, bridge.ReasonMissingTrack,
+	bridge.ReasonDuplicateTrack, bridge.ReasonTooManyWorkflows,
+}
+
+// dlqTimeout bounds one dlq command's connection and each of its requests.
+const dlqTimeout = 10 * time.Second
+
+// maxErrorColumn bounds the error column of dlq list, so that a row stays one line.
+const maxErrorColumn = 100
+
+func dlqCommand(ctx context.Context, std stdio, args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fs := newFlagSet("dlq")
+		if err := parseFlags(fs, std, args); err != nil {
+			return err
+		}
+		return usagef("dlq needs a subcommand: list or replay")
+	}
+	switch args[0] {
+	case "list":
+		return dlqListCommand(ctx, std, args[1:])
+	case "replay":
+		return dlqReplayCommand(ctx, std, args[1:])
+	default:
+		return usagef("unknown dlq subcommand %q: list or replay", args[0])
+	}
+}
+
+// dlqFlags are the flags both subcommands share.
+type dlqFlags struct {
+	config, reason, key *string
+	dryRun              *bool
+}
+
+func parseDLQFlags(sub string, std stdio, args []string) (dlqFlags, error) {
+	synopsis, help := "[--config FILE] [--reason R] [--key K]", `Print a table of the dead letters: TIME (when it was dead-lettered, UTC), REASON,
+SUBJECT (the original subject), KEY (the event key) and ERROR (shortened).`
+	if sub == "replay" {
+		synopsis, help = synopsis+" [--dry-run]", `Republish each dead letter's original body and headers (without the dead-letter
+headers) to its original subject, then delete it from the dead-letter stream once
+the publish is acknowledged. Dead letters with reason secret_in_message hold a
+redacted copy and are skipped unless --reason secret_in_message is given (as is
+any dead letter whose body was redacted because it named a secret key, unless
+--reason names its reason).`
+	}
+	fs := flag.NewFlagSet("notifizz-bridge dlq "+sub, flag.ContinueOnError)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: notifizz-bridge dlq %s %s\n\n%s\n\nFlags:\n", sub, synopsis, help)
+		fs.PrintDefaults()
+	}
+	f := dlqFlags{
+		config: configFlag(fs),
+		reason: fs.String("reason", "", "only dead letters with reason `R` ("+strings.Join(knownReasons, ", ")+")"),
+		key:    fs.String("key", "", "only dead letters of the event key `K`"),
+	}
+	if sub == "replay" {
+		f.dryRun = fs.Bool("dry-run", false, "print what would be replayed, and change nothing")
+	}
+	if err := parseFlags(fs, std, args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, usagef("dlq %s takes no arguments, got %q (flags come before arguments)", sub, fs.Arg(0))
+	}
+	if *f.reason != "" && !slices.Contains(knownReasons, *f.reason) {
+		return f, usagef("--reason %q is not a dead-letter reason; one of %s", *f.reason, strings.Join(knownReasons, ", "))
+	}
+	if *f.key != "" {
+		if err := schema.ValidateKey(*f.key); err != nil {
+			return f, usagef("--key %q: %s", *f.key, problemText(err))
+		}
+	}
+	return f, nil
+}
+
+func dlqListCommand(ctx context.Context, std stdio, args []string) error {
+	f, err := parseDLQFlags("list", std, args)
+	if err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*f.config, loadOptions{})
+	if err != nil {
+		return err
+	}
+	nc, js, err := connectTool(cfg, "notifizz-bridge dlq")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	tw := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tREASON\tSUBJECT\tKEY\tERROR")
+	n := 0
+	err = eachDeadLetter(ctx, js, cfg, *f.key, func(dl deadLetter) error {
+		if *f.reason != "" && dl.reason != *f.reason {
+			return nil
+		}
+		n++
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dl.time.UTC().Format(time.RFC3339), orDash(dl.reason),
+			orDash(dl.subject), orDash(dl.key), orDash(shorten(dl.header.Get(bridge.HeaderError), maxErrorColumn)))
+		return nil
+	})
+	if ferr := tw.Flush(); err == nil {
+		err = ferr
+	}
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(std.out, "%s\n", plural(n, "dead letter"))
+	return err
+}
+
+func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
+	f, err := parseDLQFlags("replay", std, args)
+	if err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*f.config, loadOptions{})
+	if err != nil {
+		return err
+	}
+	nc, js, err := connectTool(cfg, "notifizz-bridge dlq")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	sctx, cancel := context.WithTimeout(ctx, dlqTimeout)
+	defer cancel()
+	dlqStream, err := js.Stream(sctx, cfg.Bridge.DeadLetter.Stream)
+	if err != nil {
+		return fmt.Errorf("dead-letter stream %s: %w", cfg.Bridge.DeadLetter.Stream, err)
+	}
+	var replayed int
+	refused := map[string]int{}
+	var failures []error
+	err = eachDeadLetter(ctx, js, cfg, *f.key, func(dl deadLetter) error {
+		if *f.reason != "" && dl.reason != *f.reason {
+			return nil
+		}
+		if dl.redacted() && *f.reason != dl.reason {
+			refused[dl.reason]++
+			return nil
+		}
+		if dl.subject == "" {
+			failures = append(failures, fmt.Errorf("dead letter %d: no %s header, so no subject to replay to", dl.seq, bridge.HeaderOriginalSubject))
+			return nil
+		}
+		if *f.dryRun {
+			replayed++
+			_, err := fmt.Fprintf(std.out, "would replay dead letter %d (%s) to %s\n", dl.seq, dl.reason, dl.subject)
+			return err
+		}
+		ack, err := replayOne(ctx, js, cfg, dl)
+		if err != nil {
+			failures = append(failures, fmt.Errorf("dead letter %d (%s, %s): %w", dl.seq, dl.reason, dl.subject, err))
+			return nil
+		}
+		// Only now, with the publish acknowledged, may the dead letter go: were the delete
+		// lost, a second replay would be de-duplicated by its Nats-Msg-Id.
+		dctx, cancel := context.WithTimeout(ctx, dlqTimeout)
+		defer cancel()
+		if err := dlqStream.DeleteMsg(dctx, dl.seq); err != nil {
+			failures = append(failures, fmt.Errorf("dead letter %d was replayed (%s seq %d) but not deleted: %w", dl.seq, ack.Stream, ack.Sequence, err))
+			return nil
+		}
+		replayed++
+		_, err = fmt.Fprintf(std.out, "replayed dead letter %d (%s) to %s: %s seq %d\n", dl.seq, dl.reason, dl.subject, ack.Stream, ack.Sequence)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	verb := "replayed"
+	if *f.dryRun {
+		verb = "would replay"
+	}
+	fmt.Fprintf(std.out, "%s %s\n", verb, plural(replayed, "dead letter"))
+	for _, reason := range slices.Sorted(maps.Keys(refused)) {
+		fmt.Fprintf(std.err, "skipped %s with reason %s: their body was redacted because it named a secret key, "+
+			"so replaying one would publish [REDACTED] in place of what was sent. Have the producer publish it again "+
+			"without the secret, or pass --reason %s to replay the redacted copies anyway.\n",
+			plural(refused[reason], "dead letter"), reason, reason)
+	}
+	return errors.Join(failures...)
+}
+
+// deadLetter is one message of the dead-letter stream, as the dlq commands read it.
+type deadLetter struct {
+	seq     uint64
+	time    time.Time
+	reason  string
+	subject string // the original subject
+	key     string // the event key, parsed from the original subject; empty when it has none
+	header  nats.Header
+	data    []byte
+}
+
+// redacted reports whether the body is a redacted copy: always for secret_in_message, and for
+// any other reason when the bridge redacted the body because it named a secret key.
+func (dl deadLetter) redacted() bool {
+	if dl.reason == string(schema.ReasonSecretInMessage) {
+		return true
+	}
+	red := []byte(strconv.Quote(schema.Redacted))
+	if bytes.Equal(bytes.TrimSpace(dl.data), red) {
+		return true
+	}
+	return bytes.Contains(dl.data, red) &&
+		(bytes.Contains(dl.data, []byte("sdkSecretKey")) || bytes.Contains(dl.data, []byte("authSecretKey")))
+}
+
+// eachDeadLetter calls fn for each dead letter in stream order, up to the last one stored when
+// it started (so that a replay that fails again is not replayed twice in one run). With key, only
+// that event's dead letters are read, filtered by the server.
+func eachDeadLetter(ctx context.Context, js jetstream.JetStream, cfg Config, key string, fn func(deadLetter) error) error {
+	name := cfg.Bridge.DeadLetter.Stream
+	sctx, cancel := context.WithTimeout(ctx, dlqTimeout)
+	defer cancel()
+	s, err := js.Stream(sctx, name)
+	if err != nil {
+		return fmt.Errorf("dead-letter stream %s: %w", name, err)
+	}
+	state := s.CachedInfo().State
+	if state.Msgs == 0 {
+		return nil
+	}
+	// A short inactivity threshold: the server removes the reader soon after the command.
+	occ := jetstream.OrderedConsumerConfig{InactiveThreshold: 3 * dlqTimeout}
+	if key != "" {
+		occ.FilterSubjects = []string{cfg.Bridge.DeadLetter.SubjectPrefix + ".*." + key}
+	}
+	cons, err := s.OrderedConsumer(sctx, occ)
+	if err != nil {
+		return fmt.Errorf("read dead-letter stream %s: %w", name, err)
+	}
+	info, err := cons.Info(sctx)
+	if err != nil {
+		return fmt.Errorf("read dead-letter stream %s: %w", name, err)
+	}
+	pending := info.NumPending
+	for pending > 0 {
+		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(dlqTimeout))
+		if err != nil {
+			return fmt.Errorf("read dead-letter stream %s: %w", name, err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			got++
+			meta, err := m.Metadata()
+			if err != nil {
+				return fmt.Errorf("read dead-letter stream %s: %w", name, err)
+			}
+			pending = meta.NumPending
+			if meta.Sequence.Stream > state.LastSeq {
+				return nil
+			}
+			if err := fn(newDeadLetter(m, meta, cfg)); err != nil {
+				return err
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("read dead-letter stream %s: %w", name, err)
+		}
+		if got == 0 {
+			return fmt.Errorf("read dead-letter stream %s: no message within %s", name, dlqTimeout)
+		}
+	}
+	return nil
+}
+
+func newDeadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, cfg Config) deadLetter {
+	h := m.Headers()
+	dl := deadLetter{
+		seq: meta.Sequence.Stream, time: meta.Timestamp, header: h, data: m.Data(),
+		reason: h.Get(bridge.HeaderReason), subject: h.Get(bridge.HeaderOriginalSubject),
+	}
+	if cfg.Bridge.Partitions.Count > 0 {
+		// A partitioned stream stores subjects with the partition in front; the replay goes to
+		// the subject producers publish to, which the stream's transform partitions again.
+		if _, published, ok := schema.SplitPartition(dl.subject); ok {
+			dl.subject = published
+		}
+	}
+	if _, key, err := schema.ParseSubject(cfg.Bridge.Stream.SubjectPrefix, dl.subject); err == nil {
+		dl.key = key
+	}
+	return dl
+}
+
+// replayOne publishes the original message again and waits for the stream's ack. Its
+// Nats-Msg-Id names the dead letter, so replaying it twice within the duplicate window (a
+// delete that failed, a replay run twice) stores it once.
+func replayOne(ctx context.Context, js jetstream.JetStream, cfg Config, dl deadLetter) (*jetstream.PubAck, error) {
+	m := nats.NewMsg(dl.subject)
+	m.Header = replayHeaders(dl.header)
+	m.Data = dl.data
+	ctx, cancel := context.WithTimeout(ctx, dlqTimeout)
+	defer cancel()
+	return js.PublishMsg(ctx, m,
+		jetstream.WithMsgID("replay-"+cfg.Bridge.DeadLetter.Stream+"-"+strconv.FormatUint(dl.seq, 10)),
+		jetstream.WithExpectStream(cfg.Bridge.Stream.Name))
+}
+
+// replayHeaders returns the original message's headers: the dead letter's minus what the bridge
+// added (Notifizz-Dlq-*, Notifizz-Original-*, Notifizz-Deliveries, Notifizz-Api-Status), its
+// Nats-Msg-Id (the dead letter's, not the original's) and the publish expectations the copy was
+// stored with, which would make the replay fail.
+func replayHeaders(h nats.Header) nats.Header {
+	out := nats.Header{}
+	for k, v := range h {
+		switch {
+		case strings.HasPrefix(k, "Notifizz-Dlq-"), strings.HasPrefix(k, "Notifizz-Original-"),
+			k == bridge.HeaderDeliveries, k == bridge.HeaderAPIStatus,
+			k == jetstream.MsgIDHeader, strings.HasPrefix(k, "Nats-Expected-"):
+			continue
+		}
+		out[k] = slices.Clone(v)
+	}
+	return out
+}
+
+// connectTool connects a short-lived command with the config's NATS settings: the external
+// server, or the embedded one's listen address.
+func connectTool(cfg Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+	url, target := cfg.NATS.URL, redactURL(cfg.NATS.URL)
+	if url == "" {
+		url = embeddedClientURL(cfg.NATS.Embedded.Listen)
+		target = "embedded " + cfg.NATS.Embedded.Listen
+	}
+	opts, err := clientOptions(cfg.NATS)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(url, append(opts, nats.Name(name), nats.Timeout(dlqTimeout))...)
+	if err != nil {
+		err = connectError(target, err)
+		if cfg.NATS.URL == "" {
+			err = fmt.Errorf("%w (is notifizz-bridge running with this config?)", err)
+		}
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return nc, js, nil
+}
+
+// plural is "1 dead letter", "2 dead letters".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// shorten cuts s to at most n runes, marking the cut.
+func shorten(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}

@@ -1,0 +1,46 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+)
+
+// headerMsg is a dead letter as read back from the stream: only its headers and body matter.
+type headerMsg struct {
+	jetstream.Msg
+	h nats.Header
+}
+
+func (m headerMsg) Headers() nats.Header { return m.h }
+func (m headerMsg) Data() []byte         { return []byte(`{}`) }
+
+func TestDeadLetterReplaySubjectDropsPartition(t *testing.T) {
+	tests := []struct {
+		name       string
+		partitions int
+		original   string
+		subject    string
+		key        string
+	}{
+		{"single replica", 0, "notifizz.workflow.order-1", "notifizz.workflow.order-1", "order-1"},
+		{"partitioned", 4, "3.notifizz.workflow.order-1", "notifizz.workflow.order-1", "order-1"},
+		{"partitioned, unparsable", 4, "notifizz.bogus.x", "notifizz.bogus.x", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Bridge.Partitions.Count = tt.partitions
+			m := headerMsg{h: nats.Header{}}
+			m.h.Set(bridge.HeaderOriginalSubject, tt.original)
+			m.h.Set(bridge.HeaderReason, bridge.ReasonAPIRejected)
+			dl := newDeadLetter(m, &jetstream.MsgMetadata{}, cfg)
+			assert.Equal(t, tt.subject, dl.subject)
+			assert.Equal(t, tt.key, dl.key)
+		})
+	}
+}
