@@ -267,8 +267,9 @@ func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg)
 	return nil
 }
 
-// inbound is a message decoded on the consumer's goroutine, ready for the coordinator.
-type inbound struct {
+// decoded is a message with what the bridge learned of it: where it sits in the stream, which
+// event it belongs to, and its body.
+type decoded struct {
 	msg       jetstream.Msg
 	seq       uint64
 	delivered uint64
@@ -278,16 +279,21 @@ type inbound struct {
 	track     *schema.Track
 	workflow  *schema.Workflow
 	send      *schema.Send
-	err       error // a *schema.Error when the message can never be processed
-	fatal     error // the message has no JetStream metadata: it cannot be acked at all
-	received  time.Time
-	control   func(*coordinator) // not a message: work the partitioned source asks of the coordinator
+}
+
+// inbound is a message decoded on the consumer's goroutine, ready for the coordinator.
+type inbound struct {
+	decoded
+	err      error // a *schema.Error when the message can never be processed
+	fatal    error // the message has no JetStream metadata: it cannot be acked at all
+	received time.Time
+	control  func(*coordinator) // not a message: work the partitioned source asks of the coordinator
 }
 
 // decode parses the subject and the body. It runs on the consumer's goroutine, so the
 // coordinator spends its time only on windows.
 func (b *Bridge) decode(m jetstream.Msg) inbound {
-	in := inbound{msg: m, received: time.Now()}
+	in := inbound{decoded: decoded{msg: m}, received: time.Now()}
 	meta, err := m.Metadata()
 	if err != nil {
 		in.fatal = err

@@ -18,16 +18,8 @@ import (
 // flight. It is keyed by stream sequence, because acks are: a redelivered copy of a held
 // message is the same message.
 type heldMsg struct {
-	msg       jetstream.Msg
-	seq       uint64
-	delivered uint64
-	stream    string
-	kind      schema.Kind
-	key       string
-	track     *schema.Track
-	workflow  *schema.Workflow
-	send      *schema.Send
-	touched   time.Time // last time the server heard we are working on it
+	decoded
+	touched time.Time // last time the server heard we are working on it
 }
 
 // window gathers the pieces of one event until it is flushed.
@@ -242,10 +234,7 @@ func (c *coordinator) onMessage(in inbound) {
 		// the hold kept.
 		defer c.resume(in.received)
 	}
-	h := &heldMsg{
-		msg: in.msg, seq: in.seq, delivered: in.delivered, stream: in.stream, kind: in.kind, key: in.key,
-		track: in.track, workflow: in.workflow, send: in.send, touched: in.received,
-	}
+	h := &heldMsg{decoded: in.decoded, touched: in.received}
 	if in.err != nil {
 		reason := string(schema.ReasonOf(in.err))
 		if reason == "" {

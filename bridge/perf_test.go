@@ -38,12 +38,12 @@ func TestDeriveKeyStable(t *testing.T) {
 // each other's recipients.
 func TestTrackRequestRecipients(t *testing.T) {
 	r := func(id string) schema.Recipient { return schema.Recipient{ID: id, Email: id + "@example.com"} }
-	track := &heldMsg{stream: "NOTIFIZZ", key: "k", seq: 1, track: &schema.Track{
+	track := &heldMsg{decoded: decoded{stream: "NOTIFIZZ", key: "k", seq: 1, track: &schema.Track{
 		EventName: "e",
 		Workflows: []schema.Workflow{{CampaignID: "inline", Recipients: []schema.Recipient{r("a"), r("b")}}},
-	}}
-	w1 := &heldMsg{workflow: &schema.Workflow{CampaignID: "w1", Recipients: []schema.Recipient{r("c")}}}
-	w2 := &heldMsg{workflow: &schema.Workflow{CampaignID: "w2", Recipients: []schema.Recipient{r("d"), r("e")}}}
+	}}}
+	w1 := &heldMsg{decoded: decoded{workflow: &schema.Workflow{CampaignID: "w1", Recipients: []schema.Recipient{r("c")}}}}
+	w2 := &heldMsg{decoded: decoded{workflow: &schema.Workflow{CampaignID: "w2", Recipients: []schema.Recipient{r("d"), r("e")}}}}
 	commit := &heldMsg{}
 
 	req := trackRequest([]*heldMsg{w1, w2, commit, track})
@@ -70,13 +70,13 @@ func TestTrackRequestRecipients(t *testing.T) {
 func BenchmarkTrackRequest(b *testing.B) {
 	members := make([]*heldMsg, 0, 12)
 	for i := range 10 {
-		members = append(members, &heldMsg{workflow: &schema.Workflow{
+		members = append(members, &heldMsg{decoded: decoded{workflow: &schema.Workflow{
 			CampaignID: "campaign-" + strings.Repeat("x", i),
 			Recipients: []schema.Recipient{{ID: "user_42", Email: "alice@example.com"}},
-		}})
+		}}})
 	}
-	members = append(members, &heldMsg{}, &heldMsg{stream: "NOTIFIZZ", key: "order-4521-shipped", seq: 42,
-		track: &schema.Track{EventName: "order_shipped", Properties: map[string]any{"orderId": "ORD-4521"}}})
+	members = append(members, &heldMsg{}, &heldMsg{decoded: decoded{stream: "NOTIFIZZ", key: "order-4521-shipped", seq: 42,
+		track: &schema.Track{EventName: "order_shipped", Properties: map[string]any{"orderId": "ORD-4521"}}}})
 	b.ReportAllocs()
 	for b.Loop() {
 		req := trackRequest(members)
