@@ -128,16 +128,23 @@ any dead letter whose body was redacted because it named a secret key, unless
 	return f, nil
 }
 
-func dlqListCommand(ctx context.Context, std stdio, args []string) error {
-	f, err := parseDLQFlags("list", std, args)
+// openDLQ parses a dlq subcommand's flags, loads the config and connects to NATS; the caller
+// closes the connection.
+func openDLQ(sub string, std stdio, args []string) (dlqFlags, Config, *nats.Conn, jetstream.JetStream, error) {
+	f, err := parseDLQFlags(sub, std, args)
 	if err != nil {
-		return err
+		return f, Config{}, nil, nil, err
 	}
 	cfg, err := LoadConfig(*f.config, loadOptions{})
 	if err != nil {
-		return err
+		return f, cfg, nil, nil, err
 	}
 	nc, js, err := connectTool(cfg, "notifizz-bridge dlq")
+	return f, cfg, nc, js, err
+}
+
+func dlqListCommand(ctx context.Context, std stdio, args []string) error {
+	f, cfg, nc, js, err := openDLQ("list", std, args)
 	if err != nil {
 		return err
 	}
@@ -165,15 +172,7 @@ func dlqListCommand(ctx context.Context, std stdio, args []string) error {
 }
 
 func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
-	f, err := parseDLQFlags("replay", std, args)
-	if err != nil {
-		return err
-	}
-	cfg, err := LoadConfig(*f.config, loadOptions{})
-	if err != nil {
-		return err
-	}
-	nc, js, err := connectTool(cfg, "notifizz-bridge dlq")
+	f, cfg, nc, js, err := openDLQ("replay", std, args)
 	if err != nil {
 		return err
 	}
