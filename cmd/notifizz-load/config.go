@@ -19,6 +19,9 @@ const (
 	phaseHeld     = "held"     // bytes per held message with many messages held
 )
 
+// maxReplicas bounds --replicas: the replicas share this process and its cores.
+const maxReplicas = 64
+
 var allPhases = []string{phaseRaw, phaseBridge, phaseBaseline, phaseLatency, phaseHeld}
 
 // Config is one load run. DefaultConfig gives the flags' defaults.
@@ -37,6 +40,7 @@ type Config struct {
 
 	MaxInFlight   int // notifizz.maxInFlight, also the baseline's concurrency
 	MaxAckPending int // consumer.maxAckPending; 0 sizes it from delay × rate
+	Replicas      int // bridges in the bridge phase; above 1, a static partitioned group of that many
 
 	Phases      []string
 	Rounds      int     // passes of the throughput phases (raw, bridge, baseline)
@@ -67,6 +71,7 @@ func DefaultConfig() Config {
 		Commits:     true,
 		Delay:       time.Second,
 		MaxInFlight: 64,
+		Replicas:    1,
 		Phases:      slices.Clone(allPhases),
 		Rounds:      1,
 		LatencyRate: 1000,
@@ -103,6 +108,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.Float64Var(&cfg.Rate, "rate", cfg.Rate, "events per second in the throughput phases (0: as fast as possible)")
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", cfg.MaxInFlight, "notifizz.maxInFlight (also the baseline's concurrency)")
 	fs.IntVar(&cfg.MaxAckPending, "max-ack-pending", cfg.MaxAckPending, "consumer.maxAckPending (0: sized from delay × rate, at least the bridge default)")
+	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "bridges in the bridge phase, in this process; above 1 they form a static partitioned group with one partition each (see docs/SCALING.md)")
 	phases := fs.String("phases", strings.Join(cfg.Phases, ","), "phases to run, from "+strings.Join(allPhases, ","))
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "passes of the throughput phases; the report adds the median of each figure")
 	latencyOnly := fs.Bool("latency", false, "run only the latency phases (same as --phases latency)")
@@ -169,6 +175,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAckPending < 0 {
 		bad("--max-ack-pending must not be negative")
+	}
+	if c.Replicas < 1 || c.Replicas > maxReplicas {
+		bad("--replicas must be between 1 and %d", maxReplicas)
 	}
 	for _, p := range c.Phases {
 		if !slices.Contains(allPhases, p) {

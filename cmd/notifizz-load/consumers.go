@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/synadia-io/orbit.go/pcgroups"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
@@ -259,28 +261,116 @@ func (r *bridgeRun) gauge(name string) (float64, error) {
 	return 0, errors.New("no gauge " + name)
 }
 
-// meanAPICall is the mean duration of the bridge's API calls so far, from its own histogram:
-// with MaxInFlight calls at most in flight, it bounds the events per second.
-func (r *bridgeRun) meanAPICall() time.Duration {
+// replicaGroup is the static consumer group of the bridge phase with --replicas above 1; each
+// member's consumer is <group>-<member>.
+const replicaGroup = "notifizz-load"
+
+// replicaMembers names the members of a group of n replicas: r0, r1, ...
+func replicaMembers(n int) []string {
+	m := make([]string, n)
+	for i := range m {
+		m[i] = "r" + strconv.Itoa(i)
+	}
+	return m
+}
+
+// replicaSet is the bridges of a phase: one in single-replica mode, or the members of a static
+// partitioned group, each with its own connection and Prometheus registry, in this process.
+type replicaSet struct {
+	runs      []*bridgeRun
+	consumers []string // the consumers that must be settled at the end of the phase
+	group     bool     // a static group, deleted with the phase
+}
+
+// startReplicas starts n bridges with cfg against the stand-in API and returns once every one
+// is consuming. With n = 1 it is startBridge. Above 1, the stream must have been created with n
+// partitions (resetPartitionedStreams): the bridges run in static partitioned mode with
+// partitions.count = n, one partition per member (the file store serves one filter subject far
+// faster than several; see docs/SCALING.md), and are started all at once.
+func (e *env) startReplicas(ctx context.Context, cfg bridge.Config, apiURL string, n int) (*replicaSet, error) {
+	if n == 1 {
+		b, err := e.startBridge(ctx, cfg, apiURL)
+		if err != nil {
+			return nil, err
+		}
+		return &replicaSet{runs: []*bridgeRun{b}, consumers: []string{cfg.Consumer.Durable}}, nil
+	}
+	members := replicaMembers(n)
+	cfg.Partitions = bridge.PartitionsConfig{Count: n, Mode: bridge.PartitionStatic, Group: replicaGroup, Members: members}
+	// The group is created here, once, as the bridge would: replicas starting together would
+	// otherwise each write its config.
+	s := &replicaSet{group: true}
+	if _, err := pcgroups.CreateStatic(ctx, e.js, streamName, replicaGroup, uint(n), nil, slices.Sorted(slices.Values(members)), nil); err != nil {
+		return nil, fmt.Errorf("create static group %s: %w", replicaGroup, err)
+	}
+	runs, errs := make([]*bridgeRun, n), make([]error, n)
+	var wg sync.WaitGroup
+	for i, m := range members {
+		c := cfg
+		c.Partitions.Member = m
+		wg.Go(func() { runs[i], errs[i] = e.startBridge(ctx, c, apiURL) })
+		s.consumers = append(s.consumers, replicaGroup+"-"+m)
+	}
+	wg.Wait()
+	for _, r := range runs {
+		if r != nil {
+			s.runs = append(s.runs, r)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		_ = e.stopReplicas(ctx, s)
+		return nil, err
+	}
+	return s, nil
+}
+
+// stopReplicas stops every bridge of s and, for a group, deletes it, so that the next phase
+// starts without it.
+func (e *env) stopReplicas(ctx context.Context, s *replicaSet) error {
+	var errs []error
+	for _, r := range s.runs {
+		errs = append(errs, r.stop())
+	}
+	if s.group {
+		if err := pcgroups.DeleteStatic(context.WithoutCancel(ctx), e.js, streamName, replicaGroup); err != nil {
+			errs = append(errs, fmt.Errorf("delete static group %s: %w", replicaGroup, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// meanAPICall is the mean duration of the API calls of every bridge of s so far.
+func (s *replicaSet) meanAPICall() time.Duration {
+	var sum float64
+	var n uint64
+	for _, r := range s.runs {
+		rs, rn := r.apiCalls()
+		sum += rs
+		n += rn
+	}
+	if n == 0 {
+		return 0
+	}
+	return time.Duration(sum / float64(n) * float64(time.Second))
+}
+
+// apiCalls is the sum in seconds and the count of the bridge's API call durations so far.
+func (r *bridgeRun) apiCalls() (sum float64, n uint64) {
 	mfs, err := r.reg.Gather()
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	for _, mf := range mfs {
 		if mf.GetName() != "notifizz_bridge_api_call_duration_seconds" {
 			continue
 		}
-		var sum float64
-		var n uint64
 		for _, m := range mf.GetMetric() {
 			sum += m.GetHistogram().GetSampleSum()
 			n += m.GetHistogram().GetSampleCount()
 		}
-		if n > 0 {
-			return time.Duration(sum / float64(n) * float64(time.Second))
-		}
+		return sum, n
 	}
-	return 0
+	return 0, 0
 }
 
 // baselineRun forwards the workload without coalescing: a bare consumer hands each workflow

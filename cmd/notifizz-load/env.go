@@ -136,9 +136,20 @@ func (e *env) bridgeConfig(maxAckPending int) bridge.Config {
 	return c
 }
 
+// errCodeStreamStoreFailed is the server's "error creating store for stream" (nats-server's
+// JSStreamStoreFailedF), which nats.go names no constant for.
+const errCodeStreamStoreFailed jetstream.ErrorCode = 10049
+
 // resetStreams deletes the streams under test and creates the main one as the bridge would, so
 // that every phase starts from an empty stream with the same configuration.
 func (e *env) resetStreams(ctx context.Context, maxAge time.Duration) error {
+	return e.resetPartitionedStreams(ctx, maxAge, 0)
+}
+
+// resetPartitionedStreams is resetStreams for a stream split into partitions partitions (0: not
+// partitioned), with the subject transform a partitioned bridge gives the stream it creates:
+// the stored subject is <partition>.<prefix>.<kind>.<key>, the partition a hash of the key.
+func (e *env) resetPartitionedStreams(ctx context.Context, maxAge time.Duration, partitions int) error {
 	for _, name := range []string{streamName, dlqStream} {
 		if err := e.js.DeleteStream(ctx, name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			return fmt.Errorf("delete stream %s: %w", name, err)
@@ -152,7 +163,7 @@ func (e *env) resetStreams(ctx context.Context, maxAge time.Duration) error {
 	if maxAge == 0 {
 		maxAge = c.Stream.MaxAge
 	}
-	_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{
+	sc := jetstream.StreamConfig{
 		Name:        streamName,
 		Description: "notifizz-bridge: track, workflow, commit and send messages",
 		Subjects:    schema.StreamSubjects(subjectPref),
@@ -161,11 +172,34 @@ func (e *env) resetStreams(ctx context.Context, maxAge time.Duration) error {
 		Replicas:    1,
 		MaxAge:      maxAge,
 		Duplicates:  min(c.Stream.DuplicateWindow, maxAge),
-	})
-	if err != nil {
-		return fmt.Errorf("create stream %s: %w", streamName, err)
 	}
-	return nil
+	if partitions > 0 {
+		// The bridge's own transform (bridge.partitionTransform); a bridge refuses a stream
+		// whose partition count differs from partitions.count.
+		sc.SubjectTransform = &jetstream.SubjectTransformConfig{
+			Source:      subjectPref + ".*.*",
+			Destination: fmt.Sprintf("{{partition(%d,2)}}.%s.{{wildcard(1)}}.{{wildcard(2)}}", partitions, subjectPref),
+		}
+	}
+	// The server removes a deleted stream's files after it answers the delete, so creating
+	// the same name at once can fail to create its store: try again for a little while.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := e.js.CreateStream(ctx, sc)
+		var apiErr *jetstream.APIError
+		if err != nil && errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamStoreFailed && time.Now().Before(deadline) {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(50 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("create stream %s: %w", streamName, err)
+		}
+		return nil
+	}
 }
 
 // deleteStreams removes what a phase left, so that the next one does not pay for it.
@@ -189,6 +223,16 @@ func (e *env) deadLetters(ctx context.Context) (uint64, error) {
 		return 0, err
 	}
 	return info.State.Msgs, nil
+}
+
+// settledAll reports whether every one of the consumers is settled.
+func (e *env) settledAll(ctx context.Context, consumers []string) (bool, error) {
+	for _, c := range consumers {
+		if ok, err := e.settled(ctx, c); !ok || err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // settled reports whether the consumer has nothing left to deliver and nothing unacknowledged.

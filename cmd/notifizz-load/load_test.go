@@ -86,6 +86,44 @@ func TestLoadShort(t *testing.T) {
 	assert.Len(t, back.Summary, len(want)+2) // and the two raw rows
 }
 
+// TestLoadReplicasShort runs the bridge phase with two replicas in a static group and checks
+// the same as TestLoadShort: every event called exactly once with all its workflows (a window
+// split over the two replicas would show as two calls, or an incomplete one), nothing
+// dead-lettered, nothing left pending, no goroutine left behind. No timing is checked.
+func TestLoadReplicasShort(t *testing.T) {
+	cfg := shortConfig()
+	cfg.Phases = []string{phaseBridge}
+	cfg.Replicas = 2
+	rep, err := Run(context.Background(), cfg, io.Discard)
+	require.NoError(t, err)
+	require.NotNil(t, rep)
+	assert.Empty(t, rep.Failures)
+	assert.Equal(t, 2, rep.Workload.Replicas)
+
+	require.Len(t, rep.Rounds, 1)
+	rd := rep.Rounds[0]
+	assert.Nil(t, rd.Raw)
+	require.Len(t, rd.Throughput, 2)
+	for _, tr := range rd.Throughput {
+		t.Run(tr.Name, func(t *testing.T) {
+			assert.Equal(t, 2, tr.Replicas)
+			assert.True(t, tr.API.ok(1), "%+v", tr.API)
+			assert.Equal(t, int64(cfg.Keys), tr.API.Calls)
+			assert.Equal(t, cfg.Keys, tr.API.EventsCalled)
+			assert.InDelta(t, 1.0, tr.CallsPerEvent, 1e-9)
+			assert.Zero(t, tr.API.Duplicates)
+			assert.Zero(t, tr.API.Missing)
+			assert.Zero(t, tr.API.IncompleteEvents)
+			assert.Zero(t, tr.DeadLetters)
+			assert.LessOrEqual(t, tr.GoroutinesAfter, tr.GoroutinesBefore)
+		})
+	}
+	var table bytes.Buffer
+	require.NoError(t, writeReport(rep, cfg, &table))
+	assert.Contains(t, table.String(), "bridge replicas 2")
+	assert.Contains(t, table.String(), "checks: all passed")
+}
+
 // TestLoadSoakShort runs a short soak and checks that every event of it was called once. The
 // growth bounds are not asserted: over a few seconds the warm-up is most of the run.
 func TestLoadSoakShort(t *testing.T) {
@@ -126,6 +164,13 @@ func TestParseFlags(t *testing.T) {
 			assert.Equal(t, 3, c.messagesPerEvent(c.Commits))
 			assert.InDelta(t, 50, c.Rate, 0)
 		}},
+		{name: "replicas", args: []string{"--replicas", "3"}, check: func(t *testing.T, c Config) {
+			assert.Equal(t, 3, c.Replicas)
+		}},
+		{name: "replicas default", check: func(t *testing.T, c Config) {
+			assert.Equal(t, 1, c.Replicas)
+		}},
+		{name: "no replicas", args: []string{"--replicas", "0"}, wantErr: "--replicas must be between 1 and"},
 		{name: "every problem at once", args: []string{"--storage", "disk", "--phases", "warp", "--keys", "0"},
 			wantErr: "--storage must be file or memory"},
 		{name: "unknown phase", args: []string{"--phases", "warp"}, wantErr: `unknown phase "warp"`},

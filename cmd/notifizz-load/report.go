@@ -54,6 +54,7 @@ type Workload struct {
 	Storage      string  `json:"storage"`
 	InProcess    bool    `json:"inProcess"`
 	MaxInFlight  int     `json:"maxInFlight"`
+	Replicas     int     `json:"replicas"` // bridges in the bridge phase
 }
 
 // Round is one pass of the throughput phases: the raw limit and what is compared with it,
@@ -108,6 +109,7 @@ type ThroughputResult struct {
 	Consumer         string  `json:"consumer"`
 	Mode             string  `json:"mode"`
 	Messages         int     `json:"messages"`
+	Replicas         int     `json:"replicas"` // consumers running it: --replicas for the bridge, 1 for the baseline
 	Seconds          float64 `json:"seconds"`
 	Rate             float64 `json:"msgsPerSec"`
 	EventsPerSec     float64 `json:"eventsPerSec"`
@@ -175,7 +177,7 @@ func newReport(cfg Config) *Report {
 			Keys: cfg.Keys, Workflows: cfg.Workflows, Publishers: cfg.Publishers, Commits: cfg.Commits,
 			TrackBytes: len(trackBody(cfg.Keys-1, cfg.BodySize)), WorkflowByte: len(workflowBody(cfg.Keys-1, cfg.Workflows-1, cfg.BodySize)),
 			Delay: cfg.Delay.String(), Rate: cfg.Rate, Storage: cfg.Storage, InProcess: cfg.InProcess && cfg.NATSURL == "",
-			MaxInFlight: cfg.MaxInFlight,
+			MaxInFlight: cfg.MaxInFlight, Replicas: cfg.Replicas,
 		},
 		Failures: []string{},
 	}
@@ -314,9 +316,9 @@ func writeTable(r *Report, out io.Writer) error {
 	m, w := r.Machine, r.Workload
 	fmt.Fprintf(&b, "machine: %s, %d CPUs (GOMAXPROCS %d), %s %s/%s, NATS %s\n", m.CPUModel, m.NumCPU, m.GOMAXPROCS, m.GoVersion, m.GOOS, m.GOARCH, m.NATS)
 	if r.Soak == nil {
-		fmt.Fprintf(&b, "workload: %d keys × (1 track + %d workflows%s), %d publishers, bodies %d/%d bytes (track/workflow), delay %s, rate %s, %s storage, max in flight %d\n\n",
+		fmt.Fprintf(&b, "workload: %d keys × (1 track + %d workflows%s), %d publishers, bodies %d/%d bytes (track/workflow), delay %s, rate %s, %s storage, max in flight %d, bridge replicas %d\n\n",
 			w.Keys, w.Workflows, commitText(w.Commits), w.Publishers,
-			w.TrackBytes, w.WorkflowByte, w.Delay, rateText(w.Rate), w.Storage, w.MaxInFlight)
+			w.TrackBytes, w.WorkflowByte, w.Delay, rateText(w.Rate), w.Storage, w.MaxInFlight, w.Replicas)
 	}
 
 	for i, rd := range r.Rounds {
@@ -398,14 +400,14 @@ func writeRound(b *bytes.Buffer, rd Round) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "throughput\tmessages\tseconds\tmsgs/s\t× raw drain\t× raw same mode\tCPU µs/msg\tCPU × raw\tevents/s\tcalls\tcalls/event\tdup\tAPI conns\tAPI ms\tdead letters\tgoroutines\t")
+	fmt.Fprintln(tw, "throughput\treplicas\tmessages\tseconds\tmsgs/s\t× raw drain\t× raw same mode\tCPU µs/msg\tCPU × raw\tevents/s\tcalls\tcalls/event\tdup\tAPI conns\tAPI ms\tdead letters\tgoroutines\t")
 	if rd.Raw != nil {
-		fmt.Fprintf(tw, "raw publish only\t%d\t%.2f\t%.0f\t\t\t\t\t\t\t\t\t\t\t\t\t\n", rd.Raw.Messages, rd.Raw.PublishSeconds, rd.Raw.PublishRate)
+		fmt.Fprintf(tw, "raw publish only\t\t%d\t%.2f\t%.0f\t\t\t\t\t\t\t\t\t\t\t\t\t\n", rd.Raw.Messages, rd.Raw.PublishSeconds, rd.Raw.PublishRate)
 		for _, f := range []struct {
 			name string
 			f    rawFigure
 		}{{"raw drain", rd.Raw.Drain}, {"raw end-to-end", rd.Raw.EndToEnd}} {
-			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.2f\t1.00\t%.1f\t1.00\t\t\t\t\t\t\t\t\t\n", f.name, rd.Raw.Messages, f.f.Seconds, f.f.Rate,
+			fmt.Fprintf(tw, "%s\t\t%d\t%.2f\t%.0f\t%.2f\t1.00\t%.1f\t1.00\t\t\t\t\t\t\t\t\t\n", f.name, rd.Raw.Messages, f.f.Seconds, f.f.Rate,
 				f.f.Rate/rd.Raw.Drain.Rate, f.f.CPUPerMsg)
 		}
 	}
@@ -414,7 +416,7 @@ func writeRound(b *bytes.Buffer, rd Round) error {
 		if t.APICallMs > 0 {
 			apiMs = fmt.Sprintf("%.2f", t.APICallMs)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%s\t%s\t%.1f\t%s\t%.0f\t%d\t%.3f\t%d\t%d\t%s\t%d\t%d→%d\t\n", t.Name, t.Messages, t.Seconds, t.Rate,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%.2f\t%.0f\t%s\t%s\t%.1f\t%s\t%.0f\t%d\t%.3f\t%d\t%d\t%s\t%d\t%d→%d\t\n", t.Name, t.Replicas, t.Messages, t.Seconds, t.Rate,
 			ratioText(t.RatioToRaw), ratioText(t.RatioToRawMode), t.CPUPerMsg, ratioText(t.CPURatioToRaw),
 			t.EventsPerSec, t.API.Calls, t.CallsPerEvent, t.API.Duplicates, t.API.Connections, apiMs, t.DeadLetters, t.GoroutinesBefore, t.GoroutinesAfter)
 	}

@@ -107,10 +107,16 @@ func (r *runner) phases(ctx context.Context) error {
 
 // warmUp runs the bridge once on a small workload, unmeasured, so that what the process starts
 // once and keeps (the server's JetStream API workers, pools, the HTTP transport) is in place
-// before the first measurement and is not counted as a phase's growth.
+// before the first measurement and is not counted as a phase's growth. With --replicas above 1
+// it runs them as the bridge phase will, which also creates the bucket the server keeps static
+// groups in.
 func (r *runner) warmUp(ctx context.Context) error {
 	const keys = 200
-	if err := r.e.resetStreams(ctx, 0); err != nil {
+	replicas, partitions := 1, 0
+	if r.cfg.has(phaseBridge) && r.cfg.Replicas > 1 {
+		replicas, partitions = r.cfg.Replicas, r.cfg.Replicas
+	}
+	if err := r.e.resetPartitionedStreams(ctx, 0, partitions); err != nil {
 		return err
 	}
 	defer r.e.deleteStreams(context.WithoutCancel(ctx))
@@ -123,7 +129,7 @@ func (r *runner) warmUp(ctx context.Context) error {
 		return err
 	}
 	defer api.close()
-	b, err := r.e.startBridge(ctx, r.e.bridgeConfig(r.maxAckPending(0, 0)), api.URL)
+	bs, err := r.e.startReplicas(ctx, r.e.bridgeConfig(r.maxAckPending(0, 0)), api.URL, replicas)
 	if err != nil {
 		return err
 	}
@@ -131,9 +137,9 @@ func (r *runner) warmUp(ctx context.Context) error {
 		if api.calls.Load() < keys {
 			return false, nil
 		}
-		return r.e.settled(ctx, durableName)
+		return r.e.settledAll(ctx, bs.consumers)
 	})
-	if stopErr := b.stop(); err == nil {
+	if stopErr := r.e.stopReplicas(ctx, bs); err == nil {
 		err = stopErr
 	}
 	return err
@@ -256,11 +262,18 @@ func (r *runner) throughput(ctx context.Context, who string, live bool) error {
 	if live {
 		mode = "end-to-end"
 	}
-	res := ThroughputResult{Name: who + " " + mode, Consumer: who, Mode: mode, Messages: total}
+	res := ThroughputResult{Name: who + " " + mode, Consumer: who, Mode: mode, Messages: total, Replicas: 1}
+	partitions := 0 // the bridge's replicas read a stream with one partition each
+	if who == "bridge" {
+		res.Replicas = cfg.Replicas
+		if cfg.Replicas > 1 {
+			partitions = cfg.Replicas
+		}
+	}
 	// Goroutines are counted with no stream, consumer or connection of the phase in place,
 	// before and after, so that only what the phase leaves behind counts.
 	res.GoroutinesBefore = stableGoroutines()
-	if err := r.e.resetStreams(ctx, 0); err != nil {
+	if err := r.e.resetPartitionedStreams(ctx, 0, partitions); err != nil {
 		return err
 	}
 	defer r.e.deleteStreams(context.WithoutCancel(ctx))
@@ -279,9 +292,9 @@ func (r *runner) throughput(ctx context.Context, who string, live bool) error {
 	if err != nil {
 		return err
 	}
-	callsPerEvent, durable := 1, durableName
+	callsPerEvent, consumers := 1, []string{durableName}
 	if who == "baseline" {
-		callsPerEvent, durable = cfg.Workflows, baselineDurable
+		callsPerEvent, consumers = cfg.Workflows, []string{baselineDurable}
 	}
 	var stop func() error
 	var start time.Time
@@ -306,17 +319,26 @@ func (r *runner) throughput(ctx context.Context, who string, live bool) error {
 				return err
 			}
 		}
-		b, err := r.e.startBridge(ctx, bcfg, api.URL)
+		if cfg.Replicas > 1 {
+			r.logf("%s: %d replicas in a static group, one partition each", res.Name, cfg.Replicas)
+		}
+		bs, err := r.e.startReplicas(ctx, bcfg, api.URL, cfg.Replicas)
 		if err != nil {
 			stopProfile()
 			api.close()
 			return err
 		}
+		consumers = bs.consumers
 		start, cpu0 = time.Now(), cpuTime()
+		if cfg.Replicas > 1 {
+			// The replicas start together, but the first ones ready can begin before the
+			// clock starts: what they did then is not timed.
+			r.logf("%s: %d replicas ready, %d calls made before the clock started", res.Name, cfg.Replicas, api.calls.Load())
+		}
 		stop = func() error {
 			stopProfile()
-			res.APICallMs = ms(b.meanAPICall())
-			return b.stop()
+			res.APICallMs = ms(bs.meanAPICall())
+			return r.e.stopReplicas(ctx, bs)
 		}
 	}
 	pubDone := make(chan error, 1)
@@ -348,7 +370,7 @@ func (r *runner) throughput(ctx context.Context, who string, live bool) error {
 		if api.calls.Load() < int64(cfg.Keys*callsPerEvent) {
 			return false, nil
 		}
-		return r.e.settled(ctx, durable)
+		return r.e.settledAll(ctx, consumers)
 	})
 	cpu := cpuTime() - cpu0
 	if !published {
