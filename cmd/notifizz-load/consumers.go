@@ -80,15 +80,11 @@ func stopConsume(cc jetstream.ConsumeContext) {
 // pulling, and the time runs from the start of publishing. Either way it ends when the server
 // has every ack.
 func (e *env) rawConsume(ctx context.Context, total, maxAckPending int, publish func() (time.Time, error)) (rawFigure, error) {
-	nc, err := e.connect("notifizz-load raw consumer", true)
+	nc, js, err := e.connect("notifizz-load raw consumer", true)
 	if err != nil {
 		return rawFigure{}, err
 	}
 	defer closeConn(nc)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return rawFigure{}, err
-	}
 	_ = e.js.DeleteConsumer(ctx, streamName, rawDurable)
 	cons, err := e.bareConsumer(ctx, js, rawDurable, maxAckPending)
 	if err != nil {
@@ -147,13 +143,8 @@ func (e *env) rawConsume(ctx context.Context, total, maxAckPending int, publish 
 // rawHold consumes up to maxAckPending messages without acking them and keeps them, for the
 // memory a bare consumer needs to hold what the bridge holds. release drops them.
 func (e *env) rawHold(ctx context.Context, n int) (release func(), err error) {
-	nc, err := e.connect("notifizz-load raw holder", true)
+	nc, js, err := e.connect("notifizz-load raw holder", true)
 	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	cons, err := e.bareConsumer(ctx, js, rawDurable, n)
@@ -203,13 +194,8 @@ type bridgeRun struct {
 
 // startBridge runs the bridge against the stand-in API and returns once it is consuming.
 func (e *env) startBridge(ctx context.Context, cfg bridge.Config, apiURL string) (*bridgeRun, error) {
-	nc, err := e.connect("notifizz-load bridge", true)
+	nc, js, err := e.connect("notifizz-load bridge", true)
 	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -391,13 +377,8 @@ type baselineJob struct {
 }
 
 func (e *env) startBaseline(ctx context.Context, cfg bridge.Config, apiURL string, bodySize int) (*baselineRun, error) {
-	nc, err := e.connect("notifizz-load baseline", true)
+	nc, js, err := e.connect("notifizz-load baseline", true)
 	if err != nil {
-		return nil, err
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
 		return nil, err
 	}
 	cons, err := e.bareConsumer(ctx, js, baselineDurable, cfg.Consumer.MaxAckPending)

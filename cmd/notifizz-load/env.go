@@ -98,16 +98,21 @@ func (e *env) close() {
 
 // connect opens a connection for measured traffic. Consumers may go in-process (the daemon's
 // embedded mode); publishers always use TCP, as other services would.
-func (e *env) connect(name string, consumer bool) (*nats.Conn, error) {
+func (e *env) connect(name string, consumer bool, jsOpts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
 	opts := []nats.Option{nats.Name(name)}
 	if consumer && e.cfg.InProcess && e.srv != nil {
 		opts = append(opts, nats.InProcessServer(e.srv))
 	}
 	nc, err := nats.Connect(e.url, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect %s: %w", name, err)
+		return nil, nil, fmt.Errorf("connect %s: %w", name, err)
 	}
-	return nc, nil
+	js, err := jetstream.New(nc, jsOpts...)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("jetstream %s: %w", name, err)
+	}
+	return nc, js, nil
 }
 
 // closeConn flushes what the connection still buffers (acks) before closing it.

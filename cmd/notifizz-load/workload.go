@@ -115,14 +115,9 @@ type publishers struct {
 func (e *env) newPublishers(n int) (*publishers, error) {
 	p := &publishers{}
 	for i := range n {
-		nc, err := e.connect(fmt.Sprintf("notifizz-load publisher %d", i), false)
+		nc, js, err := e.connect(fmt.Sprintf("notifizz-load publisher %d", i), false,
+			jetstream.WithPublishAsyncMaxPending(asyncMaxPending))
 		if err != nil {
-			p.close()
-			return nil, err
-		}
-		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(asyncMaxPending))
-		if err != nil {
-			nc.Close()
 			p.close()
 			return nil, err
 		}
