@@ -109,27 +109,32 @@ func TestDelayFlushesAfterDelay(t *testing.T) {
 
 func TestSlidingModePushesCloseBack(t *testing.T) {
 	e := newEnv(t)
+	const delay = time.Second
 	e.start(func(c *Config) {
 		c.Coalesce.Mode = ModeSliding
-		c.Coalesce.Delay = 400 * time.Millisecond
-		c.Coalesce.MaxDelay = 5 * time.Second
-		c.Coalesce.OrphanTimeout = 10 * time.Second
+		c.Coalesce.Delay = delay
+		c.Coalesce.MaxDelay = 10 * time.Second
+		c.Coalesce.OrphanTimeout = 20 * time.Second
 	})
+	start := time.Now()
 	_, err := e.prod.Track(ctx, "k1", "ev", nil)
 	require.NoError(t, err)
-	// Workflows every 200 ms keep the window open well past one delay.
-	start := time.Now()
-	tick := time.NewTicker(200 * time.Millisecond)
+	// Workflows every 250 ms, a quarter of the delay (room for a loaded machine), keep the
+	// window open well past one delay after its first message.
+	tick := time.NewTicker(delay / 4)
 	defer tick.Stop()
-	for i := range 6 {
+	var last time.Time
+	for i := range 8 {
 		<-tick.C
 		_, err := e.prod.Workflow(ctx, "k1", fmt.Sprintf("c%d", i), recipients("u")...)
 		require.NoError(t, err)
+		last = time.Now()
 		assert.Empty(t, e.api.snapshot(), "window flushed while messages kept coming")
 	}
 	calls := e.api.waitCalls(t, 1)
-	assert.Greater(t, calls[0].At.Sub(start), time.Second, "sliding kept the window open past the delay")
-	assert.Len(t, workflowIDs(calls[0]), 6)
+	assert.Greater(t, calls[0].At.Sub(start), 2*delay, "sliding kept the window open past the delay")
+	assert.GreaterOrEqual(t, calls[0].At.Sub(last), delay-250*time.Millisecond, "the close came about a delay after the last message")
+	assert.Len(t, workflowIDs(calls[0]), 8)
 	e.settled(e.cfg)
 }
 
