@@ -73,3 +73,13 @@ func BenchmarkRedact(b *testing.B) {
 		Redact(data)
 	}
 }
+
+// BenchmarkParseSubject measures the subject parse the bridge does for every message.
+func BenchmarkParseSubject(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := ParseSubject("acme.notifizz", "acme.notifizz.workflow.order-4521-shipped"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -37,9 +37,13 @@ func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return newError(ReasonUnknownSubject, "prefix", "must not be empty")
 	}
-	for i, tok := range strings.Split(prefix, ".") {
+	// strings.SplitSeq walks the tokens without allocating: ParseSubject runs this for every
+	// message the bridge receives.
+	i := 0
+	for tok := range strings.SplitSeq(prefix, ".") {
+		i++
 		if msg := tokenProblem(tok); msg != "" {
-			return newError(ReasonUnknownSubject, "prefix", "token "+strconv.Itoa(i+1)+" "+msg)
+			return newError(ReasonUnknownSubject, "prefix", "token "+strconv.Itoa(i)+" "+msg)
 		}
 	}
 	return nil
@@ -97,7 +101,11 @@ func ParseSubject(prefix, subject string) (Kind, string, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", "", err
 	}
-	rest, ok := strings.CutPrefix(subject, prefix+".")
+	// Cut the prefix and its dot separately, so that no prefix+"." is built per message.
+	rest, ok := strings.CutPrefix(subject, prefix)
+	if ok {
+		rest, ok = strings.CutPrefix(rest, ".")
+	}
 	if !ok {
 		return "", "", newError(ReasonUnknownSubject, "subject",
 			quote(subject)+" does not start with "+quote(prefix+"."))
