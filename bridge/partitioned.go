@@ -249,6 +249,11 @@ type partitionedSource struct {
 	staleEnd time.Time                            // elastic: when to stop waiting for its replacement
 	settled  *settledSeqs                         // what this replica settled lately
 
+	// liveness is the bucket of the elastic group's heartbeats (see liveness.go), nil in
+	// static mode or when the operator has not created it; since is what this replica beats.
+	liveness jetstream.KeyValue
+	since    string
+
 	// control runs a function on the coordinator's goroutine, in order with the messages
 	// handed over; Run sets it.
 	control  func(func(*coordinator))
@@ -279,6 +284,13 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	}
 	if err := s.checkOtherMode(ctx); err != nil {
 		return nil, err
+	}
+	if p.Mode == PartitionElastic {
+		kv, err := b.openLiveness(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.liveness, s.since = kv, time.Now().UTC().Format(time.RFC3339)
 	}
 	if !cfg.Stream.Create {
 		return s, nil // the operator manages the group; Consume reports it if it is missing
@@ -392,11 +404,22 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 	case PartitionStatic:
 		cc, err = pcgroups.StaticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons)
 	case PartitionElastic:
+		// The first beat goes before the join, so that no member takes this one for dead.
+		if s.liveness != nil {
+			if err = s.beat(pctx); err != nil {
+				return fmt.Errorf("partitions: heartbeat in bucket %s: %w", livenessBucket, err)
+			}
+		}
 		if err = s.join(pctx); err != nil {
 			return err
 		}
 		if err = s.watchMembership(pctx); err != nil {
 			return err
+		}
+		if s.liveness != nil {
+			if err = s.watchLiveness(pctx); err != nil {
+				return err
+			}
 		}
 		cc, err = pcgroups.ElasticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons)
 	default:
@@ -462,6 +485,14 @@ func (s *partitionedSource) watchMembership(ctx context.Context) error {
 				continue // pcgroups stops on it and Consume reports the error
 			}
 			s.rebalanced(ctx, &gc, e.Created())
+			if !gc.IsInMembership(p.Member) && len(gc.MemberMappings) == 0 && ctx.Err() == nil {
+				// Dropped while running: the others took this replica for dead (it was cut
+				// off from NATS for longer than deadAfter). It has let go of what it held.
+				s.log.Warn("this replica was dropped from the group, its heartbeats missed: joining again", "group", p.Group, "member", p.Member)
+				if err := s.join(ctx); err != nil && ctx.Err() == nil {
+					s.log.Error("joining the group again failed: this replica gets no partition until it restarts", "error", err)
+				}
+			}
 		}
 	}()
 	return nil
@@ -489,7 +520,9 @@ func (s *partitionedSource) rebalanced(ctx context.Context, gc *pcgroups.Elastic
 	s.mu.Unlock()
 	share := len(pcgroups.ElasticGetPartitionFilters(*gc, p.Member))
 	s.log.Info("the group's membership changed: partitions move", "members", gc.Members, "share", share)
-	s.logShare(share)
+	if gc.IsInMembership(p.Member) {
+		s.logShare(share)
+	}
 	s.release(true)
 
 	// If pcgroups was quicker than this watch and the new consumer already delivers, its pin
@@ -663,6 +696,9 @@ func (s *partitionedSource) leave() {
 			_, err := pcgroups.DeleteMembers(ctx, s.js, stream, p.Group, []string{p.Member})
 			if err == nil {
 				log.Info("left the consumer group: its partitions move to the other members")
+				if err := s.forget(ctx); err != nil {
+					log.Warn("could not delete this member's heartbeat", "error", err)
+				}
 				return
 			}
 			if attempt == joinAttempts || sleepCtx(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond) != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"github.com/synadia-io/orbit.go/pcgroups"
 
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -256,6 +257,91 @@ func TestElasticReplicaLeavesAndJoins(t *testing.T) {
 	assert.NotEmpty(t, r3.api.snapshot(), "the replica that joined got a share")
 	t.Logf("%d events, %d replayed under their key after a partition moved; calls by replica: r0 %d, r1 %d, r2 %d, r3 %d",
 		len(events), replays, len(r0.api.snapshot()), len(r1.api.snapshot()), len(r2.api.snapshot()), len(r3.api.snapshot()))
+	assert.Zero(t, e.dlqCount(), "no dead letters")
+}
+
+// TestElasticDeadMemberIsDropped: a replica of an elastic group dies (its connection goes, as
+// with a killed process) while events are published. The others miss its heartbeats, drop it
+// from the group and take its partitions, including what it held, so every event is sent whole
+// under its one key. Started again under its name, it joins and gets a share again.
+func TestElasticDeadMemberIsDropped(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionElastic, 12)
+	r0, r1, r2 := e.startReplica("r0", cfg), e.startReplica("r1", cfg), e.startReplica("r2", cfg)
+	elasticStable(t, e.js, cfg, "r0", "r1", "r2")
+	gc, err := pcgroups.GetElasticConsumerGroupConfig(ctx, e.js, cfg.Stream.Name, cfg.Partitions.Group)
+	require.NoError(t, err)
+	r1Parts := map[string]bool{} // the partitions r1 served: its filters are "<p>.<the group's filter>"
+	for _, f := range pcgroups.ElasticGetPartitionFilters(*gc, "r1") {
+		p, _, _ := strings.Cut(f, ".")
+		r1Parts[p] = true
+	}
+	require.NotEmpty(t, r1Parts)
+	prods := publishers(t, 4, e.srv.ClientURL())
+
+	first := publishInBackground(prods, eventKeys("a", 2000), nil)
+	require.Eventually(t, func() bool { return len(r1.api.snapshot()) >= 100 }, scaleWait, pollEvery)
+	crashed := time.Now()
+	r1.crash(t)
+	pub := <-first
+	require.NoError(t, pub.err)
+	events := pub.events
+
+	elasticStable(t, e.js, cfg, "r0", "r2")
+	t.Logf("r1 dropped and its partitions re-assigned %s after the crash (AckWait %s)",
+		time.Since(crashed).Round(time.Millisecond), cfg.Consumer.AckWait)
+	waitDelivered(t, events, r0, r1, r2)
+	elasticSettled(t, e.js, cfg)
+	calls := callsByKey(r0, r1, r2) // with any replay made while settling
+	checkEvents(t, cfg.Stream.Name, events, calls)
+	taken := 0 // events of r1's partitions that r0 or r2 sent
+	for _, ev := range events {
+		if !r1Parts[strconv.Itoa(partitionOf(ev.key, cfg.Partitions.Count))] {
+			continue
+		}
+		for _, c := range calls[ev.key] {
+			if c.replica != "r1" {
+				taken++
+				break
+			}
+		}
+	}
+	assert.NotZero(t, taken, "r0 and r2 sent events of the partitions r1 served")
+	assert.Zero(t, e.dlqCount(), "no dead letters")
+
+	// r1 comes back: it joins again and takes a share of what is published next.
+	r1b := e.startReplica("r1", cfg)
+	elasticStable(t, e.js, cfg, "r0", "r1", "r2")
+	pub = <-publishInBackground(prods, eventKeys("b", 500), nil)
+	require.NoError(t, pub.err)
+	waitDelivered(t, pub.events, r0, r1b, r2)
+	elasticSettled(t, e.js, cfg)
+	checkEvents(t, cfg.Stream.Name, pub.events, callsByKey(r0, r1b, r2))
+	assert.NotEmpty(t, r1b.api.snapshot(), "r1 back in the group got a share")
+	t.Logf("%d events before the restart, %d of them in r1's partitions sent by r0 or r2; %d after it", len(events), taken, len(pub.events))
+}
+
+// TestElasticLiveMemberDroppedJoinsAgain: a replica dropped from the group while it runs (the
+// others took it for dead, say while it was cut off from NATS) joins again by itself, and the
+// group serves every event.
+func TestElasticLiveMemberDroppedJoinsAgain(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionElastic, 4)
+	r0, r1 := e.startReplica("r0", cfg), e.startReplica("r1", cfg)
+	elasticStable(t, e.js, cfg, "r0", "r1")
+
+	members, err := pcgroups.DeleteMembers(ctx, e.js, cfg.Stream.Name, cfg.Partitions.Group, []string{"r1"})
+	require.NoError(t, err)
+	require.Equal(t, []string{"r0"}, members, "r1 dropped")
+	// Nothing but r1 itself adds r1 back.
+	elasticStable(t, e.js, cfg, "r0", "r1")
+
+	pub := <-publishInBackground(publishers(t, 2, e.srv.ClientURL()), eventKeys("k", 300), nil)
+	require.NoError(t, pub.err)
+	waitDelivered(t, pub.events, r0, r1)
+	elasticSettled(t, e.js, cfg)
+	checkEvents(t, cfg.Stream.Name, pub.events, callsByKey(r0, r1))
+	assert.NotEmpty(t, r1.api.snapshot(), "r1 serves its share again")
 	assert.Zero(t, e.dlqCount(), "no dead letters")
 }
 

@@ -1,0 +1,220 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/pcgroups"
+)
+
+// Dead members of an elastic group.
+//
+// pcgroups keeps an elastic group's membership in a key-value entry and never changes it by
+// itself: a replica that dies without leaving stays a member, and its partitions wait for it.
+// So the replicas of an elastic group beat: each one puts its key in livenessBucket every
+// beatEvery, and watches the others'. A member whose beat has not been seen for deadAfter is
+// dropped by the live member whose name sorts first: its consumer is deleted (the messages it
+// held stay in the work-queue stream, and the member's partitions' next consumers deliver them
+// at once), then it is removed from the group, which moves its partitions to the others as any
+// membership change does. Every replica judges by its own clock when it saw each beat, so
+// clocks need not agree. A replica that finds itself dropped while it runs (it was cut off from
+// NATS for longer than deadAfter) joins the group again.
+
+// livenessBucket is the key-value bucket where the replicas of elastic groups beat, under
+// <stream>.<group>.<member>. It keeps one value per key, in memory: a beat is worth nothing
+// once the next one is due.
+const livenessBucket = "notifizz-bridge-liveness"
+
+// beatEvery is how often a replica beats: a quarter of AckWait, between 250ms and 5s.
+func beatEvery(ackWait time.Duration) time.Duration {
+	return min(max(ackWait/4, 250*time.Millisecond), 5*time.Second)
+}
+
+// deadAfter is how long a member may go without a beat before it is dropped: AckWait, the time
+// the server gives a consumer to settle a message, and never fewer than four beats.
+func deadAfter(ackWait time.Duration) time.Duration {
+	return max(ackWait, 4*beatEvery(ackWait))
+}
+
+// openLiveness returns the liveness bucket, creating it when the bridge manages the streams.
+// When the operator manages them and the bucket does not exist, it returns nil: dead members
+// are then not detected, and a warning says so.
+func (b *Bridge) openLiveness(ctx context.Context) (jetstream.KeyValue, error) {
+	if !b.cfg.Stream.Create {
+		kv, err := b.js.KeyValue(ctx, livenessBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			b.log.Warn("the key-value bucket for the elastic group's heartbeats does not exist, so dead members are not detected: "+
+				"create it (see docs/SCALING.md) or let the bridge manage the streams (stream.create)", "bucket", livenessBucket)
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("partitions: liveness bucket %s: %w", livenessBucket, err)
+		}
+		return kv, nil
+	}
+	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      livenessBucket,
+		Description: "notifizz-bridge: heartbeats of the replicas of elastic groups",
+		History:     1,
+		Storage:     jetstream.MemoryStorage,
+		Replicas:    b.cfg.Stream.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("partitions: create liveness bucket %s: %w", livenessBucket, err)
+	}
+	return kv, nil
+}
+
+// livenessPrefix is the part of the liveness keys common to the group's members.
+func (s *partitionedSource) livenessPrefix() string {
+	return s.cfg.Stream.Name + "." + s.cfg.Partitions.Group
+}
+
+// beat puts this replica's key once.
+func (s *partitionedSource) beat(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, beatEvery(s.cfg.Consumer.AckWait))
+	defer cancel()
+	_, err := s.liveness.Put(ctx, s.livenessPrefix()+"."+s.cfg.Partitions.Member, []byte(s.since))
+	return err
+}
+
+// watchLiveness starts two goroutines, counted in s.watching, that run until ctx is done: one
+// beats, the other watches the members' beats and drops the members found dead. They are apart
+// so that a slow drop never delays this replica's own beat.
+func (s *partitionedSource) watchLiveness(ctx context.Context) error {
+	prefix := s.livenessPrefix() + "."
+	w, err := s.liveness.Watch(ctx, prefix+"*")
+	if err != nil {
+		return fmt.Errorf("partitions: watch the group's heartbeats: %w", err)
+	}
+	every := beatEvery(s.cfg.Consumer.AckWait)
+	s.watching.Add(2)
+	go func() {
+		defer s.watching.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		missed := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			if err := s.beat(ctx); err != nil && ctx.Err() == nil {
+				if missed++; missed == 2 {
+					s.log.Warn("heartbeats are failing: the other members drop this one when they miss them for "+
+						deadAfter(s.cfg.Consumer.AckWait).String(), "error", err)
+				}
+				continue
+			}
+			missed = 0
+		}
+	}()
+	go func() {
+		defer s.watching.Done()
+		defer func() { _ = w.Stop() }()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		start := time.Now()
+		seen := map[string]time.Time{} // member → when its last beat (or its leaving) was seen here
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case e, ok := <-w.Updates():
+				if !ok {
+					return
+				}
+				if e != nil {
+					seen[strings.TrimPrefix(e.Key(), prefix)] = time.Now()
+				}
+			case now := <-tick.C:
+				s.reap(ctx, now, start, seen)
+			}
+		}
+	}()
+	return nil
+}
+
+// reap drops the members whose beat has not been seen for deadAfter, when this replica is the
+// live member whose name sorts first, so that one replica does it. A member not seen since this
+// replica started counts from its start.
+func (s *partitionedSource) reap(ctx context.Context, now, start time.Time, seen map[string]time.Time) {
+	s.mu.Lock()
+	gc := s.members
+	s.mu.Unlock()
+	self := s.cfg.Partitions.Member
+	if gc == nil || !gc.IsInMembership(self) {
+		return
+	}
+	var live, dead []string
+	for _, m := range gc.Members {
+		last, ok := seen[m]
+		if !ok {
+			last = start
+		}
+		if m == self || now.Sub(last) < deadAfter(s.cfg.Consumer.AckWait) {
+			live = append(live, m)
+		} else {
+			dead = append(dead, m)
+		}
+	}
+	if len(dead) == 0 || slices.Min(live) != self {
+		return
+	}
+	if s.drop(ctx, dead) {
+		for _, m := range dead {
+			delete(seen, m)
+		}
+	}
+}
+
+// drop removes dead members from the group, after deleting their consumers: a dead member's
+// consumer would keep its partitions' filters, on which the work-queue stream allows one
+// consumer, and what it held goes to the next consumers once it is gone. It reports whether the
+// members were removed.
+func (s *partitionedSource) drop(ctx context.Context, dead []string) bool {
+	p, stream := s.cfg.Partitions, s.cfg.Stream.Name
+	ctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	defer cancel()
+	log := s.log.With("group", p.Group, "dead", dead, "after", deadAfter(s.cfg.Consumer.AckWait))
+	for _, m := range dead {
+		err := s.js.DeleteConsumer(ctx, elasticStreamName(stream, p.Group), m)
+		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			log.Warn("could not delete a dead member's consumer; will try again", "member", m, "error", err)
+			return false
+		}
+	}
+	for attempt := 1; ; attempt++ {
+		_, err := pcgroups.DeleteMembers(ctx, s.js, stream, p.Group, dead)
+		if err == nil {
+			break
+		}
+		if attempt == joinAttempts || sleepCtx(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond) != nil {
+			log.Warn("could not drop dead members from the group; will try again", "error", err)
+			return false
+		}
+	}
+	for _, m := range dead {
+		if err := s.liveness.Delete(ctx, s.livenessPrefix()+"."+m); err != nil {
+			log.Warn("could not delete a dead member's heartbeat", "member", m, "error", err)
+		}
+	}
+	log.Warn("dropped members whose heartbeats stopped: their partitions move to the others")
+	return true
+}
+
+// forget deletes this replica's key when it leaves the group, so that the others do not wait
+// for it.
+func (s *partitionedSource) forget(ctx context.Context) error {
+	if s.liveness == nil {
+		return nil
+	}
+	return s.liveness.Delete(ctx, s.livenessPrefix()+"."+s.cfg.Partitions.Member)
+}
