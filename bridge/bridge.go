@@ -122,7 +122,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		src, group = ps, ps
+		src, group, bound = ps, ps, ps.bound
 	default:
 		cons, err := b.provision(ctx)
 		if err != nil {

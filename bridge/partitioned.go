@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"regexp"
@@ -254,6 +255,11 @@ type partitionedSource struct {
 	liveness jetstream.KeyValue
 	since    string
 
+	// bound is the member's consumer as it was before this replica pulled anything, nil when
+	// it did not exist yet: what it shows pending, a previous instance of the member held (see
+	// recovery).
+	bound *jetstream.ConsumerInfo
+
 	// control runs a function on the coordinator's goroutine, in order with the messages
 	// handed over; Run sets it.
 	control  func(func(*coordinator))
@@ -284,6 +290,23 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	}
 	if err := s.checkOtherMode(ctx); err != nil {
 		return nil, err
+	}
+	// pcgroups binds the member's consumer when it exists: a previous instance of the member
+	// that died less than its inactivity threshold ago (elastic), or any (static). Read it
+	// first, as the single consumer is read, for the start hold.
+	stream, cons := cfg.Stream.Name, staticConsumerName(p.Group, p.Member)
+	if p.Mode == PartitionElastic {
+		stream, cons = elasticStreamName(cfg.Stream.Name, p.Group), p.Member
+	}
+	if c, err := b.js.Consumer(ctx, stream, cons); err == nil {
+		s.bound = c.CachedInfo()
+		if p.Mode == PartitionElastic {
+			// Its sequences are the work-queue stream's, while the bridge sees the stream's:
+			// count every redelivery towards what the previous instance held.
+			s.bound.Delivered.Stream = math.MaxUint64
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, fmt.Errorf("partitions: read member %q's consumer: %w", p.Member, err)
 	}
 	if p.Mode == PartitionElastic {
 		kv, err := b.openLiveness(ctx)

@@ -383,6 +383,71 @@ func TestStaticStandbyTakesOver(t *testing.T) {
 	assert.Zero(t, e.dlqCount(), "no dead letters")
 }
 
+// TestMemberCrashKeepsWorkflowsTogether is TestCrashMidEventKeepsWorkflowsTogether for a member
+// of a group, in both modes: the instance that dies holds the track and a workflow of an event,
+// and the rest of it is published after the crash. The member's next instance, started at once,
+// gets those at once and the dead one's pieces only when their AckWait runs out: it holds its
+// windows until they are back, so the event goes out whole.
+func TestMemberCrashKeepsWorkflowsTogether(t *testing.T) {
+	for _, mode := range []string{PartitionStatic, PartitionElastic} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t)
+			var cfg Config
+			if mode == PartitionStatic {
+				cfg = e.partitioned(mode, 1, "m0")
+			} else {
+				cfg = e.partitioned(mode, 1)
+			}
+			cfg.Coalesce.Delay = 300 * time.Millisecond
+			// The group and the member's consumer, as the dead instance had them.
+			r := e.startReplica("m0", cfg)
+			stream, consumer := cfg.Stream.Name, staticConsumerName(cfg.Partitions.Group, "m0")
+			if mode == PartitionElastic {
+				elasticStable(t, e.js, cfg, "m0")
+				stream, consumer = elasticStreamName(cfg.Stream.Name, cfg.Partitions.Group), "m0"
+			}
+			// The dead instance: it holds the pin and pulls the first two pieces.
+			nc, js := connectURLs(t, []string{e.srv.ClientURL()})
+			cons, err := js.Consumer(ctx, stream, consumer)
+			require.NoError(t, err)
+			r.crash(t)
+
+			_, err = e.prod.Track(ctx, "k1", "ev", nil)
+			require.NoError(t, err)
+			_, err = e.prod.Workflow(ctx, "k1", "c1", recipients("u1")...)
+			require.NoError(t, err)
+			got := 0
+			require.Eventually(t, func() bool {
+				batch, err := cons.Fetch(2-got, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup("PCG"))
+				if err != nil {
+					return false
+				}
+				for range batch.Messages() {
+					got++
+				}
+				return got == 2
+			}, scaleWait, pollEvery, "the dead instance never got the first two pieces")
+			nc.Close()
+
+			_, err = e.prod.Workflow(ctx, "k1", "c2", recipients("u2")...)
+			require.NoError(t, err)
+			_, err = e.prod.Commit(ctx, "k1")
+			require.NoError(t, err)
+
+			r = e.startReplica("m0", cfg)
+			calls := r.api.waitCalls(t, 1)
+			if mode == PartitionStatic {
+				staticSettled(t, e.js, cfg)
+			} else {
+				elasticSettled(t, e.js, cfg)
+			}
+			assert.Len(t, r.api.snapshot(), 1, "one call for the event")
+			assert.Equal(t, []string{"c1", "c2"}, workflowIDs(calls[0]), "both workflows in the one call")
+			assert.Zero(t, e.dlqCount(), "no workflow left behind as missing_track")
+		})
+	}
+}
+
 // TestPartitionedCluster: three replicas on a three-node cluster with the stream, the group's
 // consumers and its config replicated three times; the node that leads the stream stops
 // mid-run, while every window is open, and the replicas carry on, losing nothing. The commits
