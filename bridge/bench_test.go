@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
 // memMsg is an in-memory jetstream.Msg for the window-path benchmark: it isolates the
@@ -139,3 +140,28 @@ func cpuTime() time.Duration {
 
 // stubJS satisfies jetstream.JetStream for a benchmark that never touches the server.
 type stubJS struct{ jetstream.JetStream }
+
+// BenchmarkSettleAck measures the settling of one flushed event (one track, ten workflows and a
+// commit, all acked), which counts every message in notifizz_bridge_messages_total.
+func BenchmarkSettleAck(b *testing.B) {
+	br, err := New(DefaultConfig(), stubJS{}, &instantAPI{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	acks := &ackCounter{done: make(chan struct{})}
+	var members []*heldMsg
+	add := func(kind schema.Kind) {
+		members = append(members, &heldMsg{decoded: decoded{msg: &memMsg{acks: acks}, kind: kind, key: "order-1", seq: uint64(len(members) + 1)}})
+	}
+	add(schema.KindTrack)
+	for range 10 {
+		add(schema.KindWorkflow)
+	}
+	add(schema.KindCommit)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		br.settle(ctx, members, decision{action: actAck})
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(members)), "ns/msg")
+}

@@ -205,7 +205,7 @@ func (c *coordinator) ackNow(in inbound, outcome string) {
 		c.b.log.Warn("ack failed", "kind", in.kind, "event_key", in.key, "stream_seq", in.seq, "error", err)
 		return
 	}
-	c.b.m.messages.WithLabelValues(string(in.kind), outcome).Inc()
+	c.b.m.message(in.kind, outcome)
 }
 
 func (c *coordinator) onMessage(in inbound) {

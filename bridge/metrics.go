@@ -1,7 +1,11 @@
 package bridge
 
 import (
+	"sync/atomic"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
 // Outcome labels of notifizz_bridge_messages_total.
@@ -12,6 +16,9 @@ const (
 	outcomeDuplicate    = "duplicate"
 	outcomeIgnored      = "ignored"
 )
+
+// outcomes lists the outcome labels in the order of the columns of metrics.settled.
+var outcomes = [...]string{outcomeAcked, outcomeNaked, outcomeDeadLettered, outcomeDuplicate, outcomeIgnored}
 
 // metrics are the bridge's Prometheus series. They are registered on the registerer the caller
 // injects, so a process can run several bridges on separate registries.
@@ -27,6 +34,69 @@ type metrics struct {
 	redeliveries    *prometheus.CounterVec
 	naks            prometheus.Counter
 	inProgressSends prometheus.Counter
+
+	// settled caches the children of messages by kind (in the order of schema.Kinds) and
+	// outcome (in the order of outcomes), so that counting a settled message, which happens for
+	// every message, is an atomic add rather than a hash of the labels and a lookup under the
+	// vector's lock. A child is resolved the first time it is counted, not when the metrics are
+	// created: a child exists as a series from its creation, and /metrics shows only the
+	// combinations that happened, as it did before the cache.
+	settled [numKinds][len(outcomes)]atomic.Pointer[prometheus.Counter]
+}
+
+// message counts one message of kind settled with outcome in notifizz_bridge_messages_total.
+// It is safe for concurrent use: the coordinator and the workers settle messages.
+func (m *metrics) message(kind schema.Kind, outcome string) {
+	k, o := kindIndex(kind), outcomeIndex(outcome)
+	if k < 0 || o < 0 {
+		// A message whose subject did not parse has no kind; it is dead-lettered, rarely.
+		m.messages.WithLabelValues(string(kind), outcome).Inc()
+		return
+	}
+	cell := &m.settled[k][o]
+	if c := cell.Load(); c != nil {
+		(*c).Inc()
+		return
+	}
+	// Two goroutines may get here at once: the vector gives both the same child.
+	c := m.messages.WithLabelValues(string(kind), outcome)
+	cell.Store(&c)
+	c.Inc()
+}
+
+// numKinds is len(schema.Kinds), which is not a constant.
+const numKinds = 4
+
+// kindIndex is the position of kind in schema.Kinds, or -1.
+func kindIndex(kind schema.Kind) int {
+	switch kind {
+	case schema.KindTrack:
+		return 0
+	case schema.KindWorkflow:
+		return 1
+	case schema.KindCommit:
+		return 2
+	case schema.KindSend:
+		return 3
+	}
+	return -1
+}
+
+// outcomeIndex is the position of outcome in outcomes, or -1.
+func outcomeIndex(outcome string) int {
+	switch outcome {
+	case outcomeAcked:
+		return 0
+	case outcomeNaked:
+		return 1
+	case outcomeDeadLettered:
+		return 2
+	case outcomeDuplicate:
+		return 3
+	case outcomeIgnored:
+		return 4
+	}
+	return -1
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {

@@ -185,7 +185,7 @@ func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) {
 				b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
 				continue
 			}
-			b.m.messages.WithLabelValues(string(h.kind), outcomeAcked).Inc()
+			b.m.message(h.kind, outcomeAcked)
 		}
 	case actNak:
 		b.log.Warn("api call failed; messages will be redelivered",
@@ -212,7 +212,7 @@ func (b *Bridge) nakAll(members []*heldMsg, delay time.Duration) {
 			continue
 		}
 		b.m.naks.Inc()
-		b.m.messages.WithLabelValues(string(h.kind), outcomeNaked).Inc()
+		b.m.message(h.kind, outcomeNaked)
 	}
 }
 
@@ -238,7 +238,7 @@ func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decisi
 		b.log.Warn("message dead-lettered", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq,
 			"num_delivered", h.delivered, "reason", d.reason, "status", d.status, "error", d.detail)
 		b.m.deadLetters.WithLabelValues(d.reason).Inc()
-		b.m.messages.WithLabelValues(string(h.kind), outcomeDeadLettered).Inc()
+		b.m.message(h.kind, outcomeDeadLettered)
 		if err := h.msg.TermWithReason(d.reason); err != nil {
 			// The copy is stored under a Nats-Msg-Id derived from the sequence, so the
 			// redelivery this causes is dead-lettered again without a second copy.
