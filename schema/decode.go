@@ -28,8 +28,9 @@ const MaxBodySize = 1 << 20
 // another language could mean the other one.
 //
 // Decoding is a single pass of this package's parser over the body; go-json decodes the generic
-// parts (properties, custom recipient keys) once the parser has checked them. Numbers in those
-// parts are json.Number, strings are copies: nothing refers to data after the call.
+// properties once the parser has checked them, and the parser builds the custom recipient keys
+// itself as it reads them, with the values go-json would give. Numbers in those parts are
+// json.Number, strings are copies: nothing refers to data after the call.
 
 // DecodeTrack decodes and validates the body of a track message.
 func DecodeTrack(data []byte) (*Track, error) {
@@ -452,9 +453,7 @@ func (p *parser) recipient(at *path, r *Recipient) bool {
 		p.problem(at, "", msgObject)
 		return p.value()
 	}
-	start := p.pos
 	var seen fields
-	extra := false
 	ok := p.object(func(k key) bool {
 		switch {
 		case p.keyIs(k, "id"):
@@ -468,24 +467,74 @@ func (p *parser) recipient(at *path, r *Recipient) bool {
 			}
 			return p.requiredString(at, "email", &r.Email)
 		default:
-			extra = true
-			return p.value()
+			if !p.build {
+				return p.value()
+			}
+			// A custom key: its value is built as it is parsed, so that the recipient is read
+			// once. A key given twice keeps its last value, as in go-json's maps.
+			name := p.stringAt(k.start, k.end, k.esc)
+			v, ok := p.generic()
+			if !ok {
+				return false
+			}
+			if r.Extra == nil {
+				r.Extra = make(map[string]any)
+			}
+			r.Extra[name] = v
+			return true
 		}
 	})
 	if !ok {
 		return false
 	}
 	p.requireAll(seen, at, "id", "email")
-	if extra && p.build {
-		// The custom keys are decoded with the whole recipient in one go-json call, which is
-		// cheaper than one call per key; id and email are then taken out again.
-		if !p.decodeSpan(start, &r.Extra) {
-			return false
-		}
-		delete(r.Extra, "id")
-		delete(r.Extra, "email")
-	}
 	return true
+}
+
+// generic consumes any value and returns what go-json gives when it decodes that value into an
+// any with UseNumber, as decodeObject does: map[string]any (where a key given twice keeps its
+// last value), []any (empty, not nil, for []), json.Number with the number as written, a string
+// (a copy, escapes decoded as go-json decodes them), bool or nil. Syntax errors are those of
+// value.
+func (p *parser) generic() (any, bool) {
+	switch c := p.peek(); c {
+	case '{':
+		m := map[string]any{}
+		ok := p.object(func(k key) bool {
+			name := p.stringAt(k.start, k.end, k.esc)
+			v, ok := p.generic()
+			m[name] = v
+			return ok
+		})
+		return m, ok
+	case '[':
+		a := []any{}
+		ok := p.array(func(int) bool {
+			v, ok := p.generic()
+			a = append(a, v)
+			return ok
+		})
+		return a, ok
+	case '"':
+		s, e, esc, ok := p.str()
+		if !ok {
+			return nil, false
+		}
+		return p.stringAt(s, e, esc), true
+	case 't':
+		return true, p.literal("true")
+	case 'f':
+		return false, p.literal("false")
+	case 'n':
+		return nil, p.literal("null")
+	default:
+		start := p.pos
+		if !p.value() {
+			return nil, false
+		}
+		// value consumed a number: anything else starts with one of the bytes above.
+		return json.Number(p.data[start:p.pos]), true
+	}
 }
 
 const (
