@@ -57,6 +57,7 @@ type Bridge struct {
 	source  Source
 	m       *metrics
 	limiter *rate.Limiter
+	settled *settledSeqs // what the workers and the coordinator settled lately
 	backoff backoff
 	ready   atomic.Bool
 	// noKeepAlive turns the InProgress sweep off; only tests set it.
@@ -73,7 +74,7 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 		return nil, errors.New("bridge: a JetStream context and an API are required")
 	}
 	b := &Bridge{
-		cfg: cfg, js: js, api: api,
+		cfg: cfg, js: js, api: api, settled: newSettledSeqs(settledMemory),
 		backoff: backoff{initial: cfg.Retry.NakInitial, max: cfg.Retry.NakMax, maxDeliver: cfg.Consumer.MaxDeliver},
 	}
 	for _, o := range opts {

@@ -248,7 +248,6 @@ type partitionedSource struct {
 	members  *pcgroups.ElasticConsumerGroupConfig // elastic: the membership last seen
 	stalePin string                               // elastic: the pin of a consumer pcgroups is replacing
 	staleEnd time.Time                            // elastic: when to stop waiting for its replacement
-	settled  *settledSeqs                         // what this replica settled lately
 
 	// liveness is the bucket of the elastic group's heartbeats (see liveness.go), nil in
 	// static mode or when the operator has not created it; since is what this replica beats.
@@ -275,7 +274,7 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	cfg := b.cfg
 	p := cfg.Partitions
 	s := &partitionedSource{
-		js: b.js, log: b.log, cfg: cfg, count: p.Count, settled: newSettledSeqs(settledMemory),
+		js: b.js, log: b.log, cfg: cfg, count: p.Count,
 		// No BackOff, as for the single consumer: delays come from NakWithDelay. pcgroups
 		// fills in the name, the filters and the pinned priority group, and derives the pin
 		// TTL and the pull expiry from AckWait.
@@ -397,13 +396,6 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 		meta := originMetadata(m) // an elastic group's copy: where it is stored in the stream
 		if meta == nil {
 			meta, _ = m.Metadata()
-		}
-		if meta != nil && s.settled.has(meta.Sequence.Stream) {
-			// Settled here already, but the ack was lost (a consumer re-created by a
-			// rebalance, a server that went down): ack this copy rather than send it again or,
-			// for a workflow whose event has gone, dead-letter it as missing its track.
-			_ = m.Ack()
-			return
 		}
 		if pin := m.Headers().Get(pinHeader); pin != "" {
 			s.pin = pin
@@ -747,7 +739,7 @@ func (s *partitionedSource) wrap(m jetstream.Msg, meta *jetstream.MsgMetadata) j
 	h := m.Headers()
 	h.Del(pinHeader)
 	h.Del(sourceHeader)
-	pm := &partitionedMsg{Msg: m, subject: m.Subject(), meta: meta, settled: s.settled}
+	pm := &partitionedMsg{Msg: m, subject: m.Subject(), meta: meta}
 	if s.cfg.Partitions.Mode == PartitionStatic {
 		key := pm.subject[strings.LastIndexByte(pm.subject, '.')+1:]
 		pm.subject = strconv.Itoa(partitionOf(key, s.count)) + "." + pm.subject
@@ -783,7 +775,6 @@ type partitionedMsg struct {
 	jetstream.Msg
 	subject string
 	meta    *jetstream.MsgMetadata // nil when the delivered message had none
-	settled *settledSeqs
 }
 
 func (m *partitionedMsg) Subject() string { return m.subject }
@@ -793,70 +784,6 @@ func (m *partitionedMsg) Metadata() (*jetstream.MsgMetadata, error) {
 		return m.meta, nil
 	}
 	return m.Msg.Metadata()
-}
-
-// Ack, Term and TermWithReason settle the message, and note it as settled.
-
-func (m *partitionedMsg) Ack() error {
-	m.noteSettled()
-	return m.Msg.Ack()
-}
-
-func (m *partitionedMsg) Term() error {
-	m.noteSettled()
-	return m.Msg.Term()
-}
-
-func (m *partitionedMsg) TermWithReason(reason string) error {
-	m.noteSettled()
-	return m.Msg.TermWithReason(reason)
-}
-
-func (m *partitionedMsg) noteSettled() {
-	if m.meta != nil {
-		m.settled.note(m.meta.Sequence.Stream)
-	}
-}
-
-// settledMemory is how many settled messages a partitioned source remembers: far more than
-// the acks that can be in flight when a consumer or a server goes away.
-const settledMemory = 1 << 16
-
-// settledSeqs remembers the stream sequences of the last messages this replica settled. An ack
-// can be lost after the bridge sent it: pcgroups answers a membership change by deleting and
-// re-creating each member's consumer, and a server can go down with acks it has not applied.
-// The message then comes again; one noted here is acked again instead of being sent a second
-// time or, for a workflow whose event has gone, dead-lettered as missing its track.
-type settledSeqs struct {
-	mu   sync.Mutex
-	seqs map[uint64]struct{}
-	ring []uint64 // the same sequences in the order noted, to forget the oldest
-	next int
-}
-
-func newSettledSeqs(n int) *settledSeqs {
-	return &settledSeqs{seqs: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
-}
-
-func (s *settledSeqs) note(seq uint64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.seqs[seq]; ok {
-		return
-	}
-	if old := s.ring[s.next]; old != 0 {
-		delete(s.seqs, old)
-	}
-	s.ring[s.next] = seq
-	s.next = (s.next + 1) % len(s.ring)
-	s.seqs[seq] = struct{}{}
-}
-
-func (s *settledSeqs) has(seq uint64) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.seqs[seq]
-	return ok
 }
 
 // sleepCtx waits for d or until ctx is done.

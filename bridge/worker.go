@@ -179,9 +179,10 @@ func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) {
 	last := members[len(members)-1]
 	switch d.action {
 	case actAck:
+		b.settled.noteAll(members)
 		for _, h := range members {
 			if err := h.msg.Ack(); err != nil {
-				// The message will be redelivered and replayed under the same key.
+				// The message will be redelivered, and its copy acked (see settledSeqs).
 				b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
 				continue
 			}
@@ -239,9 +240,9 @@ func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decisi
 			"num_delivered", h.delivered, "reason", d.reason, "status", d.status, "error", d.detail)
 		b.m.deadLetters.WithLabelValues(d.reason).Inc()
 		b.m.message(h.kind, outcomeDeadLettered)
+		b.settled.note(h.seq)
 		if err := h.msg.TermWithReason(d.reason); err != nil {
-			// The copy is stored under a Nats-Msg-Id derived from the sequence, so the
-			// redelivery this causes is dead-lettered again without a second copy.
+			// The redelivery this causes is acked (see settledSeqs), its copy being stored.
 			b.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
 		}
 	}
