@@ -129,7 +129,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		src = &consumerSource{cons: cons, log: b.log, batch: min(b.cfg.Consumer.MaxAckPending, 1000)}
+		src = &consumerSource{cons: cons, log: b.log, batch: min(b.cfg.Consumer.MaxAckPending, 1000),
+			pullBytes: pullBytes(b.js.Conn().MaxPayload())}
 		bound = cons.CachedInfo()
 	}
 
@@ -241,9 +242,18 @@ func (b *Bridge) provision(ctx context.Context) (jetstream.Consumer, error) {
 
 // consumerSource reads one durable pull consumer with Consume.
 type consumerSource struct {
-	cons  jetstream.Consumer
-	log   *slog.Logger
-	batch int
+	cons      jetstream.Consumer
+	log       *slog.Logger
+	batch     int // messages per pull
+	pullBytes int // bytes per pull (see pullBytes)
+}
+
+// pullBytes bounds the bytes of one pull request, and so what the client buffers (about two
+// requests' worth): a batch of large messages would otherwise buffer batch × the server's max
+// payload (1,000 × 64 MB at worst). It never goes below twice the max payload, under which a
+// message the size of the max payload would stall the consumer.
+func pullBytes(maxPayload int64) int {
+	return max(16<<20, 2*int(maxPayload)+64<<10)
 }
 
 func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
@@ -251,7 +261,7 @@ func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg)
 	// expiry before the next one is issued, so a long one stalls the bridge after a burst.
 	cc, err := s.cons.Consume(handle,
 		jetstream.PullExpiry(5*time.Second),
-		jetstream.PullMaxMessages(s.batch),
+		jetstream.PullMaxMessagesWithBytesLimit(s.batch, s.pullBytes),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			s.log.Warn("consume error", "error", err)
 		}),
