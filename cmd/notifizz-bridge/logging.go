@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"strings"
 	"sync/atomic"
@@ -25,6 +26,14 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// routeStdLog sends what the standard library's default logger prints through l, at warn
+// level, so that it comes out in the daemon's format. github.com/synadia-io/orbit.go/pcgroups
+// logs its warnings and errors that way.
+func routeStdLog(l *slog.Logger) {
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(slog.NewLogLogger(l.With("component", "pcgroups").Handler(), slog.LevelWarn).Writer())
 }
 
 // serverLogger routes the embedded NATS server's log through slog. The server's notices (its

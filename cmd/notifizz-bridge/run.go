@@ -30,6 +30,7 @@ func runDaemon(ctx context.Context, cfg Config, stdout, stderr io.Writer) error 
 		return errNoSDKKey // LoadConfig reports it first; this guards other callers
 	}
 	log := newLogger(cfg.Log, stderr)
+	routeStdLog(log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
