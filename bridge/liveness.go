@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,100 +75,167 @@ func (s *partitionedSource) livenessPrefix() string {
 	return s.cfg.Stream.Name + "." + s.cfg.Partitions.Group
 }
 
-// beat puts this replica's key once.
+// beat puts this replica's key once, and keeps s.beating: since when every beat succeeded.
 func (s *partitionedSource) beat(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, beatEvery(s.cfg.Consumer.AckWait))
 	defer cancel()
 	_, err := s.liveness.Put(ctx, s.livenessPrefix()+"."+s.cfg.Partitions.Member, []byte(s.since))
-	return err
-}
-
-// watchLiveness starts two goroutines, counted in s.watching, that run until ctx is done: one
-// beats, the other watches the members' beats and drops the members found dead. They are apart
-// so that a slow drop never delays this replica's own beat.
-func (s *partitionedSource) watchLiveness(ctx context.Context) error {
-	prefix := s.livenessPrefix() + "."
-	w, err := s.liveness.Watch(ctx, prefix+"*")
 	if err != nil {
-		return fmt.Errorf("partitions: watch the group's heartbeats: %w", err)
+		s.beating.Store(0)
+		return err
 	}
-	every := beatEvery(s.cfg.Consumer.AckWait)
-	s.watching.Add(2)
-	go func() {
-		defer s.watching.Done()
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		missed := 0
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			if err := s.beat(ctx); err != nil && ctx.Err() == nil {
-				if missed++; missed == 2 {
-					s.log.Warn("heartbeats are failing: the other members drop this one when they miss them for "+
-						deadAfter(s.cfg.Consumer.AckWait).String(), "error", err)
-				}
-				continue
-			}
-			missed = 0
-		}
-	}()
-	go func() {
-		defer s.watching.Done()
-		defer func() { _ = w.Stop() }()
-		tick := time.NewTicker(every)
-		defer tick.Stop()
-		start := time.Now()
-		seen := map[string]time.Time{} // member → when its last beat (or its leaving) was seen here
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case e, ok := <-w.Updates():
-				if !ok {
-					return
-				}
-				if e != nil {
-					seen[strings.TrimPrefix(e.Key(), prefix)] = time.Now()
-				}
-			case now := <-tick.C:
-				s.reap(ctx, now, start, seen)
-			}
-		}
-	}()
+	s.beating.CompareAndSwap(0, time.Now().UnixNano())
 	return nil
 }
 
-// reap drops the members whose beat has not been seen for deadAfter, when this replica is the
-// live member whose name sorts first, so that one replica does it. A member not seen since this
-// replica started counts from its start.
-func (s *partitionedSource) reap(ctx context.Context, now, start time.Time, seen map[string]time.Time) {
-	s.mu.Lock()
-	gc := s.members
-	s.mu.Unlock()
+// tendGroup starts the goroutines, counted in s.watching, that look after this replica's place
+// in the elastic group until ctx is done: one beats (when the liveness bucket exists), the other
+// checks this member's consumer and drops the members found dead. They are apart so that a slow
+// drop never delays this replica's own beat.
+func (s *partitionedSource) tendGroup(ctx context.Context) {
+	every := beatEvery(s.cfg.Consumer.AckWait)
+	if s.liveness != nil {
+		s.watching.Add(1)
+		go func() {
+			defer s.watching.Done()
+			tick := time.NewTicker(every)
+			defer tick.Stop()
+			missed := 0
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if err := s.beat(ctx); err != nil && ctx.Err() == nil {
+					if missed++; missed == 2 {
+						s.log.Warn("heartbeats are failing: the other members drop this one when they miss them for "+
+							deadAfter(s.cfg.Consumer.AckWait).String(), "error", err)
+					}
+					continue
+				}
+				missed = 0
+			}
+		}()
+	}
+	s.watching.Add(1)
+	go func() {
+		defer s.watching.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		seen := map[string]beatSeen{}
+		var missing time.Time // since when this member's consumer has been found missing
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-tick.C:
+				rctx, cancel := context.WithTimeout(ctx, every)
+				gc, err := pcgroups.GetElasticConsumerGroupConfig(rctx, s.js, s.cfg.Stream.Name, s.cfg.Partitions.Group)
+				if err != nil {
+					// Unreachable now: forget, and judge afresh once NATS answers again.
+					clear(seen)
+					missing = time.Time{}
+				} else {
+					missing = s.checkConsumer(rctx, now, gc, missing)
+				}
+				cancel()
+				if err == nil && s.liveness != nil {
+					s.reap(ctx, now, gc, seen)
+				}
+			}
+		}
+	}()
+}
+
+// checkConsumer asks Consume to start pcgroups again when this member's consumer has been
+// missing for long. pcgroups creates the consumer with an inactivity threshold of AckWait, so the
+// server deletes it when the member cannot pull for that long (an outage, a network partition),
+// and pcgroups creates a consumer again only on a membership change. A consumer can also be
+// missing for a while during a rebalance, where pcgroups retries after AckWait: the restart comes
+// only after twice that. It returns since when the consumer has been missing (zero: it is not).
+func (s *partitionedSource) checkConsumer(ctx context.Context, now time.Time, gc *pcgroups.ElasticConsumerGroupConfig, missing time.Time) time.Time {
 	self := s.cfg.Partitions.Member
-	if gc == nil || !gc.IsInMembership(self) {
+	if len(pcgroups.ElasticGetPartitionFilters(*gc, self)) == 0 {
+		return time.Time{} // not a member, or no partition: no consumer to have
+	}
+	_, err := s.js.Consumer(ctx, elasticStreamName(s.cfg.Stream.Name, s.cfg.Partitions.Group), self)
+	switch {
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return time.Time{} // there, or unreachable now
+	case missing.IsZero():
+		return now
+	case now.Sub(missing) < 2*s.cfg.Consumer.AckWait+beatEvery(s.cfg.Consumer.AckWait):
+		return missing
+	}
+	select {
+	case s.restart <- struct{}{}:
+	default: // one is pending already
+	}
+	return now
+}
+
+// beatSeen is what a replica last read of a member's beat: the revision of its key (0 when it
+// had none) and when, by this replica's clock, that revision was first read.
+type beatSeen struct {
+	rev   uint64
+	since time.Time
+}
+
+// reap reads the members' beats and drops the members whose beat has not moved for deadAfter,
+// when this replica is the live member whose name sorts first, so that one replica does it. It
+// reads them rather than watching them, and gc is the membership as just read, because a watch
+// can take several seconds to resume after a reconnect, and a stale view would make live members
+// look dead. It judges only once its own beats have gone through for deadAfter, and forgets what
+// it read before: a replica that was cut off from NATS (or has just started) has not seen the
+// others' beats meanwhile, and must give each a fresh deadAfter.
+func (s *partitionedSource) reap(ctx context.Context, now time.Time, gc *pcgroups.ElasticConsumerGroupConfig, seen map[string]beatSeen) {
+	dead := deadAfter(s.cfg.Consumer.AckWait)
+	if since := s.beating.Load(); since == 0 || now.Sub(time.Unix(0, since)) < dead {
+		clear(seen)
 		return
 	}
-	var live, dead []string
+	self := s.cfg.Partitions.Member
+	if !gc.IsInMembership(self) {
+		return // dropped: the membership watch has it join again
+	}
+	gctx, cancel := context.WithTimeout(ctx, beatEvery(s.cfg.Consumer.AckWait))
+	defer cancel()
+	var live, gone []string
 	for _, m := range gc.Members {
-		last, ok := seen[m]
-		if !ok {
-			last = start
+		if m == self {
+			live = append(live, m)
+			continue
 		}
-		if m == self || now.Sub(last) < deadAfter(s.cfg.Consumer.AckWait) {
+		var rev uint64
+		e, err := s.liveness.Get(gctx, s.livenessPrefix()+"."+m)
+		switch {
+		case err == nil:
+			rev = e.Revision()
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return // unreachable now: judge at the next tick
+		}
+		last, ok := seen[m]
+		if !ok || last.rev != rev {
+			last = beatSeen{rev: rev, since: now}
+			seen[m] = last
+		}
+		if now.Sub(last.since) < dead {
 			live = append(live, m)
 		} else {
-			dead = append(dead, m)
+			gone = append(gone, m)
 		}
 	}
-	if len(dead) == 0 || slices.Min(live) != self {
+	for m := range seen {
+		if !gc.IsInMembership(m) {
+			delete(seen, m)
+		}
+	}
+	if len(gone) == 0 || slices.Min(live) != self {
 		return
 	}
-	if s.drop(ctx, dead) {
-		for _, m := range dead {
+	if s.drop(ctx, gone) {
+		for _, m := range gone {
 			delete(seen, m)
 		}
 	}

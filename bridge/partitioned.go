@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -253,6 +254,8 @@ type partitionedSource struct {
 	// static mode or when the operator has not created it; since is what this replica beats.
 	liveness jetstream.KeyValue
 	since    string
+	beating  atomic.Int64  // since when (Unix ns) this replica's beats go through; 0 while they fail
+	restart  chan struct{} // elastic: the member's consumer is gone, pcgroups must start again
 
 	// bound is the member's consumer as it was before this replica pulled anything, nil when
 	// it did not exist yet: what it shows pending, a previous instance of the member held (see
@@ -274,7 +277,7 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	cfg := b.cfg
 	p := cfg.Partitions
 	s := &partitionedSource{
-		js: b.js, log: b.log, cfg: cfg, count: p.Count,
+		js: b.js, log: b.log, cfg: cfg, count: p.Count, restart: make(chan struct{}, 1),
 		// No BackOff, as for the single consumer: delays come from NakWithDelay. pcgroups
 		// fills in the name, the filters and the pinned priority group, and derives the pin
 		// TTL and the pull expiry from AckWait.
@@ -431,11 +434,7 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 		if err = s.watchMembership(pctx); err != nil {
 			return err
 		}
-		if s.liveness != nil {
-			if err = s.watchLiveness(pctx); err != nil {
-				return err
-			}
-		}
+		s.tendGroup(pctx)
 		cc, err = pcgroups.ElasticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons)
 	default:
 		err = fmt.Errorf("unknown mode %q", p.Mode)
@@ -452,17 +451,46 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 	}
 	ready()
 
-	select {
-	case <-ctx.Done():
-		cc.Stop()
-		if err := <-cc.Done(); err != nil {
-			s.log.Warn("consumer group stopped with an error", "error", err)
+wait:
+	for {
+		var done <-chan error // nil while a restart is failing
+		if cc != nil {
+			done = cc.Done()
 		}
-	case err = <-cc.Done():
-		if err == nil {
-			err = errors.New("the group was deleted")
+		select {
+		case <-ctx.Done():
+			if cc != nil {
+				cc.Stop()
+				if err := <-cc.Done(); err != nil {
+					s.log.Warn("consumer group stopped with an error", "error", err)
+				}
+			}
+			break wait
+		case err = <-done:
+			if err == nil {
+				err = errors.New("the group was deleted")
+			}
+			err = fmt.Errorf("partitions: %s group %q on stream %s stopped consuming: %w", p.Mode, p.Group, stream, err)
+			break wait
+		case <-s.restart:
+			// The member's consumer is gone and pcgroups will not create it again (see
+			// checkConsumer): start a new pcgroups instance, which creates it. What this
+			// replica holds came from the old consumer, whose acks no longer count: let it go,
+			// and the new consumer delivers it again.
+			s.log.Warn("this member's consumer is gone (the server removes an idle one after consumer.ackWait, as during an outage): consuming again",
+				"group", p.Group, "member", p.Member)
+			if cc != nil {
+				cc.Stop()
+				if err := <-cc.Done(); err != nil {
+					s.log.Warn("consumer group stopped with an error", "error", err)
+				}
+			}
+			s.release(true)
+			if cc, err = pcgroups.ElasticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons); err != nil {
+				s.log.Error("consuming again failed; trying again", "error", err)
+				cc = nil
+			}
 		}
-		err = fmt.Errorf("partitions: %s group %q on stream %s stopped consuming: %w", p.Mode, p.Group, stream, err)
 	}
 	stopWatch()
 	// pcgroups' Stop does not wait for the callback; taking the lock does, and from here on

@@ -2,8 +2,10 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,6 +345,63 @@ func TestElasticLiveMemberDroppedJoinsAgain(t *testing.T) {
 	checkEvents(t, cfg.Stream.Name, pub.events, callsByKey(r0, r1))
 	assert.NotEmpty(t, r1.api.snapshot(), "r1 serves its share again")
 	assert.Zero(t, e.dlqCount(), "no dead letters")
+}
+
+// TestElasticGroupCutOffFromNATS: every replica of an elastic group loses NATS for longer than
+// it takes to call a member dead (a server restart, a network partition). When they are back,
+// none takes the others for dead on the strength of beats it could not see meanwhile: the
+// membership never changes. The server has deleted the members' consumers, idle for longer
+// than AckWait, and pcgroups would not create them again: the replicas start it again, and the
+// group serves every event published afterwards.
+func TestElasticGroupCutOffFromNATS(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionElastic, 6)
+	px := newCutProxy(t, e.srv.ClientURL())
+	r0, r1, r2 := e.startReplica("r0", cfg, px.url), e.startReplica("r1", cfg, px.url), e.startReplica("r2", cfg, px.url)
+	elasticStable(t, e.js, cfg, "r0", "r1", "r2")
+
+	var (
+		mu      sync.Mutex
+		changes [][]string // the memberships written since the group was stable
+	)
+	kv, err := e.js.KeyValue(ctx, elasticBucket)
+	require.NoError(t, err)
+	wctx, stopWatch := context.WithCancel(ctx)
+	w, err := kv.Watch(wctx, cfg.Stream.Name+"."+cfg.Partitions.Group, jetstream.UpdatesOnly())
+	require.NoError(t, err)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for u := range w.Updates() {
+			var gc pcgroups.ElasticConsumerGroupConfig
+			if u != nil && json.Unmarshal(u.Value(), &gc) == nil {
+				mu.Lock()
+				changes = append(changes, gc.Members)
+				mu.Unlock()
+			}
+		}
+	}()
+
+	px.cut()
+	// The outage lasts three times what makes a member dead: the length of the scenario, not a
+	// wait for a state.
+	<-time.After(3 * deadAfter(cfg.Consumer.AckWait))
+	px.restore()
+
+	pub := <-publishInBackground(publishers(t, 2, e.srv.ClientURL()), eventKeys("k", 300), nil)
+	require.NoError(t, pub.err)
+	waitDelivered(t, pub.events, r0, r1, r2)
+	elasticSettled(t, e.js, cfg)
+	checkEvents(t, cfg.Stream.Name, pub.events, callsByKey(r0, r1, r2))
+	assert.Zero(t, e.dlqCount(), "no dead letters")
+
+	stopWatch()
+	<-watched
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range changes {
+		assert.ElementsMatch(t, []string{"r0", "r1", "r2"}, m, "the membership changed")
+	}
 }
 
 // TestStaticStandbyTakesOver: a member run twice has a hot standby; when the pinned instance
