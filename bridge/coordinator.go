@@ -260,8 +260,13 @@ func (c *coordinator) onMessage(in inbound) {
 	case schema.KindCommit:
 		w := c.windows[in.key]
 		if w == nil {
-			c.ackNow(in, outcomeIgnored)
-			return
+			if !now.Before(c.rec.startUntil) {
+				c.ackNow(in, outcomeIgnored)
+				return
+			}
+			// During a hold the event's other pieces may still be on their way back, held by
+			// a bridge that died: keep the commit for them, in a window of its own.
+			w = c.open(in.key, now)
 		}
 		c.hold(h)
 		w.commits = append(w.commits, h)
@@ -375,6 +380,20 @@ func (c *coordinator) onTimer(now time.Time) {
 				continue
 			}
 			c.closeWindow(w)
+			if len(w.workflows) == 0 {
+				// Commits kept during a hold, whose event never came: a commit alone is
+				// ignored, as it would have been outside the hold.
+				c.b.settled.noteAll(w.commits)
+				for _, h := range w.commits {
+					if err := h.msg.Ack(); err != nil {
+						c.b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
+						continue
+					}
+					c.b.m.message(h.kind, outcomeIgnored)
+				}
+				c.release(w.commits)
+				continue
+			}
 			members := append(slices.Clone(w.workflows), w.commits...)
 			c.enqueue(&job{kind: jobDeadLetter, members: members, reason: ReasonMissingTrack,
 				detail: fmt.Sprintf("no track arrived within coalesce.orphanTimeout (%s) of the first message", c.b.cfg.Coalesce.OrphanTimeout)})

@@ -148,7 +148,9 @@ func (c *coordinator) flushWhenFree(w *window, now time.Time) {
 		return
 	}
 	w.held = true
-	if w.due.Before(end) {
+	// Due now, it flushes when the hold ends: later than its close would have been, or sooner,
+	// when a commit made it due before its delay ran out.
+	if !w.due.Equal(end) {
 		w.due = end
 		c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerDue})
 	}
@@ -174,5 +176,14 @@ func (c *coordinator) resume(now time.Time) {
 		if w.track != nil && (w.dueReached || w.held) {
 			c.flushWhenFree(w, now)
 		}
+	}
+}
+
+// holdUntil holds every window until t: this replica has taken over the partitions of a member
+// that died holding pieces of their events, which come back on their ack timers.
+func (c *coordinator) holdUntil(t time.Time) {
+	if t.After(c.rec.startUntil) {
+		c.rec.startUntil = t
+		c.b.log.Info("holding windows until the messages a dead member held come back", "until", t)
 	}
 }

@@ -9,66 +9,93 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestCrashMidEventKeepsWorkflowsTogether is what a SIGKILL in the middle of an event looks
-// like to the next bridge: the dead one had received the track and a workflow, and never
-// settled them; the rest of the event (another workflow, the commit) is published after the
-// crash. The new bridge gets those at once, while the track and the first workflow come back
-// only after AckWait. The commit has already made the window due, so flushing when the track
-// comes back would leave out the workflow right behind it: the bridge holds its windows until
-// what its predecessor held is back.
-func TestCrashMidEventKeepsWorkflowsTogether(t *testing.T) {
-	e := newEnv(t)
-	e.cfg.Consumer.AckWait = time.Second
-	e.cfg.Coalesce.Delay = 300 * time.Millisecond
-	// Provision the stream and the durable consumer as the dead bridge had them.
-	e.start(nil).stop(t)
+// TestCrashKeepsEventsWhole is what a SIGKILL in the middle of an event looks like to the next
+// bridge: the dead one pulled the first pieces of an event and never settled them, and the rest
+// of it is published after the crash. The new bridge gets those at once, while the dead one's
+// pieces come back only after AckWait: it holds its windows until they are back, so the event
+// goes out in one call with both workflows, and no piece is left behind as missing_track.
+func TestCrashKeepsEventsWhole(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// before is published and pulled by the dead bridge, after is published after it died.
+		before, after []string
+		// commit is the outcome of the commit: with the track held by the dead bridge, a
+		// commit that comes first is kept for its event during the hold, and acked with it.
+		commit string
+	}{
+		// The commit makes the window due; flushing when the track comes back would leave
+		// out the workflow right behind it.
+		{name: "track and a workflow held", before: []string{"track", "c1"}, after: []string{"c2", "commit"}, commit: outcomeAcked},
+		// Nothing in the new bridge's window says a piece is missing: the workflow was
+		// published before the track.
+		{name: "an early workflow held", before: []string{"c1"}, after: []string{"track", "c2", "commit"}, commit: outcomeAcked},
+		// The commit finds nothing open: outside a hold it would be acked alone, and the
+		// event sent only after its delay.
+		{name: "the whole event held", before: []string{"track", "c1", "c2"}, after: []string{"commit"}, commit: outcomeAcked},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.cfg.Consumer.AckWait = time.Second
+			e.cfg.Retry.NakMax = time.Second
+			e.cfg.Coalesce.Delay = 300 * time.Millisecond
+			// Provision the stream and the durable consumer as the dead bridge had them.
+			e.start(nil).stop(t)
 
-	_, err := e.prod.Track(ctx, "k1", "ev", nil)
-	require.NoError(t, err)
-	_, err = e.prod.Workflow(ctx, "k1", "c1", recipients("u1")...)
-	require.NoError(t, err)
-	e.die(2)
+			publish := func(piece string) {
+				t.Helper()
+				var err error
+				switch piece {
+				case "track":
+					_, err = e.prod.Track(ctx, "k1", "ev", nil)
+				case "commit":
+					_, err = e.prod.Commit(ctx, "k1")
+				default:
+					_, err = e.prod.Workflow(ctx, "k1", piece, recipients("u-"+piece)...)
+				}
+				require.NoError(t, err)
+			}
+			for _, p := range tc.before {
+				publish(p)
+			}
+			e.die(len(tc.before))
+			for _, p := range tc.after {
+				publish(p)
+			}
 
-	_, err = e.prod.Workflow(ctx, "k1", "c2", recipients("u2")...)
-	require.NoError(t, err)
-	_, err = e.prod.Commit(ctx, "k1")
-	require.NoError(t, err)
-
-	e.start(nil)
-	calls := e.api.waitCalls(t, 1)
-	e.settled(e.cfg)
-	assert.Len(t, e.api.snapshot(), 1, "one call for the event")
-	assert.Equal(t, []string{"c1", "c2"}, workflowIDs(calls[0]), "both workflows in the one call")
-	assert.Zero(t, e.dlqCount(), "no workflow left behind as missing_track")
+			r := e.start(nil)
+			calls := e.api.waitCalls(t, 1)
+			e.settled(e.cfg)
+			assert.Len(t, e.api.snapshot(), 1, "one call for the event")
+			assert.Equal(t, []string{"c1", "c2"}, workflowIDs(calls[0]), "both workflows in the one call")
+			assert.Zero(t, e.dlqCount(), "no workflow left behind as missing_track")
+			assert.Equal(t, 1.0, r.counter(t, "notifizz_bridge_messages_total", map[string]string{"kind": "commit", "outcome": tc.commit}),
+				"the commit %s", tc.commit)
+		})
+	}
 }
 
-// TestCrashBeforeTrackKeepsWorkflowsTogether is the same crash with the workflow published
-// before the track: the dead bridge held only the workflow, and the new one gets the track, a
-// second workflow and the commit at once, all first deliveries. Nothing in that window says a
-// piece is missing; only the hold at start keeps it from flushing without the first workflow.
-func TestCrashBeforeTrackKeepsWorkflowsTogether(t *testing.T) {
+// TestCommitAloneDuringHoldIsIgnored: a commit kept during the hold at start whose event never
+// comes is acked as ignored once its window's orphan timeout passes, as it would have been at
+// once outside the hold; it is not dead-lettered.
+func TestCommitAloneDuringHoldIsIgnored(t *testing.T) {
 	e := newEnv(t)
 	e.cfg.Consumer.AckWait = time.Second
 	e.cfg.Retry.NakMax = time.Second
-	e.cfg.Coalesce.Delay = 300 * time.Millisecond
 	e.start(nil).stop(t)
-
-	_, err := e.prod.Workflow(ctx, "k1", "c1", recipients("u1")...)
+	_, err := e.prod.Track(ctx, "k1", "ev", nil)
 	require.NoError(t, err)
 	e.die(1)
-	_, err = e.prod.Track(ctx, "k1", "ev", nil)
-	require.NoError(t, err)
-	_, err = e.prod.Workflow(ctx, "k1", "c2", recipients("u2")...)
-	require.NoError(t, err)
-	_, err = e.prod.Commit(ctx, "k1")
+	_, err = e.prod.Commit(ctx, "k2")
 	require.NoError(t, err)
 
-	e.start(nil)
-	calls := e.api.waitCalls(t, 1)
+	r := e.start(nil)
+	e.api.waitCalls(t, 1)
+	require.Eventually(t, func() bool {
+		return r.counter(t, "notifizz_bridge_messages_total", map[string]string{"kind": "commit", "outcome": outcomeIgnored}) == 1
+	}, waitFor, pollEvery, "the lone commit was not acked as ignored")
 	e.settled(e.cfg)
-	assert.Len(t, e.api.snapshot(), 1, "one call for the event")
-	assert.Equal(t, []string{"c1", "c2"}, workflowIDs(calls[0]), "both workflows in the one call")
-	assert.Zero(t, e.dlqCount(), "no workflow left behind as missing_track")
+	assert.Len(t, e.api.snapshot(), 1, "k1 sent, nothing for k2")
+	assert.Zero(t, e.dlqCount(), "no dead letter")
 }
 
 // die plays a bridge that pulls n messages from the durable consumer and dies without settling
