@@ -89,10 +89,14 @@ func (s *partitionedSource) beat(ctx context.Context) error {
 }
 
 // tendGroup starts the goroutines, counted in s.watching, that look after this replica's place
-// in the elastic group until ctx is done: one beats (when the liveness bucket exists), the other
-// checks this member's consumer and drops the members found dead. They are apart so that a slow
-// drop never delays this replica's own beat.
+// in the group until ctx is done: one beats (when the liveness bucket exists), the other, in an
+// elastic group, checks this member's consumer and drops the members found dead, and in a static
+// group serves the partitions of dead members that fall to this replica. They are apart so that
+// a slow drop never delays this replica's own beat.
 func (s *partitionedSource) tendGroup(ctx context.Context) {
+	if s.cfg.Partitions.Mode == PartitionStatic && s.liveness == nil {
+		return // nothing to do without beats
+	}
 	every := beatEvery(s.cfg.Consumer.AckWait)
 	if s.liveness != nil {
 		s.watching.Add(1)
@@ -128,8 +132,13 @@ func (s *partitionedSource) tendGroup(ctx context.Context) {
 		for {
 			select {
 			case <-ctx.Done():
+				s.stopCovers()
 				return
 			case now := <-tick.C:
+				if s.cfg.Partitions.Mode == PartitionStatic {
+					s.cover(ctx, now, seen)
+					continue
+				}
 				rctx, cancel := context.WithTimeout(ctx, every)
 				gc, err := pcgroups.GetElasticConsumerGroupConfig(rctx, s.js, s.cfg.Stream.Name, s.cfg.Partitions.Group)
 				if err != nil {
@@ -182,53 +191,68 @@ type beatSeen struct {
 	since time.Time
 }
 
-// reap reads the members' beats and drops the members whose beat has not moved for deadAfter,
-// when this replica is the live member whose name sorts first, so that one replica does it. It
-// reads them rather than watching them, and gc is the membership as just read, because a watch
-// can take several seconds to resume after a reconnect, and a stale view would make live members
-// look dead. It judges only once its own beats have gone through for deadAfter, and forgets what
-// it read before: a replica that was cut off from NATS (or has just started) has not seen the
-// others' beats meanwhile, and must give each a fresh deadAfter.
-func (s *partitionedSource) reap(ctx context.Context, now time.Time, gc *pcgroups.ElasticConsumerGroupConfig, seen map[string]beatSeen) {
+// readBeats reads the beats of members and returns the ones whose beat has moved within
+// deadAfter, self included. It reads them rather than watching them, because a watch can take
+// several seconds to resume after a reconnect, and a stale view would make live members look
+// dead. It judges only once this replica's own beats have gone through for deadAfter, and forgets
+// what it read before: a replica that was cut off from NATS (or has just started) has not seen
+// the others' beats meanwhile, and must give each a fresh deadAfter. ok is false when it cannot
+// judge now.
+func (s *partitionedSource) readBeats(ctx context.Context, now time.Time, members []string, seen map[string]beatSeen) (alive map[string]bool, ok bool) {
 	dead := deadAfter(s.cfg.Consumer.AckWait)
 	if since := s.beating.Load(); since == 0 || now.Sub(time.Unix(0, since)) < dead {
 		clear(seen)
-		return
+		return nil, false
 	}
-	self := s.cfg.Partitions.Member
-	if !gc.IsInMembership(self) {
-		return // dropped: the membership watch has it join again
-	}
-	gctx, cancel := context.WithTimeout(ctx, beatEvery(s.cfg.Consumer.AckWait))
+	ctx, cancel := context.WithTimeout(ctx, beatEvery(s.cfg.Consumer.AckWait))
 	defer cancel()
-	var live, gone []string
-	for _, m := range gc.Members {
-		if m == self {
-			live = append(live, m)
+	alive = make(map[string]bool, len(members))
+	for _, m := range members {
+		if m == s.cfg.Partitions.Member {
+			alive[m] = true
 			continue
 		}
 		var rev uint64
-		e, err := s.liveness.Get(gctx, s.livenessPrefix()+"."+m)
+		e, err := s.liveness.Get(ctx, s.livenessPrefix()+"."+m)
 		switch {
 		case err == nil:
 			rev = e.Revision()
 		case !errors.Is(err, jetstream.ErrKeyNotFound):
-			return // unreachable now: judge at the next tick
+			return nil, false // unreachable now: judge at the next tick
 		}
-		last, ok := seen[m]
-		if !ok || last.rev != rev {
+		last, known := seen[m]
+		if !known || last.rev != rev {
 			last = beatSeen{rev: rev, since: now}
 			seen[m] = last
 		}
-		if now.Sub(last.since) < dead {
+		alive[m] = now.Sub(last.since) < dead
+	}
+	for m := range seen {
+		if !slices.Contains(members, m) {
+			delete(seen, m)
+		}
+	}
+	return alive, true
+}
+
+// reap drops the elastic group's members found dead (see readBeats), when this replica is the
+// live member whose name sorts first, so that one replica does it. gc is the membership as just
+// read.
+func (s *partitionedSource) reap(ctx context.Context, now time.Time, gc *pcgroups.ElasticConsumerGroupConfig, seen map[string]beatSeen) {
+	self := s.cfg.Partitions.Member
+	if !gc.IsInMembership(self) {
+		return // dropped: the membership watch has it join again
+	}
+	alive, ok := s.readBeats(ctx, now, gc.Members, seen)
+	if !ok {
+		return
+	}
+	var live, gone []string
+	for _, m := range gc.Members {
+		if alive[m] {
 			live = append(live, m)
 		} else {
 			gone = append(gone, m)
-		}
-	}
-	for m := range seen {
-		if !gc.IsInMembership(m) {
-			delete(seen, m)
 		}
 	}
 	if len(gone) == 0 || slices.Min(live) != self {
@@ -238,6 +262,101 @@ func (s *partitionedSource) reap(ctx context.Context, now time.Time, gc *pcgroup
 		for _, m := range gone {
 			delete(seen, m)
 		}
+	}
+}
+
+// cover serves the partitions of the static group's dead members (see readBeats) that fall to
+// this replica, and gives back those whose member is alive again. A static group's members are
+// fixed, so a dead member's partitions cannot move to another member; but a second instance of
+// a member is its standby, which the server pins once the member's pin expires. So the live
+// member that follows a dead one in the sorted list of members (skipping dead ones) runs an
+// instance of it until its beats come back.
+func (s *partitionedSource) cover(ctx context.Context, now time.Time, seen map[string]beatSeen) {
+	members := slices.Sorted(slices.Values(s.cfg.Partitions.Members))
+	alive, ok := s.readBeats(ctx, now, members, seen)
+	if !ok {
+		return
+	}
+	self := s.cfg.Partitions.Member
+	want := map[string]bool{}
+	for i, m := range members {
+		if alive[m] {
+			continue
+		}
+		for j := 1; j < len(members); j++ {
+			if next := members[(i+j)%len(members)]; alive[next] {
+				want[m] = next == self
+				break
+			}
+		}
+	}
+	for m := range s.covers {
+		if !want[m] {
+			s.giveBack(ctx, m)
+		}
+	}
+	for m, mine := range want {
+		if _, ok := s.covers[m]; mine && !ok {
+			s.takeOver(ctx, m, now)
+		}
+	}
+}
+
+// takeOver starts an instance of the dead member m, which the server pins once m's pin expires
+// (its TTL is AckWait from m's last pull). The pieces m held come back on their ack timers, in no
+// order with the ones published since, so windows are held for AckWait and a quarter, as at a
+// start after a crash.
+func (s *partitionedSource) takeOver(ctx context.Context, m string, now time.Time) {
+	p := s.cfg.Partitions
+	log := s.log.With("group", p.Group, "dead", m)
+	s.mu.Lock()
+	s.covering[m] = true
+	s.mu.Unlock()
+	ackWait := s.cfg.Consumer.AckWait
+	if s.control != nil {
+		until := now.Add(ackWait + ackWait/4)
+		s.control(func(c *coordinator) { c.holdUntil(until) })
+	}
+	cc, err := pcgroups.StaticConsume(ctx, s.js, s.cfg.Stream.Name, p.Group, m, s.callback(m), s.cons)
+	if err != nil {
+		log.Warn("could not serve a dead member's partitions; will try again", "error", err)
+		s.mu.Lock()
+		s.covering[m] = false
+		s.mu.Unlock()
+		return
+	}
+	s.covers[m] = cc
+	log.Warn("a member's heartbeats stopped: serving its partitions until it is back", "after", deadAfter(ackWait))
+}
+
+// giveBack stops serving member m's partitions: it stops the instance, releases (naks) what this
+// replica holds, so that m builds its windows whole from the redeliveries, and steps down from
+// m's pin, so that m's own instance is pinned at once.
+func (s *partitionedSource) giveBack(ctx context.Context, m string) {
+	p := s.cfg.Partitions
+	s.mu.Lock()
+	s.covering[m] = false // what the instance still delivers is handed back
+	s.mu.Unlock()
+	cc := s.covers[m]
+	delete(s.covers, m)
+	cc.Stop()
+	if err := <-cc.Done(); err != nil {
+		s.log.Warn("instance of a member stopped with an error", "member", m, "error", err)
+	}
+	s.release(true)
+	s.stepDown(ctx, m)
+	s.log.Info("a member's heartbeats are back: gave its partitions back", "group", p.Group, "member", m)
+}
+
+// stopCovers stops the instances this replica runs for dead members, when it stops.
+func (s *partitionedSource) stopCovers() {
+	for m, cc := range s.covers {
+		s.mu.Lock()
+		s.covering[m] = false
+		s.mu.Unlock()
+		cc.Stop()
+		<-cc.Done()
+		delete(s.covers, m)
 	}
 }
 

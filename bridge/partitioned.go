@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -244,7 +245,8 @@ type partitionedSource struct {
 	// below it, which the callback, the membership watch and leave share.
 	mu       sync.Mutex
 	stopped  bool                                 // Consume is returning: handle must not be called again
-	pin      string                               // the pin id on the last message: which pin this instance held
+	pins     map[string]string                    // member → the pin id on its last message: which pin this replica held
+	covering map[string]bool                      // static: the dead members whose instance this replica runs
 	joined   bool                                 // this replica added itself to the elastic group, so it must leave it
 	members  *pcgroups.ElasticConsumerGroupConfig // elastic: the membership last seen
 	stalePin string                               // elastic: the pin of a consumer pcgroups is replacing
@@ -256,6 +258,8 @@ type partitionedSource struct {
 	since    string
 	beating  atomic.Int64  // since when (Unix ns) this replica's beats go through; 0 while they fail
 	restart  chan struct{} // elastic: the member's consumer is gone, pcgroups must start again
+	handle   func(jetstream.Msg)
+	covers   map[string]pcgroups.ConsumerGroupConsumeContext // static: covering's instances, owned by tendGroup
 
 	// bound is the member's consumer as it was before this replica pulled anything, nil when
 	// it did not exist yet: what it shows pending, a previous instance of the member held (see
@@ -278,6 +282,7 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	p := cfg.Partitions
 	s := &partitionedSource{
 		js: b.js, log: b.log, cfg: cfg, count: p.Count, restart: make(chan struct{}, 1),
+		pins: map[string]string{}, covering: map[string]bool{}, covers: map[string]pcgroups.ConsumerGroupConsumeContext{},
 		// No BackOff, as for the single consumer: delays come from NakWithDelay. pcgroups
 		// fills in the name, the filters and the pinned priority group, and derives the pin
 		// TTL and the pull expiry from AckWait.
@@ -310,13 +315,11 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, fmt.Errorf("partitions: read member %q's consumer: %w", p.Member, err)
 	}
-	if p.Mode == PartitionElastic {
-		kv, err := b.openLiveness(ctx)
-		if err != nil {
-			return nil, err
-		}
-		s.liveness, s.since = kv, time.Now().UTC().Format(time.RFC3339)
+	kv, err := b.openLiveness(ctx)
+	if err != nil {
+		return nil, err
 	}
+	s.liveness, s.since = kv, time.Now().UTC().Format(time.RFC3339)
 	if !cfg.Stream.Create {
 		return s, nil // the operator manages the group; Consume reports it if it is missing
 	}
@@ -376,35 +379,8 @@ func (s *partitionedSource) checkOtherMode(ctx context.Context) error {
 // replica has sent in part.
 func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
 	p, stream := s.cfg.Partitions, s.cfg.Stream.Name
-	cb := func(m jetstream.Msg) {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.stopped {
-			// pcgroups stops its pull consumer without draining it, so a message it had
-			// buffered can still arrive; hand it back to the server at once.
-			_ = m.Nak()
-			return
-		}
-		if s.stalePin != "" {
-			if m.Headers().Get(pinHeader) == s.stalePin && time.Now().Before(s.staleEnd) {
-				// pcgroups is replacing this consumer after a membership change: what the old
-				// one still delivers comes again from the new one, or, for a partition that
-				// moved, goes to its new owner. Holding it here would open a window that the
-				// pause between the two consumers could close before its last pieces come.
-				_ = m.Nak()
-				return
-			}
-			s.stalePin = "" // the new consumer delivers
-		}
-		meta := originMetadata(m) // an elastic group's copy: where it is stored in the stream
-		if meta == nil {
-			meta, _ = m.Metadata()
-		}
-		if pin := m.Headers().Get(pinHeader); pin != "" {
-			s.pin = pin
-		}
-		handle(s.wrap(m, meta))
-	}
+	s.handle = handle
+	cb := s.callback(p.Member)
 
 	// pcgroups binds its config watcher to the context it is given, and stops when the watcher
 	// closes: its context must outlive the Stop below, or stopping turns into an error.
@@ -418,16 +394,18 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 		cc  pcgroups.ConsumerGroupConsumeContext
 		err error
 	)
+	// The first beat goes before the member consumes, so that no member takes this one for dead.
+	if s.liveness != nil {
+		if err := s.beat(pctx); err != nil {
+			return fmt.Errorf("partitions: heartbeat in bucket %s: %w", livenessBucket, err)
+		}
+	}
 	switch p.Mode {
 	case PartitionStatic:
-		cc, err = pcgroups.StaticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons)
-	case PartitionElastic:
-		// The first beat goes before the join, so that no member takes this one for dead.
-		if s.liveness != nil {
-			if err = s.beat(pctx); err != nil {
-				return fmt.Errorf("partitions: heartbeat in bucket %s: %w", livenessBucket, err)
-			}
+		if cc, err = pcgroups.StaticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons); err == nil {
+			s.tendGroup(pctx)
 		}
+	case PartitionElastic:
 		if err = s.join(pctx); err != nil {
 			return err
 		}
@@ -502,6 +480,42 @@ wait:
 	return err
 }
 
+// callback returns the function pcgroups calls with each message of member's consumer: this
+// replica's own member, or a dead member whose partitions it serves (see cover). It hands the
+// message to the bridge, unless the bridge is stopping or no longer serves that member.
+func (s *partitionedSource) callback(member string) func(jetstream.Msg) {
+	own := member == s.cfg.Partitions.Member
+	return func(m jetstream.Msg) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.stopped || !own && !s.covering[member] {
+			// pcgroups stops its pull consumer without draining it, so a message it had
+			// buffered can still arrive; hand it back to the server at once.
+			_ = m.Nak()
+			return
+		}
+		if own && s.stalePin != "" {
+			if m.Headers().Get(pinHeader) == s.stalePin && time.Now().Before(s.staleEnd) {
+				// pcgroups is replacing this consumer after a membership change: what the old
+				// one still delivers comes again from the new one, or, for a partition that
+				// moved, goes to its new owner. Holding it here would open a window that the
+				// pause between the two consumers could close before its last pieces come.
+				_ = m.Nak()
+				return
+			}
+			s.stalePin = "" // the new consumer delivers
+		}
+		meta := originMetadata(m) // an elastic group's copy: where it is stored in the stream
+		if meta == nil {
+			meta, _ = m.Metadata()
+		}
+		if pin := m.Headers().Get(pinHeader); pin != "" {
+			s.pins[member] = pin
+		}
+		s.handle(s.wrap(m, meta))
+	}
+}
+
 // watchMembership follows the elastic group's membership, as pcgroups does: on a change,
 // pcgroups deletes and re-creates every member's consumer with its new share of the partitions,
 // and this replica must let go of what it holds (see rebalanced).
@@ -558,7 +572,7 @@ func (s *partitionedSource) rebalanced(ctx context.Context, gc *pcgroups.Elastic
 		s.mu.Unlock()
 		return
 	}
-	s.stalePin = s.pin
+	s.stalePin = s.pins[p.Member]
 	s.staleEnd = time.Now().Add(2*s.cfg.Consumer.AckWait + time.Second)
 	s.mu.Unlock()
 	share := len(pcgroups.ElasticGetPartitionFilters(*gc, p.Member))
@@ -703,27 +717,14 @@ func (s *partitionedSource) leave() {
 		log.Warn("flush before leaving the group failed", "error", err)
 	}
 	s.mu.Lock()
-	pin, joined := s.pin, s.joined
+	joined := s.joined
+	members := slices.Collect(maps.Keys(s.pins))
 	s.mu.Unlock()
 	switch p.Mode {
 	case PartitionStatic:
-		if pin == "" {
-			return // never received a message: not the pinned instance
-		}
-		cons, err := s.js.Consumer(ctx, stream, staticConsumerName(p.Group, p.Member))
-		if err != nil {
-			log.Warn("could not read the member's consumer to step down", "error", err)
-			return
-		}
-		for _, pg := range cons.CachedInfo().PriorityGroups {
-			if pg.PinnedClientID != pin {
-				continue
-			}
-			if err := pcgroups.StaticMemberStepDown(ctx, s.js, stream, p.Group, p.Member); err != nil {
-				log.Warn("step down failed; a standby takes over when the pin expires", "error", err)
-				return
-			}
-			log.Info("stepped down: a standby instance of this member may take over")
+		// This member's pin, and those of dead members it served until it stopped.
+		for _, m := range members {
+			s.stepDown(ctx, m)
 		}
 	case PartitionElastic:
 		if !joined {
@@ -749,6 +750,36 @@ func (s *partitionedSource) leave() {
 				return
 			}
 		}
+	}
+}
+
+// stepDown unpins this replica from static member m's consumer, if it holds its pin, so that
+// another instance of m (a standby, m itself back, or the member covering for it) is pinned now
+// rather than when the pin's TTL expires.
+func (s *partitionedSource) stepDown(ctx context.Context, m string) {
+	p, stream := s.cfg.Partitions, s.cfg.Stream.Name
+	s.mu.Lock()
+	pin := s.pins[m]
+	delete(s.pins, m)
+	s.mu.Unlock()
+	if pin == "" {
+		return // never received a message: not the pinned instance
+	}
+	log := s.log.With("group", p.Group, "member", m)
+	cons, err := s.js.Consumer(ctx, stream, staticConsumerName(p.Group, m))
+	if err != nil {
+		log.Warn("could not read the member's consumer to step down", "error", err)
+		return
+	}
+	for _, pg := range cons.CachedInfo().PriorityGroups {
+		if pg.PinnedClientID != pin {
+			continue
+		}
+		if err := pcgroups.StaticMemberStepDown(ctx, s.js, stream, p.Group, m); err != nil {
+			log.Warn("step down failed; another instance takes over when the pin expires", "error", err)
+			return
+		}
+		log.Info("stepped down: another instance of this member may take over")
 	}
 }
 

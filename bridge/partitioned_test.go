@@ -507,6 +507,90 @@ func TestMemberCrashKeepsWorkflowsTogether(t *testing.T) {
 	}
 }
 
+// TestStaticDeadMemberIsCovered: a member of a static group dies while events are published,
+// with no standby of its own. The member after it in the sorted list misses its heartbeats and
+// runs an instance of it, which the server pins once the dead one's pin expires: every event of
+// its partition is sent whole, under its one key. When the member comes back, its partition is
+// given back: it sends the events published next.
+func TestStaticDeadMemberIsCovered(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionStatic, 3, "m0", "m1", "m2")
+	m0, m1, m2 := e.startReplica("m0", cfg), e.startReplica("m1", cfg), e.startReplica("m2", cfg)
+	filters := pcgroups.GeneratePartitionFilters([]string{"m0", "m1", "m2"}, 3, nil, "m1", ">")
+	require.Len(t, filters, 1)
+	m1Part, _, _ := strings.Cut(filters[0], ".")
+	ofM1 := func(key string) bool { return strconv.Itoa(partitionOf(key, cfg.Partitions.Count)) == m1Part }
+	prods := publishers(t, 4, e.srv.ClientURL())
+
+	// m1 dies holding the tracks and workflows of its partition's events, before their commits
+	// are published.
+	keys := eventKeys("a", 600)
+	n1 := 0
+	for _, k := range keys {
+		if ofM1(k) {
+			n1++
+		}
+	}
+	var crashed time.Time
+	events, err := publishEvents(prods, keys, func() {
+		require.Eventually(t, func() bool { return m1.gauge("notifizz_bridge_held_messages") >= float64(3*n1) },
+			scaleWait, pollEvery, "m1 never held its share")
+		crashed = time.Now()
+		m1.crash(t)
+	})
+	require.NoError(t, err)
+	calls := waitDelivered(t, events, m0, m1, m2)
+	staticSettled(t, e.js, cfg)
+	checkEvents(t, cfg.Stream.Name, events, callsByKey(m0, m1, m2))
+	var first2 time.Time
+	for _, ev := range events {
+		for _, c := range calls[ev.key] {
+			if ofM1(ev.key) && c.replica != "m2" || !ofM1(ev.key) && c.replica == "m1" {
+				t.Errorf("event %s sent by %s", ev.key, c.replica)
+			}
+			if c.replica == "m2" && ofM1(ev.key) && (first2.IsZero() || c.At.Before(first2)) {
+				first2 = c.At
+			}
+		}
+	}
+	require.False(t, first2.IsZero(), "m2 sent none of m1's partition")
+	t.Logf("m2 covered m1's %d events, the first %s after the crash (AckWait %s)",
+		n1, first2.Sub(crashed).Round(time.Millisecond), cfg.Consumer.AckWait)
+	assert.Zero(t, e.dlqCount(), "no dead letters")
+
+	// m1 comes back: m2 gives its partition back, stepping down from the pin it holds.
+	pinned := func() string {
+		cons, err := e.js.Consumer(ctx, cfg.Stream.Name, staticConsumerName(cfg.Partitions.Group, "m1"))
+		if err != nil {
+			return ""
+		}
+		for _, pg := range cons.CachedInfo().PriorityGroups {
+			return pg.PinnedClientID
+		}
+		return ""
+	}
+	coverPin := pinned()
+	require.NotEmpty(t, coverPin, "m2 holds m1's pin")
+	m1b := e.startReplica("m1", cfg)
+	// The server pins m1 at its next message; until then the pin is empty.
+	require.Eventually(t, func() bool { return pinned() != coverPin }, scaleWait, 50*time.Millisecond,
+		"m2 never gave m1's partition back")
+	pub := <-publishInBackground(prods, eventKeys("b", 500), nil)
+	require.NoError(t, pub.err)
+	calls = waitDelivered(t, pub.events, m0, m1b, m2)
+	staticSettled(t, e.js, cfg)
+	checkEvents(t, cfg.Stream.Name, pub.events, callsByKey(m0, m1b, m2))
+	for _, ev := range pub.events {
+		if !ofM1(ev.key) {
+			continue
+		}
+		for _, c := range calls[ev.key] {
+			assert.Equal(t, "m1", c.replica, "event %s of m1's partition sent by %s after m1 came back", ev.key, c.replica)
+		}
+	}
+	assert.Zero(t, e.dlqCount(), "no dead letters")
+}
+
 // TestPartitionedCluster: three replicas on a three-node cluster with the stream, the group's
 // consumers and its config replicated three times; the node that leads the stream stops
 // mid-run, while every window is open, and the replicas carry on, losing nothing. The commits
