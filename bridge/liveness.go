@@ -12,20 +12,24 @@ import (
 	"github.com/synadia-io/orbit.go/pcgroups"
 )
 
-// Dead members of an elastic group.
+// Dead members of a group.
 //
-// pcgroups keeps an elastic group's membership in a key-value entry and never changes it by
-// itself: a replica that dies without leaving stays a member, and its partitions wait for it.
-// So the replicas of an elastic group beat: each one puts its key in livenessBucket every
-// beatEvery, and watches the others'. A member whose beat has not been seen for deadAfter is
-// dropped by the live member whose name sorts first: its consumer is deleted (the messages it
-// held stay in the work-queue stream, and the member's partitions' next consumers deliver them
-// at once), then it is removed from the group, which moves its partitions to the others as any
-// membership change does. Every replica judges by its own clock when it saw each beat, so
-// clocks need not agree. A replica that finds itself dropped while it runs (it was cut off from
-// NATS for longer than deadAfter) joins the group again.
+// pcgroups never changes a group's membership by itself: a replica that dies without leaving
+// stays a member, and its partitions wait for it. So the replicas beat: each one puts its key in
+// livenessBucket every beatEvery, and reads the others' (see readBeats). What happens to a
+// member whose beat has not moved for deadAfter depends on the mode:
+//
+//   - elastic: the live member whose name sorts first drops it (see reap): its consumer is
+//     deleted (the messages it held stay in the work-queue stream, and the member's partitions'
+//     next consumers deliver them at once), then it is removed from the group, which moves its
+//     partitions to the others as any membership change does. A replica that finds itself
+//     dropped while it runs joins the group again;
+//   - static: the members are fixed, so the live member after it in the sorted list runs an
+//     instance of it, its standby, until its beats come back (see cover).
+//
+// Every replica judges by its own clock when it saw each beat move, so clocks need not agree.
 
-// livenessBucket is the key-value bucket where the replicas of elastic groups beat, under
+// livenessBucket is the key-value bucket where the replicas of consumer groups beat, under
 // <stream>.<group>.<member>. It keeps one value per key, in memory: a beat is worth nothing
 // once the next one is due.
 const livenessBucket = "notifizz-bridge-liveness"
@@ -48,7 +52,7 @@ func (b *Bridge) openLiveness(ctx context.Context) (jetstream.KeyValue, error) {
 	if !b.cfg.Stream.Create {
 		kv, err := b.js.KeyValue(ctx, livenessBucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
-			b.log.Warn("the key-value bucket for the elastic group's heartbeats does not exist, so dead members are not detected: "+
+			b.log.Warn("the key-value bucket for the group's heartbeats does not exist, so dead members are not detected: "+
 				"create it (see docs/SCALING.md) or let the bridge manage the streams (stream.create)", "bucket", livenessBucket)
 			return nil, nil
 		}
@@ -59,7 +63,7 @@ func (b *Bridge) openLiveness(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      livenessBucket,
-		Description: "notifizz-bridge: heartbeats of the replicas of elastic groups",
+		Description: "notifizz-bridge: heartbeats of the replicas of consumer groups",
 		History:     1,
 		Storage:     jetstream.MemoryStorage,
 		Replicas:    b.cfg.Stream.Replicas,
