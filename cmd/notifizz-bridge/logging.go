@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	stdlog "log"
@@ -28,12 +29,26 @@ func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// routeStdLog sends what the standard library's default logger prints through l, at warn
-// level, so that it comes out in the daemon's format. github.com/synadia-io/orbit.go/pcgroups
-// logs its warnings and errors that way.
+// routeStdLog sends what the standard library's default logger prints through l, so that it
+// comes out in the daemon's format: github.com/synadia-io/orbit.go/pcgroups logs its warnings
+// and errors that way. A line that starts with "Error" is logged at error level, any other at
+// warn level (nothing else in the process prints there in normal operation).
 func routeStdLog(l *slog.Logger) {
 	stdlog.SetFlags(0)
-	stdlog.SetOutput(slog.NewLogLogger(l.With("component", "pcgroups").Handler(), slog.LevelWarn).Writer())
+	stdlog.SetOutput(stdLogWriter{l.With("component", "stdlog")})
+}
+
+// stdLogWriter logs each write of the standard logger (one line) as one record.
+type stdLogWriter struct{ log *slog.Logger }
+
+func (w stdLogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(line, "Error") {
+		level = slog.LevelError
+	}
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
 }
 
 // serverLogger routes the embedded NATS server's log through slog. The server's notices (its

@@ -12,7 +12,7 @@ import (
 )
 
 // TestRouteStdLog: what a library prints with the standard logger (pcgroups does) comes out as
-// one record of the daemon's format, at warn level.
+// one record of the daemon's format per line, at error level for an error and warn otherwise.
 func TestRouteStdLog(t *testing.T) {
 	var out bytes.Buffer
 	routeStdLog(newLogger(LogConfig{Level: "info", Format: "json"}, &out))
@@ -22,9 +22,17 @@ func TestRouteStdLog(t *testing.T) {
 	})
 
 	stdlog.Printf("Warning: error trying to create consumer for member %q: %v\n", "r1", "boom")
-	var rec map[string]any
-	require.NoError(t, json.Unmarshal(out.Bytes(), &rec), "one JSON record: %s", out.String())
-	assert.Equal(t, "WARN", rec["level"])
-	assert.Equal(t, `Warning: error trying to create consumer for member "r1": boom`, rec["msg"])
-	assert.Equal(t, "pcgroups", rec["component"])
+	stdlog.Printf("Error trying to delete our member's consumer: %v\n", "gone")
+	dec := json.NewDecoder(&out)
+	for _, want := range []struct{ level, msg string }{
+		{"WARN", `Warning: error trying to create consumer for member "r1": boom`},
+		{"ERROR", "Error trying to delete our member's consumer: gone"},
+	} {
+		var rec map[string]any
+		require.NoError(t, dec.Decode(&rec))
+		assert.Equal(t, want.level, rec["level"])
+		assert.Equal(t, want.msg, rec["msg"])
+		assert.Equal(t, "stdlog", rec["component"])
+	}
+	assert.False(t, dec.More(), "one record per line")
 }
