@@ -30,8 +30,8 @@ import (
 // Every replica judges by its own clock when it saw each beat move, so clocks need not agree.
 
 // livenessBucket is the key-value bucket where the replicas of consumer groups beat, under
-// <stream>.<group>.<member>. It keeps one value per key, in memory: a beat is worth nothing
-// once the next one is due.
+// <stream>.<group>.<member>. It keeps one value per key: a beat is worth nothing once the next
+// one is due. It is on file storage, so that a lone server's restart does not lose it.
 const livenessBucket = "notifizz-bridge-liveness"
 
 // beatEvery is how often a replica beats: a quarter of AckWait, between 250ms and 5s.
@@ -61,17 +61,25 @@ func (b *Bridge) openLiveness(ctx context.Context) (jetstream.KeyValue, error) {
 		}
 		return kv, nil
 	}
-	kv, err := b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      livenessBucket,
-		Description: "notifizz-bridge: heartbeats of the replicas of consumer groups",
-		History:     1,
-		Storage:     jetstream.MemoryStorage,
-		Replicas:    b.cfg.Stream.Replicas,
-	})
+	kv, err := createLiveness(ctx, b.js, b.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("partitions: create liveness bucket %s: %w", livenessBucket, err)
 	}
 	return kv, nil
+}
+
+func createLiveness(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.KeyValue, error) {
+	return js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      livenessBucket,
+		Description: "notifizz-bridge: heartbeats of the replicas of consumer groups",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Stream.Replicas,
+	})
+}
+
+func (s *partitionedSource) createLiveness(ctx context.Context) (jetstream.KeyValue, error) {
+	return createLiveness(ctx, s.js, s.cfg)
 }
 
 // livenessPrefix is the part of the liveness keys common to the group's members.
@@ -79,13 +87,23 @@ func (s *partitionedSource) livenessPrefix() string {
 	return s.cfg.Stream.Name + "." + s.cfg.Partitions.Group
 }
 
-// beat puts this replica's key once, and keeps s.beating: since when every beat succeeded.
+// beat puts this replica's key once, and on success sets s.beating if it was not set. When the
+// bucket has gone (a server that lost it), it creates it again if the bridge manages the streams.
 func (s *partitionedSource) beat(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, beatEvery(s.cfg.Consumer.AckWait))
 	defer cancel()
-	_, err := s.liveness.Put(ctx, s.livenessPrefix()+"."+s.cfg.Partitions.Member, []byte(s.since))
+	put := func() error {
+		_, err := s.liveness.Put(ctx, s.livenessPrefix()+"."+s.cfg.Partitions.Member, []byte(s.since))
+		return err
+	}
+	err := put()
+	if (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrBucketNotFound)) && s.cfg.Stream.Create {
+		if _, cerr := s.createLiveness(ctx); cerr == nil {
+			s.log.Warn("the heartbeat bucket was gone: created it again", "bucket", livenessBucket)
+			err = put()
+		}
+	}
 	if err != nil {
-		s.beating.Store(0)
 		return err
 	}
 	s.beating.CompareAndSwap(0, time.Now().UnixNano())
@@ -103,26 +121,39 @@ func (s *partitionedSource) tendGroup(ctx context.Context) {
 	}
 	every := beatEvery(s.cfg.Consumer.AckWait)
 	if s.liveness != nil {
-		s.watching.Add(1)
+		// The beats go on until leave, after this replica has settled what it held: a
+		// replica that is shutting down is not dead.
+		bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopBeats = stop
+		s.beats.Add(1)
 		go func() {
-			defer s.watching.Done()
+			defer s.beats.Done()
 			tick := time.NewTicker(every)
 			defer tick.Stop()
 			missed := 0
 			for {
 				select {
-				case <-ctx.Done():
+				case <-bctx.Done():
 					return
 				case <-tick.C:
 				}
-				if err := s.beat(ctx); err != nil && ctx.Err() == nil {
+				err := s.beat(bctx)
+				switch {
+				case err == nil:
+					if missed >= 2 {
+						s.log.Info("heartbeats go through again")
+					}
+					missed = 0
+				case bctx.Err() == nil:
+					// One failure may be a slow server; two in a row mean this replica has
+					// not been seen for a while, and must not judge the others until its
+					// beats have gone through again for deadAfter.
 					if missed++; missed == 2 {
-						s.log.Warn("heartbeats are failing: the other members drop this one when they miss them for "+
+						s.beating.Store(0)
+						s.log.Warn("heartbeats are failing: the others take this replica for dead when they fail for "+
 							deadAfter(s.cfg.Consumer.AckWait).String(), "error", err)
 					}
-					continue
 				}
-				missed = 0
 			}
 		}()
 	}
@@ -153,12 +184,30 @@ func (s *partitionedSource) tendGroup(ctx context.Context) {
 					missing = s.checkConsumer(rctx, now, gc, missing)
 				}
 				cancel()
+				if err == nil {
+					s.rejoin(ctx, gc)
+				}
 				if err == nil && s.liveness != nil {
 					s.reap(ctx, now, gc, seen)
 				}
 			}
 		}
 	}()
+}
+
+// rejoin adds this replica to the elastic group again when it finds itself dropped while it
+// runs (the others took it for dead: it was cut off from NATS for longer than deadAfter), once
+// its beats go through again; dropped for missing beats, it would only be dropped again. The
+// membership watch has it let go of what it held.
+func (s *partitionedSource) rejoin(ctx context.Context, gc *pcgroups.ElasticConsumerGroupConfig) {
+	p := s.cfg.Partitions
+	if gc.IsInMembership(p.Member) || len(gc.MemberMappings) > 0 || s.liveness != nil && s.beating.Load() == 0 {
+		return
+	}
+	s.log.Warn("this replica was dropped from the group: joining again", "group", p.Group, "member", p.Member)
+	if err := s.join(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("joining the group again failed; trying again", "error", err)
+	}
 }
 
 // checkConsumer asks Consume to start pcgroups again when this member's consumer has been
@@ -301,26 +350,21 @@ func (s *partitionedSource) cover(ctx context.Context, now time.Time, seen map[s
 	}
 	for m, mine := range want {
 		if _, ok := s.covers[m]; mine && !ok {
-			s.takeOver(ctx, m, now)
+			s.takeOver(ctx, m)
 		}
 	}
 }
 
 // takeOver starts an instance of the dead member m, which the server pins once m's pin expires
 // (its TTL is AckWait from m's last pull). The pieces m held come back on their ack timers, in no
-// order with the ones published since, so windows are held for AckWait and a quarter, as at a
-// start after a crash.
-func (s *partitionedSource) takeOver(ctx context.Context, m string, now time.Time) {
+// order with the ones published since: the windows are held from the pin on (see pinned).
+func (s *partitionedSource) takeOver(ctx context.Context, m string) {
 	p := s.cfg.Partitions
 	log := s.log.With("group", p.Group, "dead", m)
 	s.mu.Lock()
 	s.covering[m] = true
 	s.mu.Unlock()
 	ackWait := s.cfg.Consumer.AckWait
-	if s.control != nil {
-		until := now.Add(ackWait + ackWait/4)
-		s.control(func(c *coordinator) { c.holdUntil(until) })
-	}
 	cc, err := pcgroups.StaticConsume(ctx, s.js, s.cfg.Stream.Name, p.Group, m, s.callback(m), s.cons)
 	if err != nil {
 		log.Warn("could not serve a dead member's partitions; will try again", "error", err)
@@ -406,4 +450,12 @@ func (s *partitionedSource) forget(ctx context.Context) error {
 		return nil
 	}
 	return s.liveness.Delete(ctx, s.livenessPrefix()+"."+s.cfg.Partitions.Member)
+}
+
+// endBeats stops the beats, when the replica has left.
+func (s *partitionedSource) endBeats() {
+	if s.stopBeats != nil {
+		s.stopBeats()
+		s.beats.Wait()
+	}
 }

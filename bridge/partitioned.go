@@ -259,7 +259,12 @@ type partitionedSource struct {
 	beating  atomic.Int64  // since when (Unix ns) this replica's beats go through; 0 while they fail
 	restart  chan struct{} // elastic: the member's consumer is gone, pcgroups must start again
 	handle   func(jetstream.Msg)
-	covers   map[string]pcgroups.ConsumerGroupConsumeContext // static: covering's instances, owned by tendGroup
+	started  time.Time // when Consume started
+
+	// stopBeats ends the beats, which go on until leave; beats counts their goroutine.
+	stopBeats context.CancelFunc
+	beats     sync.WaitGroup
+	covers    map[string]pcgroups.ConsumerGroupConsumeContext // static: covering's instances, owned by tendGroup
 
 	// bound is the member's consumer as it was before this replica pulled anything, nil when
 	// it did not exist yet: what it shows pending, a previous instance of the member held (see
@@ -379,7 +384,7 @@ func (s *partitionedSource) checkOtherMode(ctx context.Context) error {
 // replica has sent in part.
 func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
 	p, stream := s.cfg.Partitions, s.cfg.Stream.Name
-	s.handle = handle
+	s.handle, s.started = handle, time.Now()
 	cb := s.callback(p.Member)
 
 	// pcgroups binds its config watcher to the context it is given, and stops when the watcher
@@ -394,6 +399,20 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 		cc  pcgroups.ConsumerGroupConsumeContext
 		err error
 	)
+	// Each elastic pcgroups instance gets a context of its own: pcgroups binds its config
+	// watcher to it and does not stop it in Stop, so an instance replaced by a restart must
+	// have its context cancelled, or its watcher stays until Consume returns.
+	stopInstance := func() {}
+	startElastic := func() (pcgroups.ConsumerGroupConsumeContext, error) {
+		ictx, icancel := context.WithCancel(pctx)
+		c, err := pcgroups.ElasticConsume(ictx, s.js, stream, p.Group, p.Member, cb, s.cons)
+		if err != nil {
+			icancel()
+			return nil, err
+		}
+		stopInstance = icancel
+		return c, nil
+	}
 	// The first beat goes before the member consumes, so that no member takes this one for dead.
 	if s.liveness != nil {
 		if err := s.beat(pctx); err != nil {
@@ -413,7 +432,7 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 			return err
 		}
 		s.tendGroup(pctx)
-		cc, err = pcgroups.ElasticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons)
+		cc, err = startElastic()
 	default:
 		err = fmt.Errorf("unknown mode %q", p.Mode)
 	}
@@ -429,22 +448,34 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 	}
 	ready()
 
+	// stop stops the pcgroups instance and reports how it ended: nil after Stop, an error when it
+	// had ended by itself (the group deleted or changed).
+	stop := func() error {
+		if cc == nil {
+			return nil
+		}
+		cc.Stop()
+		derr := <-cc.Done()
+		stopInstance()
+		cc = nil
+		return derr
+	}
+	var retry <-chan time.Time // a restart to try again, after one failed
 wait:
 	for {
 		var done <-chan error // nil while a restart is failing
 		if cc != nil {
 			done = cc.Done()
 		}
+		restart := false
 		select {
 		case <-ctx.Done():
-			if cc != nil {
-				cc.Stop()
-				if err := <-cc.Done(); err != nil {
-					s.log.Warn("consumer group stopped with an error", "error", err)
-				}
+			if derr := stop(); derr != nil {
+				s.log.Warn("consumer group stopped with an error", "error", derr)
 			}
 			break wait
 		case err = <-done:
+			stopInstance()
 			if err == nil {
 				err = errors.New("the group was deleted")
 			}
@@ -452,22 +483,29 @@ wait:
 			break wait
 		case <-s.restart:
 			// The member's consumer is gone and pcgroups will not create it again (see
-			// checkConsumer): start a new pcgroups instance, which creates it. What this
-			// replica holds came from the old consumer, whose acks no longer count: let it go,
-			// and the new consumer delivers it again.
+			// checkConsumer).
 			s.log.Warn("this member's consumer is gone (the server removes an idle one after consumer.ackWait, as during an outage): consuming again",
 				"group", p.Group, "member", p.Member)
-			if cc != nil {
-				cc.Stop()
-				if err := <-cc.Done(); err != nil {
-					s.log.Warn("consumer group stopped with an error", "error", err)
-				}
-			}
-			s.release(true)
-			if cc, err = pcgroups.ElasticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons); err != nil {
-				s.log.Error("consuming again failed; trying again", "error", err)
-				cc = nil
-			}
+			restart = true
+		case <-retry:
+			retry, restart = nil, true
+		}
+		if !restart {
+			continue
+		}
+		// Start a new pcgroups instance, which creates the consumer. What this replica holds
+		// came from the old consumer, whose acks no longer count: let it go, and the new
+		// consumer delivers it again, in stream order, so no hold is needed for it.
+		if derr := stop(); derr != nil {
+			err = fmt.Errorf("partitions: %s group %q on stream %s stopped consuming: %w", p.Mode, p.Group, stream, derr)
+			break wait
+		}
+		s.release(true)
+		s.endHold()
+		var rerr error
+		if cc, rerr = startElastic(); rerr != nil {
+			s.log.Error("consuming again failed; trying again", "error", rerr, "in", beatEvery(s.cfg.Consumer.AckWait))
+			cc, retry = nil, time.After(beatEvery(s.cfg.Consumer.AckWait))
 		}
 	}
 	stopWatch()
@@ -509,11 +547,45 @@ func (s *partitionedSource) callback(member string) func(jetstream.Msg) {
 		if meta == nil {
 			meta, _ = m.Metadata()
 		}
-		if pin := m.Headers().Get(pinHeader); pin != "" {
+		if pin := m.Headers().Get(pinHeader); pin != "" && pin != s.pins[member] {
+			prev := s.pins[member]
 			s.pins[member] = pin
+			s.pinned(member, own && prev == "")
 		}
 		s.handle(s.wrap(m, meta))
 	}
+}
+
+// pinned holds the windows when this replica has just been pinned to a static member's consumer
+// that another instance held: a standby taking over, the member covering for a dead one, or the
+// member itself getting its partitions back. The previous holder may have died holding pieces of
+// events, which come back on their ack timers (which its in-progress pings pushed back), after
+// the pieces published since; so windows are held for AckWait and a quarter, as at a start after
+// a crash. A member's first pin soon after its start needs none: the hold at start covers what
+// its consumer showed pending then. An elastic member's consumer is new at each membership
+// change and delivers what is left in stream order.
+func (s *partitionedSource) pinned(member string, first bool) {
+	ackWait := s.cfg.Consumer.AckWait
+	if s.cfg.Partitions.Mode != PartitionStatic || s.control == nil || first && time.Since(s.started) < ackWait {
+		return
+	}
+	until := time.Now().Add(ackWait + ackWait/4)
+	s.log.Info("pinned to a member's consumer that another instance held", "member", member)
+	s.control(func(c *coordinator) { c.holdUntil(until) })
+}
+
+// endHold ends the hold at start, when the consumer that delivers this replica's partitions was
+// replaced: the new one delivers what is left in stream order.
+func (s *partitionedSource) endHold() {
+	if s.control == nil {
+		return
+	}
+	done := make(chan struct{})
+	s.control(func(c *coordinator) {
+		c.endStartHold(time.Now())
+		close(done)
+	})
+	<-done
 }
 
 // watchMembership follows the elastic group's membership, as pcgroups does: on a change,
@@ -541,15 +613,7 @@ func (s *partitionedSource) watchMembership(ctx context.Context) error {
 			if err := json.Unmarshal(e.Value(), &gc); err != nil {
 				continue // pcgroups stops on it and Consume reports the error
 			}
-			s.rebalanced(ctx, &gc, e.Created())
-			if !gc.IsInMembership(p.Member) && len(gc.MemberMappings) == 0 && ctx.Err() == nil {
-				// Dropped while running: the others took this replica for dead (it was cut
-				// off from NATS for longer than deadAfter). It has let go of what it held.
-				s.log.Warn("this replica was dropped from the group, its heartbeats missed: joining again", "group", p.Group, "member", p.Member)
-				if err := s.join(ctx); err != nil && ctx.Err() == nil {
-					s.log.Error("joining the group again failed: this replica gets no partition until it restarts", "error", err)
-				}
-			}
+			s.rebalanced(ctx, &gc, e.Created()) // dropped, it joins again from tendGroup (see rejoin)
 		}
 	}()
 	return nil
@@ -581,6 +645,7 @@ func (s *partitionedSource) rebalanced(ctx context.Context, gc *pcgroups.Elastic
 		s.logShare(share)
 	}
 	s.release(true)
+	s.endHold() // the new consumers deliver what is left in stream order
 
 	// If pcgroups was quicker than this watch and the new consumer already delivers, its pin
 	// is the one just taken as stale: undo that.
@@ -676,6 +741,13 @@ func (s *partitionedSource) join(ctx context.Context) error {
 			return fmt.Errorf("partitions: elastic group %q on stream %s: %w", p.Group, stream, err)
 		}
 		if gc.IsInMembership(p.Member) {
+			// Already a member (restarted before the others dropped it): it leaves the group
+			// when it stops, as if it had just joined.
+			if len(gc.MemberMappings) == 0 {
+				s.mu.Lock()
+				s.joined = true
+				s.mu.Unlock()
+			}
 			break
 		}
 		if len(gc.MemberMappings) > 0 {
@@ -707,6 +779,7 @@ func (s *partitionedSource) join(ctx context.Context) error {
 // that a standby takes over now rather than after the pin's TTL; an elastic member deletes its
 // consumer and leaves the group, so that the others take its partitions now.
 func (s *partitionedSource) leave() {
+	defer s.endBeats()
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	p, stream := s.cfg.Partitions, s.cfg.Stream.Name

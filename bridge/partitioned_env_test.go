@@ -126,8 +126,8 @@ func (r *replica) stop(t *testing.T) {
 	})
 }
 
-// gauge reads one gauge of the replica's registry (summed over its series), 0 when it has none.
-// It uses no testing.T, so that a polled condition may call it.
+// gauge reads one gauge or counter of the replica's registry (summed over its series), 0 when
+// it has none. It uses no testing.T, so that a polled condition may call it.
 func (r *replica) gauge(name string) float64 {
 	mfs, err := r.reg.Gather()
 	if err != nil {
@@ -137,7 +137,7 @@ func (r *replica) gauge(name string) float64 {
 	for _, mf := range mfs {
 		if mf.GetName() == name {
 			for _, m := range mf.GetMetric() {
-				sum += m.GetGauge().GetValue()
+				sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -590,6 +591,67 @@ func TestStaticDeadMemberIsCovered(t *testing.T) {
 	}
 	assert.Zero(t, e.dlqCount(), "no dead letters")
 }
+
+// TestStaticStandbyKeepsEventsWhole: the active instance of a member dies holding the track and
+// a workflow of an event, which it kept alive with in-progress pings, so they come back later
+// than the pin moves to the standby. The second workflow and the commit are published after the
+// crash and reach the standby first: it holds its windows from the moment it is pinned, and the
+// event goes out whole.
+func TestStaticStandbyKeepsEventsWhole(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionStatic, 1, "m0")
+	active := e.startReplica("m0", cfg)
+	standbyCfg := cfg
+	standbyCfg.Partitions.Member = "m0"
+	standby := e.startReplica("m0-standby", standbyCfg)
+
+	_, err := e.prod.Track(ctx, "k1", "ev", nil)
+	require.NoError(t, err)
+	_, err = e.prod.Workflow(ctx, "k1", "c1", recipients("u1")...)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		return active.gauge("notifizz_bridge_held_messages") == 2 && active.gauge("notifizz_bridge_in_progress_total") >= 2
+	}, scaleWait, pollEvery, "the active instance never held the pieces and pinged")
+	active.crash(t)
+	_, err = e.prod.Workflow(ctx, "k1", "c2", recipients("u2")...)
+	require.NoError(t, err)
+	_, err = e.prod.Commit(ctx, "k1")
+	require.NoError(t, err)
+
+	calls := standby.api.waitCalls(t, 1)
+	staticSettled(t, e.js, cfg)
+	assert.Empty(t, active.api.snapshot(), "the active instance sent nothing")
+	assert.Len(t, standby.api.snapshot(), 1, "one call for the event")
+	assert.Equal(t, []string{"c1", "c2"}, workflowIDs(calls[0]), "both workflows in the one call")
+	assert.Zero(t, e.dlqCount(), "no workflow left behind as missing_track")
+}
+
+// TestHeartbeatBucketComesBack: the heartbeat bucket is lost (a server that lost its storage, an
+// operator's mistake): the replicas create it again and beat on.
+func TestHeartbeatBucketComesBack(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionStatic, 2, "m0", "m1")
+	e.startReplica("m0", cfg)
+	e.startReplica("m1", cfg)
+	beats := func() []string {
+		kv, err := e.js.KeyValue(ctx, livenessBucket)
+		if err != nil {
+			return nil
+		}
+		keys, err := kv.Keys(ctx)
+		if err != nil {
+			return nil
+		}
+		return keys
+	}
+	want := []string{cfg.Stream.Name + ".bridges.m0", cfg.Stream.Name + ".bridges.m1"}
+	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, sortedCopy(beats())) }, scaleWait, pollEvery)
+	require.NoError(t, e.js.DeleteKeyValue(ctx, livenessBucket))
+	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, sortedCopy(beats())) }, scaleWait, pollEvery,
+		"the bucket never came back with both beats")
+}
+
+func sortedCopy(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
 // TestPartitionedCluster: three replicas on a three-node cluster with the stream, the group's
 // consumers and its config replicated three times; the node that leads the stream stops

@@ -179,11 +179,22 @@ func (c *coordinator) resume(now time.Time) {
 	}
 }
 
-// holdUntil holds every window until t: this replica has taken over the partitions of a member
-// that died holding pieces of their events, which come back on their ack timers.
+// holdUntil holds every window until t: this replica has taken over partitions from an
+// instance that may have died holding pieces of their events, which come back on their ack
+// timers.
 func (c *coordinator) holdUntil(t time.Time) {
 	if t.After(c.rec.startUntil) {
 		c.rec.startUntil = t
-		c.b.log.Info("holding windows until the messages a dead member held come back", "until", t)
+		c.b.log.Info("holding windows until the messages the partitions' previous consumer held come back", "until", t)
 	}
+}
+
+// endStartHold ends the hold at start, for a source whose consumer was replaced by one that
+// delivers what is left in stream order, and flushes what the hold kept.
+func (c *coordinator) endStartHold(now time.Time) {
+	if c.rec.startUntil.IsZero() {
+		return
+	}
+	c.rec.pending, c.rec.seen, c.rec.startUntil = 0, nil, time.Time{}
+	c.resume(now)
 }
