@@ -151,7 +151,8 @@ func BenchmarkSettleAck(b *testing.B) {
 	acks := &ackCounter{done: make(chan struct{})}
 	var members []*heldMsg
 	add := func(kind schema.Kind) {
-		members = append(members, &heldMsg{decoded: decoded{msg: &memMsg{acks: acks}, kind: kind, key: "order-1", seq: uint64(len(members) + 1)}})
+		members = append(members, &heldMsg{decoded: decoded{msg: &memMsg{acks: acks}, kind: kind, key: "order-1",
+			stream: DefaultConfig().Stream.Name, seq: uint64(len(members) + 1)}})
 	}
 	add(schema.KindTrack)
 	for range 10 {

@@ -74,7 +74,7 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 		return nil, errors.New("bridge: a JetStream context and an API are required")
 	}
 	b := &Bridge{
-		cfg: cfg, js: js, api: api, settled: newSettledSeqs(settledMemory),
+		cfg: cfg, js: js, api: api, settled: newSettledSeqs(cfg.Stream.Name, settledMemory),
 		backoff: backoff{initial: cfg.Retry.NakInitial, max: cfg.Retry.NakMax, maxDeliver: cfg.Consumer.MaxDeliver},
 	}
 	for _, o := range opts {

@@ -201,7 +201,7 @@ func (c *coordinator) enqueue(j *job) { c.queue = append(c.queue, j) }
 // ackNow settles a message the coordinator decided on by itself (a commit with nothing open, a
 // duplicate track). Ack is asynchronous, so it costs the coordinator no round trip.
 func (c *coordinator) ackNow(in inbound, outcome string) {
-	c.b.settled.note(in.seq)
+	c.b.settled.note(in.stream, in.seq)
 	if err := in.msg.Ack(); err != nil {
 		c.b.log.Warn("ack failed", "kind", in.kind, "event_key", in.key, "stream_seq", in.seq, "error", err)
 		return
@@ -230,7 +230,7 @@ func (c *coordinator) onMessage(in inbound) {
 		log.Debug("redelivered copy of a held message", "event_key", in.key, "stream_seq", in.seq, "num_delivered", in.delivered)
 		return
 	}
-	if (in.delivered > 1 || c.b.cfg.Partitions.Count > 0) && c.b.settled.has(in.seq) {
+	if (in.delivered > 1 || c.b.cfg.Partitions.Count > 0) && c.b.settled.has(in.stream, in.seq) {
 		// A copy of a message settled lately (see settledSeqs). A consumer group's copy can
 		// be a first delivery: pcgroups re-creates consumers when partitions move.
 		log.Debug("copy of a settled message", "event_key", in.key, "stream_seq", in.seq, "num_delivered", in.delivered)

@@ -21,19 +21,27 @@ const settledMemory = 1 << 16
 // workflow whose event has gone, dead-lettered as missing its track. The workers note what they
 // settle before they hand the job back to the coordinator, which forgets the held messages only
 // then: a copy is always found either held or settled.
+//
+// It remembers the sequences of one stream, the one the bridge reads: a message whose metadata
+// names another (a consumer group's work-queue copy without its origin) is neither noted nor
+// found, so that two sequence spaces never mix.
 type settledSeqs struct {
-	mu   sync.Mutex
-	seqs map[uint64]struct{}
-	ring []uint64 // the same sequences in the order noted, to forget the oldest
-	next int
+	stream string
+	mu     sync.Mutex
+	seqs   map[uint64]struct{}
+	ring   []uint64 // the same sequences in the order noted, to forget the oldest
+	next   int
 }
 
-func newSettledSeqs(n int) *settledSeqs {
-	return &settledSeqs{seqs: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+func newSettledSeqs(stream string, n int) *settledSeqs {
+	return &settledSeqs{stream: stream, seqs: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
 }
 
-// note remembers seq.
-func (s *settledSeqs) note(seq uint64) {
+// note remembers seq of stream.
+func (s *settledSeqs) note(stream string, seq uint64) {
+	if stream != s.stream {
+		return
+	}
 	s.mu.Lock()
 	s.add(seq)
 	s.mu.Unlock()
@@ -43,7 +51,9 @@ func (s *settledSeqs) note(seq uint64) {
 func (s *settledSeqs) noteAll(ms []*heldMsg) {
 	s.mu.Lock()
 	for _, h := range ms {
-		s.add(h.seq)
+		if h.stream == s.stream {
+			s.add(h.seq)
+		}
 	}
 	s.mu.Unlock()
 }
@@ -60,7 +70,11 @@ func (s *settledSeqs) add(seq uint64) {
 	s.seqs[seq] = struct{}{}
 }
 
-func (s *settledSeqs) has(seq uint64) bool {
+// has reports whether seq of stream was noted lately.
+func (s *settledSeqs) has(stream string, seq uint64) bool {
+	if stream != s.stream {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.seqs[seq]

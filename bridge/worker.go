@@ -240,7 +240,7 @@ func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decisi
 			"num_delivered", h.delivered, "reason", d.reason, "status", d.status, "error", d.detail)
 		b.m.deadLetters.WithLabelValues(d.reason).Inc()
 		b.m.message(h.kind, outcomeDeadLettered)
-		b.settled.note(h.seq)
+		b.settled.note(h.stream, h.seq)
 		if err := h.msg.TermWithReason(d.reason); err != nil {
 			// The redelivery this causes is acked (see settledSeqs), its copy being stored.
 			b.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
