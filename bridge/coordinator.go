@@ -260,13 +260,11 @@ func (c *coordinator) onMessage(in inbound) {
 	case schema.KindCommit:
 		w := c.windows[in.key]
 		if w == nil {
-			if !now.Before(c.rec.startUntil) {
+			if c.holding(now).IsZero() {
 				c.ackNow(in, outcomeIgnored)
 				return
 			}
-			// During a hold the event's other pieces may still be on their way back, held by
-			// a bridge that died: keep the commit for them, in a window of its own.
-			w = c.open(in.key, now)
+			w = c.keepLoneCommit(in.key, now)
 		}
 		c.hold(h)
 		w.commits = append(w.commits, h)
@@ -365,6 +363,16 @@ func (c *coordinator) onTimer(now time.Time) {
 			if !e.at.Equal(w.due) {
 				continue // a sliding window moved its close later
 			}
+			if w.track == nil && len(w.workflows) == 0 {
+				// Commits kept during a hold (see keepLoneCommit).
+				if end := c.holding(now); !end.IsZero() {
+					w.due = end
+					c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerDue})
+				} else {
+					c.ignoreLoneCommits(w)
+				}
+				continue
+			}
 			w.dueReached = true
 			if w.track != nil {
 				c.flushWhenFree(w, now)
@@ -379,21 +387,11 @@ func (c *coordinator) onTimer(now time.Time) {
 				c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerOrphan})
 				continue
 			}
-			c.closeWindow(w)
 			if len(w.workflows) == 0 {
-				// Commits kept during a hold, whose event never came: a commit alone is
-				// ignored, as it would have been outside the hold.
-				c.b.settled.noteAll(w.commits)
-				for _, h := range w.commits {
-					if err := h.msg.Ack(); err != nil {
-						c.b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
-						continue
-					}
-					c.b.m.message(h.kind, outcomeIgnored)
-				}
-				c.release(w.commits)
+				c.ignoreLoneCommits(w)
 				continue
 			}
+			c.closeWindow(w)
 			members := append(slices.Clone(w.workflows), w.commits...)
 			c.enqueue(&job{kind: jobDeadLetter, members: members, reason: ReasonMissingTrack,
 				detail: fmt.Sprintf("no track arrived within coalesce.orphanTimeout (%s) of the first message", c.b.cfg.Coalesce.OrphanTimeout)})

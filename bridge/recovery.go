@@ -32,6 +32,7 @@ import (
 type recovery struct {
 	started        time.Time // when the start hold began
 	startUntil     time.Time // the hold for what a predecessor held
+	pinUntil       time.Time // the hold after taking over a consumer another instance held
 	reconnectUntil time.Time // the hold after a reconnect
 	pending        int       // messages pending at start that have not come back yet
 	lastDelivered  uint64    // the last stream sequence delivered before the start
@@ -65,12 +66,21 @@ func (c *coordinator) startRecovery(info *jetstream.ConsumerInfo, conn *nats.Con
 		"pending", info.NumAckPending, "at_most_until", c.rec.startUntil)
 }
 
+// holding returns when the holds that concern every window end, or the zero time when none
+// is on.
+func (c *coordinator) holding(now time.Time) time.Time {
+	var end time.Time
+	for _, t := range []time.Time{c.rec.startUntil, c.rec.pinUntil} {
+		if now.Before(t) && t.After(end) {
+			end = t
+		}
+	}
+	return end
+}
+
 // heldUntil returns when w may flush, or the zero time when it may flush now.
 func (c *coordinator) heldUntil(w *window, now time.Time) time.Time {
-	var end time.Time
-	if now.Before(c.rec.startUntil) {
-		end = c.rec.startUntil
-	}
+	end := c.holding(now)
 	if now.Before(c.rec.reconnectUntil) && c.rec.reconnectUntil.After(end) && hasRedelivered(w) {
 		end = c.rec.reconnectUntil
 	}
@@ -97,6 +107,10 @@ func hasRedelivered(w *window) bool {
 // just ended, in which case the caller resumes flushing once it has placed this message.
 func (c *coordinator) noteRedelivery(in inbound, now time.Time) (ended bool) {
 	c.checkReconnects(now)
+	if c.rec.pending > 0 && !now.Before(c.rec.startUntil) {
+		// The hold ran out before they all came back: stop counting.
+		c.rec.pending, c.rec.seen = 0, nil
+	}
 	if c.rec.pending == 0 || in.seq > c.rec.lastDelivered {
 		return false
 	}
@@ -170,21 +184,51 @@ func (c *coordinator) retime(now time.Time) {
 	}
 }
 
-// resume flushes, when the start hold ends early, the windows that were due during it.
+// resume flushes, when the start hold ends early, the windows that were due during it, and
+// lets go of the commits it kept whose event has not come.
 func (c *coordinator) resume(now time.Time) {
 	for _, w := range c.windows {
-		if w.track != nil && (w.dueReached || w.held) {
+		switch {
+		case w.track != nil && (w.dueReached || w.held):
 			c.flushWhenFree(w, now)
+		case w.track == nil && len(w.workflows) == 0 && c.holding(now).IsZero():
+			c.ignoreLoneCommits(w)
 		}
 	}
 }
 
+// keepLoneCommit keeps a commit that found nothing open during a hold, in a window of its own
+// that lasts as long as the hold: the event's other pieces may still be on their way back,
+// held by a bridge that died.
+func (c *coordinator) keepLoneCommit(key string, now time.Time) *window {
+	w := c.open(key, now)
+	w.due = c.holding(now)
+	c.timers.add(timerEntry{at: w.due, key: key, gen: w.gen, kind: timerDue})
+	return w
+}
+
+// ignoreLoneCommits acks, as ignored, the commits of a window that holds nothing else once the
+// hold that kept them is over, as they would have been at once outside it; a window kept longer
+// would take a later event of the same key for theirs.
+func (c *coordinator) ignoreLoneCommits(w *window) {
+	c.closeWindow(w)
+	c.b.settled.noteAll(w.commits)
+	for _, h := range w.commits {
+		if err := h.msg.Ack(); err != nil {
+			c.b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
+			continue
+		}
+		c.b.m.message(h.kind, outcomeIgnored)
+	}
+	c.release(w.commits)
+}
+
 // holdUntil holds every window until t: this replica has taken over partitions from an
 // instance that may have died holding pieces of their events, which come back on their ack
-// timers.
+// timers. It is apart from the start hold, which its own count can end early.
 func (c *coordinator) holdUntil(t time.Time) {
-	if t.After(c.rec.startUntil) {
-		c.rec.startUntil = t
+	if t.After(c.rec.pinUntil) {
+		c.rec.pinUntil = t
 		c.b.log.Info("holding windows until the messages the partitions' previous consumer held come back", "until", t)
 	}
 }

@@ -98,6 +98,58 @@ func TestCommitAloneDuringHoldIsIgnored(t *testing.T) {
 	assert.Zero(t, e.dlqCount(), "no dead letter")
 }
 
+// TestLoneCommitEndsWithTheHold: a late commit of an event that went out before a crash is kept
+// during the hold, in case its event's pieces are on their way back, and let go when the hold
+// ends. A new event of the same key published afterwards is its own: its track does not land in
+// a window the stale commit made due, and it is sent with its workflow.
+func TestLoneCommitEndsWithTheHold(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Consumer.AckWait = time.Second
+	e.cfg.Retry.NakMax = time.Second
+	e.cfg.Coalesce.Delay = 300 * time.Millisecond
+	e.cfg.Coalesce.OrphanTimeout = 30 * time.Second
+	e.start(nil).stop(t)
+	_, err := e.prod.Track(ctx, "k1", "ev", nil)
+	require.NoError(t, err)
+	e.die(1)
+	_, err = e.prod.Commit(ctx, "k2") // of an event of k2 sent before the crash
+	require.NoError(t, err)
+
+	r := e.start(nil)
+	e.api.waitCalls(t, 1)
+	require.Eventually(t, func() bool {
+		return r.counter(t, "notifizz_bridge_messages_total", map[string]string{"kind": "commit", "outcome": outcomeIgnored}) == 1
+	}, waitFor, pollEvery, "the stale commit was kept past the hold")
+
+	_, err = e.prod.Track(ctx, "k2", "ev2", nil)
+	require.NoError(t, err)
+	_, err = e.prod.Workflow(ctx, "k2", "c1", recipients("u1")...)
+	require.NoError(t, err)
+	_, err = e.prod.Commit(ctx, "k2")
+	require.NoError(t, err)
+	calls := e.api.waitCalls(t, 2)
+	e.settled(e.cfg)
+	assert.Equal(t, []string{"c1"}, workflowIDs(calls[1]), "k2's new event with its workflow")
+	assert.Zero(t, e.dlqCount(), "no dead letter")
+}
+
+// TestTakeoverHoldOutlastsStartHold: the hold armed when a pin moves here is apart from the hold
+// at start, whose count of returning messages must not cut it short.
+func TestTakeoverHoldOutlastsStartHold(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Consumer.AckWait = 2 * time.Second
+	b, err := New(e.cfg, e.js, e.client())
+	require.NoError(t, err)
+	c := newCoordinator(b)
+	start := time.Now()
+	c.startRecovery(&jetstream.ConsumerInfo{NumAckPending: 1, Delivered: jetstream.SequenceInfo{Stream: 10}}, nil, start)
+	c.holdUntil(start.Add(4 * time.Second)) // a pin moved here
+	// The one message pending at start comes back.
+	c.noteRedelivery(inbound{decoded: decoded{seq: 5, delivered: 2}}, start.Add(1600*time.Millisecond))
+	assert.Equal(t, start.Add(4*time.Second), c.holding(start.Add(1600*time.Millisecond)), "the takeover hold still runs")
+	assert.True(t, c.holding(start.Add(4*time.Second)).IsZero(), "and ends when it should")
+}
+
 // die plays a bridge that pulls n messages from the durable consumer and dies without settling
 // them: the server redelivers them only after AckWait.
 func (e *env) die(n int) {
