@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -63,6 +65,12 @@ func (b *Bridge) openLiveness(ctx context.Context) (jetstream.KeyValue, error) {
 	}
 	kv, err := createLiveness(ctx, b.js, b.cfg)
 	if err != nil {
+		// A bucket made with other settings (an earlier version kept it in memory) serves as
+		// well: use it as it is.
+		if have, gerr := b.js.KeyValue(ctx, livenessBucket); gerr == nil {
+			b.log.Warn("the heartbeat bucket exists with other settings; using it as it is", "bucket", livenessBucket, "error", err)
+			return have, nil
+		}
 		return nil, fmt.Errorf("partitions: create liveness bucket %s: %w", livenessBucket, err)
 	}
 	return kv, nil
@@ -343,8 +351,10 @@ func (s *partitionedSource) cover(ctx context.Context, now time.Time, seen map[s
 			}
 		}
 	}
+	// A cover ends only when its member is back: handing it to another member that has just
+	// come back would leave the partition unserved until that one can judge.
 	for m := range s.covers {
-		if !want[m] {
+		if alive[m] {
 			s.giveBack(ctx, m)
 		}
 	}
@@ -365,16 +375,34 @@ func (s *partitionedSource) takeOver(ctx context.Context, m string) {
 	s.covering[m] = true
 	s.mu.Unlock()
 	ackWait := s.cfg.Consumer.AckWait
-	cc, err := pcgroups.StaticConsume(ctx, s.js, s.cfg.Stream.Name, p.Group, m, s.callback(m), s.cons)
+	// pcgroups binds the instance's config watcher to its context and does not stop it in Stop:
+	// each instance gets a context of its own, cancelled when it ends.
+	ictx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cc, err := pcgroups.StaticConsume(ictx, s.js, s.cfg.Stream.Name, p.Group, m, s.callback(m), s.cons)
 	if err != nil {
+		cancel()
 		log.Warn("could not serve a dead member's partitions; will try again", "error", err)
 		s.mu.Lock()
 		s.covering[m] = false
 		s.mu.Unlock()
 		return
 	}
-	s.covers[m] = cc
+	s.covers[m] = cover{cc: cc, cancel: cancel}
 	log.Warn("a member's heartbeats stopped: serving its partitions until it is back", "after", deadAfter(ackWait))
+}
+
+// cover is an instance this replica runs for a dead member of a static group.
+type cover struct {
+	cc     pcgroups.ConsumerGroupConsumeContext
+	cancel context.CancelFunc
+}
+
+// stop stops the instance and its config watcher.
+func (c cover) stop() error {
+	c.cc.Stop()
+	err := <-c.cc.Done()
+	c.cancel()
+	return err
 }
 
 // giveBack stops serving member m's partitions: it stops the instance, releases (naks) what this
@@ -385,25 +413,36 @@ func (s *partitionedSource) giveBack(ctx context.Context, m string) {
 	s.mu.Lock()
 	s.covering[m] = false // what the instance still delivers is handed back
 	s.mu.Unlock()
-	cc := s.covers[m]
+	c := s.covers[m]
 	delete(s.covers, m)
-	cc.Stop()
-	if err := <-cc.Done(); err != nil {
+	if err := c.stop(); err != nil {
 		s.log.Warn("instance of a member stopped with an error", "member", m, "error", err)
 	}
-	s.release(true)
-	s.stepDown(ctx, m)
+	s.mu.Lock()
+	_, served := s.pins[m]
+	s.mu.Unlock()
+	if served {
+		// Only m's windows: this replica's own partitions stay where they are.
+		parts := map[int]bool{}
+		members := slices.Sorted(slices.Values(p.Members))
+		for _, f := range pcgroups.GeneratePartitionFilters(members, uint(s.count), nil, m, ">") {
+			if n, err := strconv.Atoi(strings.TrimSuffix(f, ".>")); err == nil {
+				parts[n] = true
+			}
+		}
+		s.releaseKeys(true, func(key string) bool { return parts[partitionOf(key, s.count)] })
+		s.stepDown(ctx, m)
+	}
 	s.log.Info("a member's heartbeats are back: gave its partitions back", "group", p.Group, "member", m)
 }
 
 // stopCovers stops the instances this replica runs for dead members, when it stops.
 func (s *partitionedSource) stopCovers() {
-	for m, cc := range s.covers {
+	for m, c := range s.covers {
 		s.mu.Lock()
 		s.covering[m] = false
 		s.mu.Unlock()
-		cc.Stop()
-		<-cc.Done()
+		_ = c.stop() // stopping: how it ended does not matter
 		delete(s.covers, m)
 	}
 }

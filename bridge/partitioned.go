@@ -259,17 +259,17 @@ type partitionedSource struct {
 	beating  atomic.Int64  // since when (Unix ns) this replica's beats go through; 0 while they fail
 	restart  chan struct{} // elastic: the member's consumer is gone, pcgroups must start again
 	handle   func(jetstream.Msg)
-	started  time.Time // when Consume started
 
 	// stopBeats ends the beats, which go on until leave; beats counts their goroutine.
 	stopBeats context.CancelFunc
 	beats     sync.WaitGroup
-	covers    map[string]pcgroups.ConsumerGroupConsumeContext // static: covering's instances, owned by tendGroup
+	covers    map[string]cover // static: covering's instances, owned by tendGroup
 
 	// bound is the member's consumer as it was before this replica pulled anything, nil when
 	// it did not exist yet: what it shows pending, a previous instance of the member held (see
 	// recovery).
-	bound *jetstream.ConsumerInfo
+	bound       *jetstream.ConsumerInfo
+	boundPinned bool // static: another instance pulled or held the member's pin when this one started
 
 	// control runs a function on the coordinator's goroutine, in order with the messages
 	// handed over; Run sets it.
@@ -287,7 +287,7 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	p := cfg.Partitions
 	s := &partitionedSource{
 		js: b.js, log: b.log, cfg: cfg, count: p.Count, restart: make(chan struct{}, 1),
-		pins: map[string]string{}, covering: map[string]bool{}, covers: map[string]pcgroups.ConsumerGroupConsumeContext{},
+		pins: map[string]string{}, covering: map[string]bool{}, covers: map[string]cover{},
 		// No BackOff, as for the single consumer: delays come from NakWithDelay. pcgroups
 		// fills in the name, the filters and the pinned priority group, and derives the pin
 		// TTL and the pull expiry from AckWait.
@@ -312,7 +312,15 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	}
 	if c, err := b.js.Consumer(ctx, stream, cons); err == nil {
 		s.bound = c.CachedInfo()
-		if p.Mode == PartitionElastic {
+		if p.Mode == PartitionStatic && (s.bound.NumWaiting > 0 || slices.ContainsFunc(s.bound.PriorityGroups, func(pg jetstream.PriorityGroupState) bool {
+			return pg.PinnedClientID != ""
+		})) {
+			// Another instance pulls from the member's consumer or holds its pin (the server
+			// pins only when it has a message to deliver): what that instance holds is
+			// settled by it, or comes back after the pin moves here, where the hold starts
+			// (see pinned), not at this replica's start.
+			s.boundPinned, s.bound = true, nil
+		} else if p.Mode == PartitionElastic {
 			// Its sequences are the work-queue stream's, while the bridge sees the stream's:
 			// count every redelivery towards what the previous instance held.
 			s.bound.Delivered.Stream = math.MaxUint64
@@ -384,7 +392,7 @@ func (s *partitionedSource) checkOtherMode(ctx context.Context) error {
 // replica has sent in part.
 func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
 	p, stream := s.cfg.Partitions, s.cfg.Stream.Name
-	s.handle, s.started = handle, time.Now()
+	s.handle = handle
 	cb := s.callback(p.Member)
 
 	// pcgroups binds its config watcher to the context it is given, and stops when the watcher
@@ -486,7 +494,7 @@ wait:
 			// checkConsumer).
 			s.log.Warn("this member's consumer is gone (the server removes an idle one after consumer.ackWait, as during an outage): consuming again",
 				"group", p.Group, "member", p.Member)
-			restart = true
+			retry, restart = nil, true
 		case <-retry:
 			retry, restart = nil, true
 		}
@@ -561,12 +569,12 @@ func (s *partitionedSource) callback(member string) func(jetstream.Msg) {
 // member itself getting its partitions back. The previous holder may have died holding pieces of
 // events, which come back on their ack timers (which its in-progress pings pushed back), after
 // the pieces published since; so windows are held for AckWait and a quarter, as at a start after
-// a crash. A member's first pin soon after its start needs none: the hold at start covers what
-// its consumer showed pending then. An elastic member's consumer is new at each membership
-// change and delivers what is left in stream order.
+// a crash. A member's first pin needs none when nobody held the pin at its start: the hold at
+// start covers what its consumer showed pending then. An elastic member's consumer is new at each
+// membership change and delivers what is left in stream order.
 func (s *partitionedSource) pinned(member string, first bool) {
 	ackWait := s.cfg.Consumer.AckWait
-	if s.cfg.Partitions.Mode != PartitionStatic || s.control == nil || first && time.Since(s.started) < ackWait {
+	if s.cfg.Partitions.Mode != PartitionStatic || s.control == nil || first && !s.boundPinned {
 		return
 	}
 	until := time.Now().Add(ackWait + ackWait/4)
@@ -667,29 +675,45 @@ func (s *partitionedSource) rebalanced(ctx context.Context, gc *pcgroups.Elastic
 // release has the coordinator nak every open window (and, with queued, the calls waiting for
 // a worker) and waits until it has. The request goes in order with the messages handed over so
 // far, so every message the callback accepted is in a window by then.
-func (s *partitionedSource) release(queued bool) {
+func (s *partitionedSource) release(queued bool) { s.releaseKeys(queued, nil) }
+
+// releaseKeys is release for the windows and calls whose event key mine accepts (all when nil).
+func (s *partitionedSource) releaseKeys(queued bool, mine func(key string) bool) {
 	if s.control == nil {
 		return
 	}
 	done := make(chan int, 1)
-	s.control(func(c *coordinator) { done <- c.releaseWindows(queued) })
+	s.control(func(c *coordinator) { done <- c.releaseWindows(queued, mine) })
 	if n := <-done; n > 0 {
 		s.log.Info("released open windows to the partitions' next consumer", "windows", n)
 	}
 }
 
-// releaseWindows naks the messages of every open window, and, with queued, of the flush and
-// send calls still waiting for a worker, and forgets them: the next consumer of their partitions
-// builds the windows again from the redeliveries. It returns how many windows and calls it
-// released. Calls a worker has started run to their end.
-func (c *coordinator) releaseWindows(queued bool) int {
+// releaseWindows naks the messages of every open window whose key mine accepts (every window
+// when mine is nil), and, with queued, of the flush and send calls still waiting for a worker,
+// and forgets them: the next consumer of their partitions builds the windows again from the
+// redeliveries. It returns how many windows and calls it released. Calls a worker has started
+// run to their end. A nak would lose a message on its last delivery, which the server does not
+// deliver again: a window holding one is flushed instead, and a call holding one stays queued,
+// so that it is sent from here.
+func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) int {
 	n := 0
+	now := time.Now()
 	for _, w := range c.windows {
-		c.closeWindow(w)
+		if mine != nil && !mine(w.key) {
+			continue
+		}
 		members := append(slices.Clone(w.workflows), w.commits...)
 		if w.track != nil {
 			members = append(members, w.track)
 		}
+		if slices.ContainsFunc(members, c.b.lastDelivery) {
+			if w.track != nil {
+				c.flush(w, now)
+			}
+			continue // without a track, it ends as missing_track at its orphan timeout
+		}
+		c.closeWindow(w)
 		c.b.nakAll(members, 0)
 		c.release(members)
 		n++
@@ -700,7 +724,8 @@ func (c *coordinator) releaseWindows(queued bool) int {
 	kept := c.queue[:0]
 	for _, j := range c.queue {
 		// A dead letter does not depend on what the next consumer holds: it goes ahead.
-		if j.kind == jobDeadLetter {
+		if j.kind == jobDeadLetter || slices.ContainsFunc(j.members, c.b.lastDelivery) ||
+			mine != nil && len(j.members) > 0 && !mine(j.members[0].key) {
 			kept = append(kept, j)
 			continue
 		}
@@ -833,15 +858,22 @@ func (s *partitionedSource) stepDown(ctx context.Context, m string) {
 	p, stream := s.cfg.Partitions, s.cfg.Stream.Name
 	s.mu.Lock()
 	pin := s.pins[m]
-	delete(s.pins, m)
 	s.mu.Unlock()
 	if pin == "" {
 		return // never received a message: not the pinned instance
 	}
+	defer func() { // once done, or found not pinned; kept for leave if the step-down failed
+		s.mu.Lock()
+		if s.pins[m] == pin {
+			delete(s.pins, m)
+		}
+		s.mu.Unlock()
+	}()
 	log := s.log.With("group", p.Group, "member", m)
 	cons, err := s.js.Consumer(ctx, stream, staticConsumerName(p.Group, m))
 	if err != nil {
 		log.Warn("could not read the member's consumer to step down", "error", err)
+		pin = "" // keep it for leave
 		return
 	}
 	for _, pg := range cons.CachedInfo().PriorityGroups {
@@ -850,6 +882,7 @@ func (s *partitionedSource) stepDown(ctx context.Context, m string) {
 		}
 		if err := pcgroups.StaticMemberStepDown(ctx, s.js, stream, p.Group, m); err != nil {
 			log.Warn("step down failed; another instance takes over when the pin expires", "error", err)
+			pin = "" // keep it for leave
 			return
 		}
 		log.Info("stepped down: another instance of this member may take over")
