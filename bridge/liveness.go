@@ -124,46 +124,9 @@ func (s *partitionedSource) beat(ctx context.Context) error {
 // group serves the partitions of dead members that fall to this replica. They are apart so that
 // a slow drop never delays this replica's own beat.
 func (s *partitionedSource) tendGroup(ctx context.Context) {
-	if s.cfg.Partitions.Mode == PartitionStatic && s.liveness == nil {
-		return // nothing to do without beats
-	}
 	every := beatEvery(s.cfg.Consumer.AckWait)
 	if s.liveness != nil {
-		// The beats go on until leave, after this replica has settled what it held: a
-		// replica that is shutting down is not dead.
-		bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
-		s.stopBeats = stop
-		s.beats.Add(1)
-		go func() {
-			defer s.beats.Done()
-			tick := time.NewTicker(every)
-			defer tick.Stop()
-			missed := 0
-			for {
-				select {
-				case <-bctx.Done():
-					return
-				case <-tick.C:
-				}
-				err := s.beat(bctx)
-				switch {
-				case err == nil:
-					if missed >= 2 {
-						s.log.Info("heartbeats go through again")
-					}
-					missed = 0
-				case bctx.Err() == nil:
-					// One failure may be a slow server; two in a row mean this replica has
-					// not been seen for a while, and must not judge the others until its
-					// beats have gone through again for deadAfter.
-					if missed++; missed == 2 {
-						s.beating.Store(0)
-						s.log.Warn("heartbeats are failing: the others take this replica for dead when they fail for "+
-							deadAfter(s.cfg.Consumer.AckWait).String(), "error", err)
-					}
-				}
-			}
-		}()
+		s.startBeats(ctx)
 	}
 	s.watching.Add(1)
 	go func() {
@@ -178,8 +141,13 @@ func (s *partitionedSource) tendGroup(ctx context.Context) {
 				s.stopCovers()
 				return
 			case now := <-tick.C:
+				if s.liveness == nil {
+					s.findLiveness(ctx)
+				}
 				if s.cfg.Partitions.Mode == PartitionStatic {
-					s.cover(ctx, now, seen)
+					if s.liveness != nil {
+						s.cover(ctx, now, seen)
+					}
 					continue
 				}
 				rctx, cancel := context.WithTimeout(ctx, every)
@@ -197,6 +165,60 @@ func (s *partitionedSource) tendGroup(ctx context.Context) {
 				}
 				if err == nil && s.liveness != nil {
 					s.reap(ctx, now, gc, seen)
+				}
+			}
+		}
+	}()
+}
+
+// findLiveness looks for the heartbeat bucket that was missing when this replica started (the
+// operator manages the streams and had not created it), and starts beating once it exists. It
+// runs on tendGroup's goroutine, which alone reads s.liveness until Consume returns.
+func (s *partitionedSource) findLiveness(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, beatEvery(s.cfg.Consumer.AckWait))
+	defer cancel()
+	kv, err := s.js.KeyValue(rctx, livenessBucket)
+	if err != nil {
+		return
+	}
+	s.liveness = kv
+	s.log.Info("the heartbeat bucket exists now: dead members are detected", "bucket", livenessBucket)
+	s.startBeats(ctx)
+}
+
+// startBeats starts the goroutine that beats, counted in s.beats. The beats go on until leave,
+// after this replica has settled what it held: a replica that is shutting down is not dead.
+func (s *partitionedSource) startBeats(ctx context.Context) {
+	every := beatEvery(s.cfg.Consumer.AckWait)
+	bctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stopBeats = stop
+	s.beats.Add(1)
+	go func() {
+		defer s.beats.Done()
+		tick := time.NewTicker(every)
+		defer tick.Stop()
+		missed := 0
+		for {
+			select {
+			case <-bctx.Done():
+				return
+			case <-tick.C:
+			}
+			err := s.beat(bctx)
+			switch {
+			case err == nil:
+				if missed >= 2 {
+					s.log.Info("heartbeats go through again")
+				}
+				missed = 0
+			case bctx.Err() == nil:
+				// One failure may be a slow server; two in a row mean this replica has not
+				// been seen for a while, and must not judge the others until its beats have
+				// gone through again for deadAfter.
+				if missed++; missed == 2 {
+					s.beating.Store(0)
+					s.log.Warn("heartbeats are failing: the others take this replica for dead when they fail for "+
+						deadAfter(s.cfg.Consumer.AckWait).String(), "error", err)
 				}
 			}
 		}

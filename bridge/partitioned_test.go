@@ -651,6 +651,28 @@ func TestHeartbeatBucketComesBack(t *testing.T) {
 		"the bucket never came back with both beats")
 }
 
+// TestHeartbeatBucketCreatedLater: the operator manages the streams and creates the heartbeat
+// bucket only after the replicas started: they find it and beat.
+func TestHeartbeatBucketCreatedLater(t *testing.T) {
+	e := newEnv(t)
+	cfg := e.partitioned(PartitionStatic, 2, "m0", "m1")
+	e.startReplica("m0", cfg).stop(t) // the streams and the group, as an operator would have them
+	require.NoError(t, e.js.DeleteKeyValue(ctx, livenessBucket))
+	cfg.Stream.Create = false
+	e.startReplica("m0", cfg)
+	e.startReplica("m1", cfg)
+	_, err := e.js.KeyValue(ctx, livenessBucket)
+	require.ErrorIs(t, err, jetstream.ErrBucketNotFound, "the replicas do not create it")
+
+	kv, err := e.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: livenessBucket, History: 1})
+	require.NoError(t, err)
+	want := []string{cfg.Stream.Name + ".bridges.m0", cfg.Stream.Name + ".bridges.m1"}
+	require.Eventually(t, func() bool {
+		keys, err := kv.Keys(ctx)
+		return err == nil && assert.ObjectsAreEqual(want, sortedCopy(keys))
+	}, scaleWait, pollEvery, "the replicas never beat in the bucket created after their start")
+}
+
 func sortedCopy(s []string) []string { return slices.Sorted(slices.Values(s)) }
 
 // TestPartitionedCluster: three replicas on a three-node cluster with the stream, the group's
