@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -86,13 +85,9 @@ func createLiveness(ctx context.Context, js jetstream.JetStream, cfg Config) (je
 	})
 }
 
-func (s *partitionedSource) createLiveness(ctx context.Context) (jetstream.KeyValue, error) {
-	return createLiveness(ctx, s.js, s.cfg)
-}
-
-// livenessPrefix is the part of the liveness keys common to the group's members.
-func (s *partitionedSource) livenessPrefix() string {
-	return s.cfg.Stream.Name + "." + s.cfg.Partitions.Group
+// livenessKey is the key member beats under: <stream>.<group>.<member>.
+func (s *partitionedSource) livenessKey(member string) string {
+	return s.cfg.Stream.Name + "." + s.cfg.Partitions.Group + "." + member
 }
 
 // beat puts this replica's key once, and on success sets s.beating if it was not set. When the
@@ -101,12 +96,12 @@ func (s *partitionedSource) beat(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, beatEvery(s.cfg.Consumer.AckWait))
 	defer cancel()
 	put := func() error {
-		_, err := s.liveness.Put(ctx, s.livenessPrefix()+"."+s.cfg.Partitions.Member, []byte(s.since))
+		_, err := s.liveness.Put(ctx, s.livenessKey(s.cfg.Partitions.Member), []byte(s.since))
 		return err
 	}
 	err := put()
 	if (errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrBucketNotFound)) && s.cfg.Stream.Create {
-		if _, cerr := s.createLiveness(ctx); cerr == nil {
+		if _, cerr := createLiveness(ctx, s.js, s.cfg); cerr == nil {
 			s.log.Warn("the heartbeat bucket was gone: created it again", "bucket", livenessBucket)
 			err = put()
 		}
@@ -296,7 +291,7 @@ func (s *partitionedSource) readBeats(ctx context.Context, now time.Time, member
 			continue
 		}
 		var rev uint64
-		e, err := s.liveness.Get(ctx, s.livenessPrefix()+"."+m)
+		e, err := s.liveness.Get(ctx, s.livenessKey(m))
 		switch {
 		case err == nil:
 			rev = e.Revision()
@@ -446,8 +441,7 @@ func (s *partitionedSource) giveBack(ctx context.Context, m string) {
 	if served {
 		// Only m's windows: this replica's own partitions stay where they are.
 		parts := map[int]bool{}
-		members := slices.Sorted(slices.Values(p.Members))
-		for _, f := range pcgroups.GeneratePartitionFilters(members, uint(s.count), nil, m, ">") {
+		for _, f := range s.staticFilters(m) {
 			if n, err := strconv.Atoi(strings.TrimSuffix(f, ".>")); err == nil {
 				parts[n] = true
 			}
@@ -485,18 +479,12 @@ func (s *partitionedSource) drop(ctx context.Context, dead []string) bool {
 			return false
 		}
 	}
-	for attempt := 1; ; attempt++ {
-		_, err := pcgroups.DeleteMembers(ctx, s.js, stream, p.Group, dead)
-		if err == nil {
-			break
-		}
-		if attempt == joinAttempts || sleepCtx(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond) != nil {
-			log.Warn("could not drop dead members from the group; will try again", "error", err)
-			return false
-		}
+	if err := s.deleteMembers(ctx, dead...); err != nil {
+		log.Warn("could not drop dead members from the group; will try again", "error", err)
+		return false
 	}
 	for _, m := range dead {
-		if err := s.liveness.Delete(ctx, s.livenessPrefix()+"."+m); err != nil {
+		if err := s.liveness.Delete(ctx, s.livenessKey(m)); err != nil {
 			log.Warn("could not delete a dead member's heartbeat", "member", m, "error", err)
 		}
 	}
@@ -510,7 +498,7 @@ func (s *partitionedSource) forget(ctx context.Context) error {
 	if s.liveness == nil {
 		return nil
 	}
-	return s.liveness.Delete(ctx, s.livenessPrefix()+"."+s.cfg.Partitions.Member)
+	return s.liveness.Delete(ctx, s.livenessKey(s.cfg.Partitions.Member))
 }
 
 // endBeats stops the beats, when the replica has left.

@@ -252,8 +252,8 @@ type partitionedSource struct {
 	stalePin string                               // elastic: the pin of a consumer pcgroups is replacing
 	staleEnd time.Time                            // elastic: when to stop waiting for its replacement
 
-	// liveness is the bucket of the elastic group's heartbeats (see liveness.go), nil in
-	// static mode or when the operator has not created it; since is what this replica beats.
+	// liveness is the bucket of the group's heartbeats (see liveness.go), nil while the
+	// operator has not created it; since is what this replica beats.
 	liveness jetstream.KeyValue
 	since    string
 	beating  atomic.Int64  // since when (Unix ns) this replica's beats go through; 0 while they fail
@@ -452,7 +452,7 @@ func (s *partitionedSource) Consume(ctx context.Context, handle func(jetstream.M
 	}
 	s.log.Info("joined the consumer group", "mode", p.Mode, "group", p.Group, "member", p.Member, "partitions", p.Count)
 	if p.Mode == PartitionStatic {
-		s.logShare(len(pcgroups.GeneratePartitionFilters(slices.Sorted(slices.Values(p.Members)), uint(p.Count), nil, p.Member, ">")))
+		s.logShare(len(s.staticFilters(p.Member)))
 	}
 	ready()
 
@@ -789,7 +789,7 @@ func (s *partitionedSource) join(ctx context.Context) error {
 			return fmt.Errorf("partitions: join elastic group %q on stream %s as %q: %w", p.Group, stream, p.Member, err)
 		}
 		// Another replica changed the membership at the same moment; read it again.
-		if err := sleepCtx(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond); err != nil {
+		if err := casPause(ctx); err != nil {
 			return err
 		}
 	}
@@ -834,19 +834,13 @@ func (s *partitionedSource) leave() {
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			log.Warn("delete of the member's consumer failed; the server removes it after consumer.ackWait", "error", err)
 		}
-		for attempt := 1; ; attempt++ {
-			_, err := pcgroups.DeleteMembers(ctx, s.js, stream, p.Group, []string{p.Member})
-			if err == nil {
-				log.Info("left the consumer group: its partitions move to the other members")
-				if err := s.forget(ctx); err != nil {
-					log.Warn("could not delete this member's heartbeat", "error", err)
-				}
-				return
-			}
-			if attempt == joinAttempts || sleepCtx(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond) != nil {
-				log.Error("leaving the group failed: this member keeps its partitions until it is back or dropped", "error", err)
-				return
-			}
+		if err := s.deleteMembers(ctx, p.Member); err != nil {
+			log.Error("leaving the group failed: this member keeps its partitions until it is back or dropped", "error", err)
+			return
+		}
+		log.Info("left the consumer group: its partitions move to the other members")
+		if err := s.forget(ctx); err != nil {
+			log.Warn("could not delete this member's heartbeat", "error", err)
 		}
 	}
 }
@@ -949,6 +943,28 @@ func (m *partitionedMsg) Metadata() (*jetstream.MsgMetadata, error) {
 		return m.meta, nil
 	}
 	return m.Msg.Metadata()
+}
+
+// deleteMembers removes members from the elastic group, trying again when another replica
+// changed the membership at the same moment (pcgroups updates it with compare-and-set).
+func (s *partitionedSource) deleteMembers(ctx context.Context, members ...string) error {
+	for attempt := 1; ; attempt++ {
+		_, err := pcgroups.DeleteMembers(ctx, s.js, s.cfg.Stream.Name, s.cfg.Partitions.Group, members)
+		if err == nil || attempt == joinAttempts || casPause(ctx) != nil {
+			return err
+		}
+	}
+}
+
+// casPause waits a short random while before a membership change is tried again, so that
+// replicas that collided do not collide again.
+func casPause(ctx context.Context) error {
+	return sleepCtx(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond)
+}
+
+// staticFilters is a static member's share of the partitions, as filter subjects "<p>.>".
+func (s *partitionedSource) staticFilters(member string) []string {
+	return pcgroups.GeneratePartitionFilters(slices.Sorted(slices.Values(s.cfg.Partitions.Members)), uint(s.count), nil, member, ">")
 }
 
 // sleepCtx waits for d or until ctx is done.

@@ -212,14 +212,7 @@ func (c *coordinator) keepLoneCommit(key string, now time.Time) *window {
 // would take a later event of the same key for theirs.
 func (c *coordinator) ignoreLoneCommits(w *window) {
 	c.closeWindow(w)
-	c.b.settled.noteAll(w.commits)
-	for _, h := range w.commits {
-		if err := h.msg.Ack(); err != nil {
-			c.b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
-			continue
-		}
-		c.b.m.message(h.kind, outcomeIgnored)
-	}
+	c.b.ackAll(w.commits, outcomeIgnored)
 	c.release(w.commits)
 }
 

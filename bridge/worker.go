@@ -179,15 +179,7 @@ func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) {
 	last := members[len(members)-1]
 	switch d.action {
 	case actAck:
-		b.settled.noteAll(members)
-		for _, h := range members {
-			if err := h.msg.Ack(); err != nil {
-				// The message will be redelivered, and its copy acked (see settledSeqs).
-				b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
-				continue
-			}
-			b.m.message(h.kind, outcomeAcked)
-		}
+		b.ackAll(members, outcomeAcked)
 	case actNak:
 		b.log.Warn("api call failed; messages will be redelivered",
 			"kind", last.kind, "event_key", last.key, "stream_seq", last.seq, "num_delivered", last.delivered,
@@ -195,6 +187,19 @@ func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) {
 		b.nakAll(members, d.delay)
 	case actDeadLetter:
 		b.deadLetterAll(ctx, members, d)
+	}
+}
+
+// ackAll acks every message and counts it under outcome, noting them as settled first.
+func (b *Bridge) ackAll(members []*heldMsg, outcome string) {
+	b.settled.noteAll(members)
+	for _, h := range members {
+		if err := h.msg.Ack(); err != nil {
+			// The message will be redelivered, and its copy acked (see settledSeqs).
+			b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
+			continue
+		}
+		b.m.message(h.kind, outcome)
 	}
 }
 
