@@ -18,10 +18,8 @@ import (
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
-
-// redactedValue replaces every secret in printed configs and dry-run output.
-const redactedValue = "[REDACTED]"
 
 // Config is the daemon's whole configuration: the bridge's part plus what only the daemon uses
 // (connections, HTTP endpoints, logging). Its YAML keys are listed in one place, Config.fields,
@@ -718,7 +716,7 @@ func redactURL(s string) string {
 		if scheme >= 0 && scheme < at {
 			start = scheme + len("://")
 		}
-		parts[i] = p[:start] + redactedValue + p[at:]
+		parts[i] = p[:start] + schema.Redacted + p[at:]
 	}
 	return strings.Join(parts, ",")
 }
@@ -767,7 +765,7 @@ func scalarNode(f field) *yaml.Node {
 		n.Tag, n.Value = "!!str", *p
 		switch {
 		case f.secret && *p != "":
-			n.Value = redactedValue
+			n.Value = schema.Redacted
 		case f.key == "nats.url":
 			n.Value = redactURL(*p)
 		}

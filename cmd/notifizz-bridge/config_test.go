@@ -11,6 +11,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
 const examplePath = "../../config.example.yaml"
@@ -443,7 +445,7 @@ func TestConfigYAMLRedactsSecrets(t *testing.T) {
 	require.Empty(t, errs)
 	assert.Equal(t, cfg.Bridge, back.Bridge)
 	assert.Equal(t, cfg.NATS.URL, back.NATS.URL)
-	assert.Equal(t, redactedValue, back.NATS.Token)
+	assert.Equal(t, schema.Redacted, back.NATS.Token)
 }
 
 func TestConfigErrorUnwraps(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 type dryRunTransport struct {
 	mu      sync.Mutex // one line at a time: calls run concurrently
 	w       io.Writer
-	secrets []string // configured secret values, scrubbed wherever they appear
+	secrets [][]byte // configured secret values as they appear inside a JSON string, scrubbed wherever they appear
 }
 
 // dryRunLine is one request as printed.
@@ -31,9 +31,12 @@ type dryRunLine struct {
 func newDryRunTransport(w io.Writer, secrets ...string) *dryRunTransport {
 	t := &dryRunTransport{w: w}
 	for _, s := range secrets {
-		if s != "" {
-			t.secrets = append(t.secrets, s)
+		if s == "" {
+			continue
 		}
+		// Inside a JSON string the secret appears in its escaped form.
+		quoted, _ := marshalJSON(s)
+		t.secrets = append(t.secrets, quoted[1:len(quoted)-1])
 	}
 	return t
 }
@@ -87,10 +90,7 @@ func (t *dryRunTransport) redact(body []byte) json.RawMessage {
 	}
 	out := schema.Redact(body)
 	for _, s := range t.secrets {
-		// Inside a JSON string the secret appears in its escaped form.
-		quoted, _ := marshalJSON(s)
-		inner := quoted[1 : len(quoted)-1]
-		out = bytes.ReplaceAll(out, inner, []byte(redactedValue))
+		out = bytes.ReplaceAll(out, s, []byte(schema.Redacted))
 	}
 	return out
 }
