@@ -34,9 +34,13 @@ func newDryRunTransport(w io.Writer, secrets ...string) *dryRunTransport {
 		if s == "" {
 			continue
 		}
-		// Inside a JSON string the secret appears in its escaped form.
+		// Inside a JSON string the secret appears in its escaped form, with <, > and &
+		// escaped or not: the client's encoder escapes them.
 		quoted, _ := marshalJSON(s)
 		t.secrets = append(t.secrets, quoted[1:len(quoted)-1])
+		if html, _ := json.Marshal(s); !bytes.Equal(html, quoted) {
+			t.secrets = append(t.secrets, html[1:len(html)-1])
+		}
 	}
 	return t
 }

@@ -41,6 +41,23 @@ func TestDryRunTransport(t *testing.T) {
 		line)
 }
 
+// TestDryRunScrubsHTMLEscapedSecret: the client escapes <, > and & in the bodies it encodes, so
+// a secret holding them appears escaped; it is scrubbed in that form too.
+func TestDryRunScrubsHTMLEscapedSecret(t *testing.T) {
+	var out bytes.Buffer
+	cfg := DefaultConfig()
+	cfg.Notifizz.DryRun = true
+	cfg.Notifizz.SDKSecretKey = "s<k&y>1"
+	c := newAPIClient(cfg, &out, discardLogger())
+	require.NoError(t, c.TrackEvent(context.Background(), notifizz.TrackRequest{
+		EventName: "e", Properties: map[string]any{"note": "pasted s<k&y>1 here"}, IdempotencyKey: "k",
+	}))
+	line := out.String()
+	assert.NotContains(t, line, `s\u003ck\u0026y\u003e1`)
+	assert.NotContains(t, line, "s<k&y>1")
+	assert.Contains(t, line, `"note":"pasted [REDACTED] here"`)
+}
+
 func TestDryRunTransportNonJSONBody(t *testing.T) {
 	var out bytes.Buffer
 	tr := newDryRunTransport(&out)
