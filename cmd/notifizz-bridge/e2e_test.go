@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -213,8 +214,8 @@ func TestE2EAgainstAPI(t *testing.T) {
 func TestE2EReadyzFollowsNATS(t *testing.T) {
 	t.Parallel()
 	storeDir := t.TempDir()
-	srv := startNATS(t, -1, storeDir, "")
-	port := srv.Addr().(*net.TCPAddr).Port
+	srv := startServer(t, server.Options{ServerName: "e2e", Port: -1, StoreDir: storeDir})
+	port := serverPort(srv)
 	natsURL := "nats://127.0.0.1:" + strconv.Itoa(port)
 	httpAddr := freeAddr(t)
 	config := writeFile(t, "config.yaml", fmt.Sprintf(`
@@ -238,7 +239,7 @@ shutdownTimeout: 5s
 	last := d.waitReadyz(t, httpAddr, http.StatusServiceUnavailable)
 	assert.Contains(t, last, "nats: ")
 
-	startNATS(t, port, storeDir, "")
+	startServer(t, server.Options{ServerName: "e2e", Port: port, StoreDir: storeDir})
 	d.waitReadyz(t, httpAddr, http.StatusOK)
 	// nats.go calls the reconnect handler, which logs, after the connection is usable.
 	assert.Eventually(t, func() bool { return strings.Contains(d.stderr.String(), "nats reconnected") }, 10*time.Second, 10*time.Millisecond)
@@ -254,7 +255,7 @@ shutdownTimeout: 5s
 
 func TestE2EWrongNATSCredentials(t *testing.T) {
 	t.Parallel()
-	srv := startNATS(t, -1, t.TempDir(), "right-token-3c9d")
+	srv := startServer(t, server.Options{ServerName: "e2e", Port: -1, Authorization: "right-token-3c9d"})
 	config := writeFile(t, "config.yaml", fmt.Sprintf(`
 nats:
   url: %s

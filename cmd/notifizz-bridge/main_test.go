@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 )
 
@@ -263,27 +262,4 @@ func publish(t *testing.T, config string, args ...string) {
 	code, stdout, stderr := runBinary(t, nil, append([]string{"publish", "--config", config}, args...)...)
 	require.Equal(t, 0, code, "publish %v: %s", args, stderr)
 	require.Regexp(t, `^stream=NOTIFIZZ seq=\d+\n$`, stdout)
-}
-
-// startNATS runs an external JetStream server for the daemon to connect to.
-func startNATS(t *testing.T, port int, storeDir, token string) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		ServerName:    "e2e",
-		Host:          "127.0.0.1",
-		Port:          port,
-		JetStream:     true,
-		StoreDir:      storeDir,
-		Authorization: token,
-		NoLog:         true,
-		NoSigs:        true,
-	})
-	require.NoError(t, err)
-	go s.Start()
-	require.True(t, s.ReadyForConnections(10*time.Second), "nats server not ready")
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
 }
