@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -129,13 +130,6 @@ func (a *API) SetFaults(f Faults) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.faults = f
-}
-
-// Faults returns the rates in force.
-func (a *API) Faults() Faults {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.faults
 }
 
 // Close ends every stall at once, so that the HTTP server can close without waiting for them.
@@ -323,27 +317,24 @@ func (a *API) Count() (attempts, successes int) {
 
 // ByKey returns the sums per idempotency key.
 func (a *API) ByKey() map[string]Stats {
-	return a.snapshot(func() map[string]*Stats { return a.byKey })
+	return a.snapshot(a.byKey)
 }
 
 // ByEvent returns the sums per event identity.
 func (a *API) ByEvent() map[string]Stats {
-	return a.snapshot(func() map[string]*Stats { return a.byEvent })
+	return a.snapshot(a.byEvent)
 }
 
-func (a *API) snapshot(m func() map[string]*Stats) map[string]Stats {
+// snapshot copies src, one of the API's maps (never reassigned after New), under the lock.
+func (a *API) snapshot(src map[string]*Stats) map[string]Stats {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	src := m()
 	out := make(map[string]Stats, len(src))
 	for id, s := range src {
 		c := *s
 		c.Keys = slices.Clone(s.Keys)
 		c.Events = slices.Clone(s.Events)
-		c.Workflows = make(map[string]bool, len(s.Workflows))
-		for w := range s.Workflows {
-			c.Workflows[w] = true
-		}
+		c.Workflows = maps.Clone(s.Workflows)
 		out[id] = c
 	}
 	return out
