@@ -139,7 +139,7 @@ func openDLQ(sub string, std stdio, args []string) (dlqFlags, Config, *nats.Conn
 	if err != nil {
 		return f, cfg, nil, nil, err
 	}
-	nc, js, err := connectTool(cfg, "notifizz-bridge dlq")
+	nc, js, err := connectTool(cfg, nats.Name("notifizz-bridge dlq"), nats.Timeout(dlqTimeout))
 	return f, cfg, nc, js, err
 }
 
@@ -372,9 +372,10 @@ func replayHeaders(h nats.Header) nats.Header {
 	return out
 }
 
-// connectTool connects a short-lived command with the config's NATS settings: the external
-// server, or the embedded one's listen address.
-func connectTool(cfg Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+// connectTool connects a short-lived command with the config's NATS settings (the external
+// server, or the embedded one's listen address) and extra, which names the connection and sets
+// its connect timeout.
+func connectTool(cfg Config, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	url, target := cfg.NATS.URL, redactURL(cfg.NATS.URL)
 	if url == "" {
 		url = embeddedClientURL(cfg.NATS.Embedded.Listen)
@@ -384,7 +385,7 @@ func connectTool(cfg Config, name string) (*nats.Conn, jetstream.JetStream, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := nats.Connect(url, append(opts, nats.Name(name), nats.Timeout(dlqTimeout))...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		err = connectError(target, err)
 		if cfg.NATS.URL == "" {

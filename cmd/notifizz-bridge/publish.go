@@ -60,33 +60,16 @@ func problemText(err error) string {
 // publishOne connects with the config's NATS settings and publishes m through the schema
 // producer, which validates the body and sets Nats-Msg-Id.
 func publishOne(ctx context.Context, cfg Config, m publishMsg) (*jetstream.PubAck, error) {
-	url, target := cfg.NATS.URL, redactURL(cfg.NATS.URL)
-	if url == "" {
-		url = embeddedClientURL(cfg.NATS.Embedded.Listen)
-		target = "embedded " + cfg.NATS.Embedded.Listen
-	}
-	opts, err := clientOptions(cfg.NATS)
-	if err != nil {
-		return nil, err
-	}
-	opts = append(opts, nats.Name("notifizz-bridge publish"))
+	opts := []nats.Option{nats.Name("notifizz-bridge publish")}
 	if deadline, ok := ctx.Deadline(); ok {
 		// The connect timeout is the only part of connecting ctx cannot bound.
 		opts = append(opts, nats.Timeout(max(time.Millisecond, time.Until(deadline))))
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, js, err := connectTool(cfg, opts...)
 	if err != nil {
-		err = connectError(target, err)
-		if cfg.NATS.URL == "" {
-			err = fmt.Errorf("%w (is notifizz-bridge running with this config?)", err)
-		}
 		return nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
 	p := schema.NewProducer(js, schema.WithPrefix(cfg.Bridge.Stream.SubjectPrefix))
 	ack, err := p.Publish(ctx, m.kind, m.key, m.body, m.opts...)
 	if err != nil {
