@@ -151,11 +151,12 @@ func dlqListCommand(ctx context.Context, std stdio, args []string) error {
 	defer nc.Close()
 	tw := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tREASON\tSUBJECT\tKEY\tERROR")
+	s, err := dlqStream(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
 	n := 0
-	err = eachDeadLetter(ctx, js, cfg, *f.key, func(dl deadLetter) error {
-		if *f.reason != "" && dl.reason != *f.reason {
-			return nil
-		}
+	err = eachDeadLetter(ctx, s, cfg, f, func(dl deadLetter) error {
 		n++
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dl.time.UTC().Format(time.RFC3339), orDash(dl.reason),
 			orDash(dl.subject), orDash(dl.key), orDash(shorten(dl.header.Get(bridge.HeaderError), maxErrorColumn)))
@@ -177,20 +178,15 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 		return err
 	}
 	defer nc.Close()
-	sctx, cancel := context.WithTimeout(ctx, dlqTimeout)
-	defer cancel()
-	dlqStream, err := js.Stream(sctx, cfg.Bridge.DeadLetter.Stream)
+	stream, err := dlqStream(ctx, js, cfg)
 	if err != nil {
-		return fmt.Errorf("dead-letter stream %s: %w", cfg.Bridge.DeadLetter.Stream, err)
+		return err
 	}
 	var replayed int
 	refused := map[string]int{}
 	var failures []error
-	err = eachDeadLetter(ctx, js, cfg, *f.key, func(dl deadLetter) error {
-		if *f.reason != "" && dl.reason != *f.reason {
-			return nil
-		}
-		if dl.redacted() && *f.reason != dl.reason {
+	err = eachDeadLetter(ctx, stream, cfg, f, func(dl deadLetter) error {
+		if *f.reason == "" && dl.redacted() {
 			refused[dl.reason]++
 			return nil
 		}
@@ -212,7 +208,7 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 		// lost, a second replay would be de-duplicated by its Nats-Msg-Id.
 		dctx, cancel := context.WithTimeout(ctx, dlqTimeout)
 		defer cancel()
-		if err := dlqStream.DeleteMsg(dctx, dl.seq); err != nil {
+		if err := stream.DeleteMsg(dctx, dl.seq); err != nil {
 			failures = append(failures, fmt.Errorf("dead letter %d was replayed (%s seq %d) but not deleted: %w", dl.seq, ack.Stream, ack.Sequence, err))
 			return nil
 		}
@@ -262,17 +258,25 @@ func (dl deadLetter) redacted() bool {
 		(bytes.Contains(dl.data, []byte("sdkSecretKey")) || bytes.Contains(dl.data, []byte("authSecretKey")))
 }
 
-// eachDeadLetter calls fn for each dead letter in stream order, up to the last one stored when
-// it started (so that a replay that fails again is not replayed twice in one run). With key, only
-// that event's dead letters are read, filtered by the server.
-func eachDeadLetter(ctx context.Context, js jetstream.JetStream, cfg Config, key string, fn func(deadLetter) error) error {
+// dlqStream binds the dead-letter stream.
+func dlqStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
 	name := cfg.Bridge.DeadLetter.Stream
 	sctx, cancel := context.WithTimeout(ctx, dlqTimeout)
 	defer cancel()
 	s, err := js.Stream(sctx, name)
 	if err != nil {
-		return fmt.Errorf("dead-letter stream %s: %w", name, err)
+		return nil, fmt.Errorf("dead-letter stream %s: %w", name, err)
 	}
+	return s, nil
+}
+
+// eachDeadLetter calls fn for each dead letter of s (bound by dlqStream) that f's --key and
+// --reason select, in stream order, up to the last one stored when s was bound (so that a replay
+// that fails again is not replayed twice in one run). The key is filtered by the server.
+func eachDeadLetter(ctx context.Context, s jetstream.Stream, cfg Config, f dlqFlags, fn func(deadLetter) error) error {
+	name, key := cfg.Bridge.DeadLetter.Stream, *f.key
+	sctx, cancel := context.WithTimeout(ctx, dlqTimeout)
+	defer cancel()
 	state := s.CachedInfo().State
 	if state.Msgs == 0 {
 		return nil
@@ -307,7 +311,11 @@ func eachDeadLetter(ctx context.Context, js jetstream.JetStream, cfg Config, key
 			if meta.Sequence.Stream > state.LastSeq {
 				return nil
 			}
-			if err := fn(newDeadLetter(m, meta, cfg)); err != nil {
+			dl := newDeadLetter(m, meta, cfg)
+			if *f.reason != "" && dl.reason != *f.reason {
+				continue
+			}
+			if err := fn(dl); err != nil {
 				return err
 			}
 		}
