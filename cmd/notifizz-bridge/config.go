@@ -572,6 +572,15 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
 	}
 	n := c.NATS
+	// The client settings, which only an external server uses; file marks a path to a file.
+	clientSettings := []struct {
+		key, val string
+		file     bool
+	}{
+		{"nats.credsFile", n.CredsFile, true}, {"nats.nkeySeedFile", n.NkeySeedFile, true},
+		{"nats.token", n.Token, false}, {"nats.user", n.User, false}, {"nats.password", n.Password, false},
+		{"nats.tls.caFile", n.TLS.CAFile, true}, {"nats.tls.certFile", n.TLS.CertFile, true}, {"nats.tls.keyFile", n.TLS.KeyFile, true},
+	}
 	if n.URL == "" {
 		if err := checkHostPort(n.Embedded.Listen); err != nil {
 			bad("nats.embedded.listen", "%v", err)
@@ -581,11 +590,7 @@ func (c Config) Validate() error {
 		}
 		// Client settings would be silently ignored by the embedded server, which has no
 		// users; a config that sets them almost certainly meant to name a server in nats.url.
-		for _, s := range []struct{ key, val string }{
-			{"nats.credsFile", n.CredsFile}, {"nats.nkeySeedFile", n.NkeySeedFile},
-			{"nats.token", n.Token}, {"nats.user", n.User}, {"nats.password", n.Password},
-			{"nats.tls.caFile", n.TLS.CAFile}, {"nats.tls.certFile", n.TLS.CertFile}, {"nats.tls.keyFile", n.TLS.KeyFile},
-		} {
+		for _, s := range clientSettings {
 			if s.val != "" {
 				bad(s.key, "is only used with an external server, but nats.url is empty (the embedded server is used)")
 			}
@@ -625,14 +630,11 @@ func (c Config) Validate() error {
 				bad("nats.tls.keyFile", "is required with nats.tls.certFile")
 			}
 		}
-		for _, f := range []struct{ key, path string }{
-			{"nats.credsFile", n.CredsFile}, {"nats.nkeySeedFile", n.NkeySeedFile},
-			{"nats.tls.caFile", n.TLS.CAFile}, {"nats.tls.certFile", n.TLS.CertFile}, {"nats.tls.keyFile", n.TLS.KeyFile},
-		} {
-			if f.path == "" {
+		for _, f := range clientSettings {
+			if !f.file || f.val == "" {
 				continue
 			}
-			if err := checkReadable(f.path); err != nil {
+			if err := checkReadable(f.val); err != nil {
 				bad(f.key, "%v", err)
 			}
 		}
