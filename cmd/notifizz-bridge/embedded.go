@@ -81,7 +81,7 @@ func embeddedClientURL(listen string) string {
 	switch host {
 	case "", "0.0.0.0":
 		host = "127.0.0.1"
-	case "::", "[::]":
+	case "::": // SplitHostPort has taken the brackets off
 		host = "::1"
 	}
 	return "nats://" + net.JoinHostPort(host, port)
