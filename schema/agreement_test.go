@@ -197,17 +197,7 @@ func FuzzDecode(f *testing.F) {
 		err := Validate(kind, data)
 		redacted := Redact(data)
 
-		var decErr error
-		switch kind {
-		case KindTrack:
-			_, decErr = DecodeTrack(data)
-		case KindWorkflow:
-			_, decErr = DecodeWorkflow(data)
-		case KindCommit:
-			decErr = DecodeCommit(data)
-		case KindSend:
-			_, decErr = DecodeSend(data)
-		}
+		_, decErr := decode(kind, data)
 		require.Equal(t, err, decErr, "Validate and the decoder disagree")
 
 		if err != nil {

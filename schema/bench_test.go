@@ -31,18 +31,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
 			for b.Loop() {
-				var err error
-				switch kind {
-				case KindTrack:
-					_, err = DecodeTrack(data)
-				case KindWorkflow:
-					_, err = DecodeWorkflow(data)
-				case KindCommit:
-					err = DecodeCommit(data)
-				case KindSend:
-					_, err = DecodeSend(data)
-				}
-				if err != nil {
+				if _, err := decode(kind, data); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -68,18 +68,17 @@ func DecodeSend(data []byte) (*Send, error) {
 // Validate checks the body of a message of the given kind as the decoder of that kind does,
 // without building the values. An unknown kind is an *Error with ReasonUnknownSubject.
 func Validate(kind Kind, data []byte) error {
-	if !kind.Valid() {
-		return newError(ReasonUnknownSubject, "kind", unknownKind(string(kind)))
+	if _, err := ParseKind(string(kind)); err != nil {
+		return err
 	}
-	return run(kind, data, target{validateOnly: true})
+	return run(kind, data, target{})
 }
 
-// target says what run fills: at most one of the pointers is set.
+// target says what run fills: at most one of the pointers is set, none to only validate.
 type target struct {
-	track        *Track
-	workflow     *Workflow
-	send         *Send
-	validateOnly bool
+	track    *Track
+	workflow *Workflow
+	send     *Send
 }
 
 func run(kind Kind, data []byte, dst target) error {
@@ -92,7 +91,7 @@ func run(kind Kind, data []byte, dst target) error {
 	if !utf8.Valid(data) {
 		return newError(ReasonInvalidJSON, "", "body is not valid UTF-8")
 	}
-	p := parser{data: data, build: !dst.validateOnly}
+	p := parser{data: data, build: dst != target{}}
 	p.ws()
 	if p.pos == len(data) {
 		if kind == KindCommit {
@@ -176,13 +175,10 @@ func (p *parser) problem(at *path, field, msg string) {
 		p.omitted++
 		return
 	}
-	b := at.appendTo(make([]byte, 0, 48))
 	if field != "" {
-		if len(b) > 0 {
-			b = append(b, '.')
-		}
-		b = append(b, field...)
+		at = &path{parent: at, field: field}
 	}
+	b := at.appendTo(make([]byte, 0, 48))
 	p.problems = append(p.problems, Problem{Path: string(b), Message: msg})
 }
 

@@ -442,3 +442,17 @@ func TestProblemsAreBounded(t *testing.T) {
 			problems(`["`+strings.Repeat("k", 64)+`"...].authSecretKey`, secretMsg))
 	})
 }
+
+// decode decodes data with the decoder of kind; a commit decodes to nil.
+func decode(kind Kind, data []byte) (any, error) {
+	switch kind {
+	case KindTrack:
+		return DecodeTrack(data)
+	case KindWorkflow:
+		return DecodeWorkflow(data)
+	case KindSend:
+		return DecodeSend(data)
+	default:
+		return nil, DecodeCommit(data)
+	}
+}

@@ -3,8 +3,6 @@ package schema
 import (
 	"strconv"
 	"unicode/utf8"
-
-	"github.com/goccy/go-json"
 )
 
 // Redacted replaces the value of every secret key in the output of Redact. An input that is not
@@ -149,32 +147,16 @@ func (w *secretWalker) render(last step) string {
 		}
 		// Other keys are quoted the Go way, which escapes anything unprintable, so that a path
 		// is safe to log and unambiguous ("a.b" is not two keys).
-		var name string
-		if err := json.Unmarshal(w.p.data[s.key.start-1:s.key.end+1], &name); err != nil {
-			name = string(raw)
-		}
 		b = append(b, '[')
-		b = append(b, quoteKey(name)...)
+		b = append(b, quoteMax(w.p.stringAt(s.key.start, s.key.end, s.key.esc), maxPathKey)...)
 		b = append(b, ']')
 	}
 	return string(b)
 }
 
-// maxPathKey is the longest key written in full in a path.
+// maxPathKey is the longest key written in full in a path: a key can be most of a megabyte,
+// and the path goes into logs and dead-letter headers.
 const maxPathKey = 64
-
-// quoteKey quotes a key for a path, shortened if long: a key can be most of a megabyte, and the
-// path goes into logs and dead-letter headers.
-func quoteKey(name string) string {
-	if len(name) <= maxPathKey {
-		return strconv.Quote(name)
-	}
-	cut := maxPathKey
-	for cut > 0 && !utf8.RuneStart(name[cut]) {
-		cut--
-	}
-	return strconv.Quote(name[:cut]) + "..."
-}
 
 // isPlainKey reports whether a key can be written in a path without quotes.
 func isPlainKey(raw []byte) bool {

@@ -85,8 +85,8 @@ func Subject(prefix string, kind Kind, key string) (string, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", err
 	}
-	if !kind.Valid() {
-		return "", newError(ReasonUnknownSubject, "kind", unknownKind(string(kind)))
+	if _, err := ParseKind(string(kind)); err != nil {
+		return "", err
 	}
 	if err := ValidateKey(key); err != nil {
 		return "", err
@@ -114,9 +114,9 @@ func ParseSubject(prefix, subject string) (Kind, string, error) {
 	if !ok {
 		return "", "", newError(ReasonUnknownSubject, "subject", quote(subject)+" has no key token")
 	}
-	kind := Kind(kindTok)
-	if !kind.Valid() {
-		return "", "", newError(ReasonUnknownSubject, "kind", unknownKind(kindTok))
+	kind, err := ParseKind(kindTok)
+	if err != nil {
+		return "", "", err
 	}
 	if err := ValidateKey(key); err != nil {
 		return "", "", err
@@ -138,14 +138,16 @@ func StreamSubjects(prefix string) []string {
 
 // quote quotes s for an error message, escaping anything unprintable, and shortens long inputs so
 // that an error stays readable in a log line.
-func quote(s string) string {
-	const maxQuoted = 300
-	if len(s) > maxQuoted {
-		cut := maxQuoted
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return strconv.Quote(s[:cut]) + "..."
+func quote(s string) string { return quoteMax(s, 300) }
+
+// quoteMax quotes s, cut to at most max bytes (at a rune boundary) and followed by "..." when longer.
+func quoteMax(s string, max int) string {
+	if len(s) <= max {
+		return strconv.Quote(s)
 	}
-	return strconv.Quote(s)
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "..."
 }
