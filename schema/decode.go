@@ -27,10 +27,10 @@ const MaxBodySize = 1 << 20
 // is a problem ("duplicate key"): JSON parsers disagree on which copy wins, so a producer in
 // another language could mean the other one.
 //
-// Decoding is a single pass of this package's parser over the body; go-json decodes the generic
-// properties once the parser has checked them, and the parser builds the custom recipient keys
-// itself as it reads them, with the values go-json would give. Numbers in those parts are
-// json.Number, strings are copies: nothing refers to data after the call.
+// Decoding is a single pass of this package's parser over the body: it builds the generic parts
+// (properties, custom recipient keys) itself as it reads them, with the values go-json would
+// give. Numbers in those parts are json.Number, strings are copies: nothing refers to data after
+// the call.
 
 // DecodeTrack decodes and validates the body of a track message.
 func DecodeTrack(data []byte) (*Track, error) {
@@ -251,26 +251,14 @@ func (p *parser) anyObjectInto(at *path, field string, dst *map[string]any) bool
 		p.problem(at, field, msgObject)
 		return p.value()
 	}
-	start := p.pos
-	if !p.anyObject() {
-		return false
+	if !p.build {
+		return p.anyObject()
 	}
-	if p.build {
-		return p.decodeSpan(start, dst)
+	v, ok := p.generic()
+	if ok {
+		*dst = v.(map[string]any)
 	}
-	return true
-}
-
-// decodeSpan decodes the object at [start, p.pos) with go-json.
-func (p *parser) decodeSpan(start int, dst *map[string]any) bool {
-	m, err := decodeObject(p.data[start:p.pos])
-	if err != nil {
-		// The parser is stricter than go-json, so this does not happen; if it ever did, the
-		// message is not processable.
-		return p.failAt("undecodable object", start)
-	}
-	*dst = m
-	return true
+	return ok
 }
 
 const (
@@ -569,24 +557,37 @@ func (p *parser) sendProperties(s *Send) bool {
 		p.problem(nil, "properties", msgObject)
 		return p.value()
 	}
-	start := p.pos
 	at := path{field: "properties"}
 	var seen fields
+	var props map[string]any
+	if p.build {
+		props = map[string]any{}
+	}
 	ok := p.object(func(k key) bool {
-		if !p.keyIs(k, "recipients") {
+		if p.keyIs(k, "recipients") && p.first(&seen, 1, &at, "recipients") {
+			start := p.pos
+			if !p.recipients(&at, &s.Recipients) {
+				return false
+			}
+			if p.build {
+				// The properties keep the recipients as sent, as generic values.
+				sub := parser{data: p.data[:p.pos], pos: start}
+				props["recipients"], _ = sub.generic()
+			}
+			return true
+		}
+		if !p.build {
 			return p.value()
 		}
-		if !p.first(&seen, 1, &at, "recipients") {
-			return p.value()
-		}
-		return p.recipients(&at, &s.Recipients)
+		name := p.stringAt(k.start, k.end, k.esc)
+		v, ok := p.generic()
+		props[name] = v
+		return ok
 	})
 	if !ok {
 		return false
 	}
 	p.requireAll(seen, &at, "recipients")
-	if p.build {
-		return p.decodeSpan(start, &s.Properties)
-	}
+	s.Properties = props
 	return true
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // The custom keys of a recipient are built by the parser as it reads them. What it builds must be
-// what go-json gives for the same JSON (decodeObject, which also decodes properties): the tests
+// what go-json gives for the same JSON (decodeObject, which Recipient.UnmarshalJSON uses): the tests
 // below decode each accepted body a second time with decodeObject, take the recipients' objects
 // out of it, remove id and email, and compare.
 
@@ -153,4 +153,39 @@ func FuzzRecipientExtra(f *testing.F) {
 		}
 		require.Equal(t, expectedExtras(t, kind, data), got)
 	})
+}
+
+// TestPropertiesAsGoJSON: the properties of a track and of a send are built by the parser too,
+// and must be what go-json gives for them (decodeObject), recipients of a send included.
+func TestPropertiesAsGoJSON(t *testing.T) {
+	props := []string{
+		`{}`,
+		`{"a":1,"b":-0.0e+00,"c":9007199254740993,"d":1E400,"e":-12.50}`,
+		`{"t":"tab\tq\"b\\s\/u\u00e9\ud83d\ude00","lone":"\ud800","rev":"\ude00\ud83d","nul":"\u0000"}`,
+		`{"k\u00e9y":1,"\ud800k":2,"\u0061":3,"a":4,"":5}`,
+		`{"x":1,"x":{"y":1},"x":[1,{"z":2,"z":3}]}`,
+		`{"o":{},"a":[],"n":null,"t":true,"f":false,"deep":[[[{"a":[{}]}]]]}`,
+		"{ \"x\" : [ 1 , 2 ] , \"y\" : { \"z\" : \"é\" } }",
+	}
+	for _, p := range props {
+		for _, kind := range []Kind{KindTrack, KindSend} {
+			var body string
+			var got map[string]any
+			if kind == KindTrack {
+				body = `{"eventName":"e","properties":` + p + `}`
+				tr, err := DecodeTrack([]byte(body))
+				require.NoError(t, err, body)
+				got = tr.Properties
+			} else {
+				// A send's properties need their recipients, which stay in them as sent.
+				body = `{"notifId":"n","properties":{"recipients":[{"id":"u","email":"e","w":[1,{"2":null}]}],"p":` + p + `}}`
+				s, err := DecodeSend([]byte(body))
+				require.NoError(t, err, body)
+				got = s.Properties
+			}
+			doc, err := decodeObject([]byte(body))
+			require.NoError(t, err)
+			assert.Equal(t, doc["properties"], got, "%s", body)
+		}
+	}
 }

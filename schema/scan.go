@@ -18,9 +18,8 @@ const (
 
 // parser is a strict RFC 8259 parser over a whole message body. It validates the syntax, bounds
 // the depth and notices secret keys at any depth in a single pass, and the typed decoders in
-// decode.go drive it to fill the message structs in that same pass. Properties are handed to
-// go-json once the parser has checked them; custom recipient keys are built by the parser
-// (generic, in decode.go).
+// decode.go drive it to fill the message structs in that same pass, the generic parts
+// (properties, custom recipient keys) included (generic, in decode.go).
 //
 // Every method that consumes input returns false on a syntax error, after recording it in synErr;
 // callers then unwind without doing anything else.
