@@ -102,38 +102,21 @@ func (e *env) rawConsume(ctx context.Context, total, maxAckPending int, publish 
 		return rawFigure{}, err
 	}
 	defer stopConsume(cc)
-	pubDone := make(chan error, 1)
+	var pub func() error
 	if publish != nil {
-		go func() {
+		pub = func() error {
 			t, err := publish()
 			start = t
-			pubDone <- err
-		}()
-	} else {
-		pubDone <- nil
-	}
-	published := false
-	end, err := waitFor(ctx, e.cfg.Timeout, "raw consumer drained", func() (bool, error) {
-		if !published {
-			select {
-			case err := <-pubDone:
-				published = true
-				if err != nil {
-					return false, err
-				}
-			default:
-				return false, nil
-			}
+			return err
 		}
+	}
+	end, err := e.waitPublishing(ctx, "raw consumer drained", pub, func() (bool, error) {
 		if acked.Load() < int64(total) {
 			return false, nil
 		}
 		return e.settled(ctx, rawDurable)
 	})
 	cpu := cpuTime() - cpu0
-	if !published {
-		<-pubDone
-	}
 	if err != nil {
 		return rawFigure{}, err
 	}
@@ -463,4 +446,36 @@ func trackPadding(size int) []byte {
 		return nil
 	}
 	return b[i : len(b)-len(`"}}`)]
+}
+
+// waitPublishing is waitFor(e.cfg.Timeout) for a consumer that may be running while its workload
+// is published: publish, when not nil, runs meanwhile, and done is only asked once it has
+// returned without error. It returns once publish has returned.
+func (e *env) waitPublishing(ctx context.Context, what string, publish func() error, done func() (bool, error)) (time.Time, error) {
+	pubDone := make(chan error, 1)
+	if publish != nil {
+		go func() { pubDone <- publish() }()
+	} else {
+		pubDone <- nil
+	}
+	published := false
+	end, err := waitFor(ctx, e.cfg.Timeout, what, func() (bool, error) {
+		if !published {
+			select {
+			case err := <-pubDone:
+				published = true
+				if err != nil {
+					return false, err
+				}
+			default:
+				return false, nil
+			}
+		}
+		return done()
+	})
+	if !published {
+		// Publishing stops with ctx or at its own errors; wait for it before tearing down.
+		<-pubDone
+	}
+	return end, err
 }

@@ -195,7 +195,7 @@ func (r *Report) fail(format string, args ...any) {
 }
 
 // finish fills in the ratios and the process figures.
-func (r *Report) finish(e *env) {
+func (r *Report) finish() {
 	for i := range r.Rounds {
 		r.Rounds[i].ratios()
 	}

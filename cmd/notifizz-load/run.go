@@ -38,7 +38,7 @@ func Run(ctx context.Context, cfg Config, log io.Writer) (*Report, error) {
 	} else {
 		err = r.phases(ctx)
 	}
-	rep.finish(r.e)
+	rep.finish()
 	return rep, err
 }
 
@@ -203,7 +203,7 @@ func (r *runner) raw(ctx context.Context) error {
 		if live {
 			r.logf("raw end-to-end: consuming while %d messages are published", total)
 			publish = func() (time.Time, error) {
-				start, _, err := r.publishTimed(ctx, wl, newPubTimes(wl.keys))
+				start, _, err := r.publishTimed(ctx, wl, nil)
 				return start, err
 			}
 		} else {
@@ -233,8 +233,7 @@ func (r *runner) raw(ctx context.Context) error {
 
 // publish publishes wl with fresh publisher connections and returns how long it took.
 func (r *runner) publish(ctx context.Context, wl workload) (time.Duration, error) {
-	times := newPubTimes(wl.keys)
-	_, d, err := r.publishTimed(ctx, wl, times)
+	_, d, err := r.publishTimed(ctx, wl, nil)
 	return d, err
 }
 
@@ -292,7 +291,7 @@ func (r *runner) throughput(ctx context.Context, who string, live bool) error {
 	if err != nil {
 		return err
 	}
-	callsPerEvent, consumers := 1, []string{durableName}
+	callsPerEvent, consumers := 1, []string(nil) // the bridge's consumers are known once it runs
 	if who == "baseline" {
 		callsPerEvent, consumers = cfg.Workflows, []string{baselineDurable}
 	}
@@ -341,61 +340,37 @@ func (r *runner) throughput(ctx context.Context, who string, live bool) error {
 			return r.e.stopReplicas(ctx, bs)
 		}
 	}
-	pubDone := make(chan error, 1)
+	var publish func() error
 	if live {
 		r.logf("%s: publishing %d messages", res.Name, total)
-		go func() {
-			pstart, d, err := r.publishTimed(ctx, wl, newPubTimes(wl.keys))
+		publish = func() error {
+			pstart, d, err := r.publishTimed(ctx, wl, nil)
 			start = pstart
 			res.PublishSeconds = d.Seconds()
-			pubDone <- err
-		}()
-	} else {
-		pubDone <- nil
-	}
-	var pubErr error
-	published := false
-	end, err := waitFor(ctx, cfg.Timeout, res.Name+" settled", func() (bool, error) {
-		if !published {
-			select {
-			case pubErr = <-pubDone:
-				published = true
-			default:
-				return false, nil
-			}
-			if pubErr != nil {
-				return false, pubErr
-			}
+			return err
 		}
+	}
+	end, err := r.e.waitPublishing(ctx, res.Name+" settled", publish, func() (bool, error) {
 		if api.calls.Load() < int64(cfg.Keys*callsPerEvent) {
 			return false, nil
 		}
 		return r.e.settledAll(ctx, consumers)
 	})
 	cpu := cpuTime() - cpu0
-	if !published {
-		// Publishing stops with ctx or at its own errors; wait for it before tearing down.
-		pubErr = <-pubDone
-	}
 	stopErr := stop()
 	api.close()
 	if err != nil {
 		return err
 	}
-	if pubErr != nil {
-		return pubErr
-	}
 	if stopErr != nil {
 		return fmt.Errorf("stop: %w", stopErr)
 	}
 	d := end.Sub(start)
-	res.Seconds = d.Seconds()
-	res.Rate = float64(total) / d.Seconds()
+	f := newRawFigure(total, d, cpu)
+	res.Seconds, res.Rate, res.CPUSeconds, res.CPUPerMsg = f.Seconds, f.Rate, f.CPUSeconds, f.CPUPerMsg
 	res.EventsPerSec = float64(cfg.Keys) / d.Seconds()
-	res.CPUSeconds = cpu.Seconds()
-	res.CPUPerMsg = float64(cpu.Microseconds()) / float64(total)
 	res.API = api.tally(cfg.Keys, callsPerEvent, cfg.Workflows)
-	res.CallsPerEvent = float64(res.API.Calls) / float64(cfg.Keys)
+	res.CallsPerEvent = res.API.callsPerEvent()
 	if res.DeadLetters, err = r.e.deadLetters(ctx); err != nil {
 		return err
 	}
@@ -566,7 +541,7 @@ func startProbe() (stop func() dist) {
 func (r *runner) held(ctx context.Context) error {
 	cfg := r.cfg
 	n := cfg.Held
-	perEvent := 1 + cfg.Workflows
+	perEvent := cfg.messagesPerEvent(false)
 	keys := (n + perEvent - 1) / perEvent
 	if err := r.e.resetStreams(ctx, 0); err != nil {
 		return err

@@ -75,7 +75,6 @@ func (r *runner) soak(ctx context.Context) error {
 		return err
 	}
 	defer api.close()
-	times := newPubTimes(keys)
 	bcfg := r.e.bridgeConfig(r.maxAckPending(cfg.SoakRate, cfg.messagesPerEvent(true)))
 	bcfg.Stream.MaxAge = soakMaxAge
 	bcfg.Stream.DuplicateWindow = min(bcfg.Stream.DuplicateWindow, soakMaxAge) // the server's rule
@@ -91,7 +90,7 @@ func (r *runner) soak(ctx context.Context) error {
 	r.logf("soak: %s at %.0f events/s", cfg.Soak, cfg.SoakRate)
 	start := time.Now()
 	go func() {
-		_, _, err := r.publishTimed(ctx, wl, times)
+		_, _, err := r.publishTimed(ctx, wl, nil)
 		pubDone <- err
 	}()
 	tick := time.NewTicker(cfg.SoakSample)

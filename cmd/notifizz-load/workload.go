@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -30,7 +29,6 @@ type workload struct {
 	bodySize  int
 	rate      float64 // events per second; 0 = as fast as possible
 	commits   func(k int) bool
-	firstKey  int
 }
 
 // pubTimes are the publish times of each event, in unix nanoseconds: when its first piece and
@@ -108,8 +106,6 @@ func newMsg(kind, key, id string, data []byte) *nats.Msg {
 type publishers struct {
 	conns []*nats.Conn
 	js    []jetstream.JetStream
-	msgs  atomic.Int64
-	bytes atomic.Int64
 }
 
 func (e *env) newPublishers(n int) (*publishers, error) {
@@ -185,16 +181,18 @@ func (p *publishers) run(ctx context.Context, g int, wl workload, times *pubTime
 		}
 		acks = acks[:0]
 		for _, k := range batch {
-			key := eventKey(wl.firstKey + k)
-			times.first[k] = time.Now().UnixNano()
-			m := newMsg("track", key, "t-"+key, trackBody(wl.firstKey+k, wl.bodySize))
+			key := eventKey(k)
+			if times != nil {
+				times.first[k] = time.Now().UnixNano()
+			}
+			m := newMsg("track", key, "t-"+key, trackBody(k, wl.bodySize))
 			a, err := p.async(p.js[k%nconn], m)
 			if err != nil {
 				return err
 			}
 			acks = append(acks, a)
 			for i := range wl.workflows {
-				m := newMsg("workflow", key, "w-"+key+"-"+strconv.Itoa(i), workflowBody(wl.firstKey+k, i, wl.bodySize))
+				m := newMsg("workflow", key, "w-"+key+"-"+strconv.Itoa(i), workflowBody(k, i, wl.bodySize))
 				a, err := p.async(p.js[(k+1+i)%nconn], m)
 				if err != nil {
 					return err
@@ -207,11 +205,13 @@ func (p *publishers) run(ctx context.Context, g int, wl workload, times *pubTime
 		}
 		acks = acks[:0]
 		for _, k := range batch {
-			if wl.commits == nil || !wl.commits(wl.firstKey+k) {
+			if wl.commits == nil || !wl.commits(k) {
 				continue
 			}
-			key := eventKey(wl.firstKey + k)
-			times.commit[k] = time.Now().UnixNano()
+			key := eventKey(k)
+			if times != nil {
+				times.commit[k] = time.Now().UnixNano()
+			}
 			a, err := p.async(p.js[k%nconn], newMsg("commit", key, "c-"+key, nil))
 			if err != nil {
 				return err
@@ -230,8 +230,6 @@ func (p *publishers) async(js jetstream.JetStream, m *nats.Msg) (pending, error)
 	if err != nil {
 		return pending{}, fmt.Errorf("publish %s: %w", m.Subject, err)
 	}
-	p.msgs.Add(1)
-	p.bytes.Add(int64(len(m.Data)))
 	return pending{f: f, js: js, msg: m}, nil
 }
 
