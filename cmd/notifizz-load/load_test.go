@@ -218,3 +218,40 @@ func TestBodies(t *testing.T) {
 	assert.True(t, ok)
 	assert.Equal(t, 42, n)
 }
+
+// TestCheckGoroutines shows that the phase check waits for goroutines that are still ending
+// and fails on one that never ends, naming it.
+func TestCheckGoroutines(t *testing.T) {
+	t.Run("ending late is not a leak", func(t *testing.T) {
+		r := &runner{rep: &Report{}}
+		before := stableGoroutines()
+		release := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			<-release
+		}()
+		// The goroutine ends a while after the check has started, as a connection reader does
+		// when its socket is closed under it.
+		time.AfterFunc(300*time.Millisecond, func() { close(release) })
+		after := r.checkGoroutines("late", before, 10*time.Second)
+		<-done
+		assert.LessOrEqual(t, after, before)
+		assert.Empty(t, r.rep.Failures)
+	})
+	t.Run("a leak fails", func(t *testing.T) {
+		r := &runner{rep: &Report{}}
+		before := stableGoroutines()
+		stop := make(chan struct{})
+		defer close(stop)
+		go leakForTest(stop)
+		after := r.checkGoroutines("leaky phase", before, 200*time.Millisecond)
+		assert.Greater(t, after, before)
+		require.Len(t, r.rep.Failures, 1)
+		assert.Contains(t, r.rep.Failures[0], "leaky phase: ")
+		assert.Contains(t, r.rep.Failures[0], "leakForTest", "the failure names the leaked goroutine")
+	})
+}
+
+// leakForTest blocks until stop is closed: a goroutine the check must see as leaked.
+func leakForTest(stop <-chan struct{}) { <-stop }
