@@ -27,7 +27,7 @@ import (
 const (
 	testSDKKey  = "sdk-secret-9f2c41"
 	testAuthKey = "auth-secret-77ab03"
-	waitFor     = 10 * time.Second
+	waitFor     = 30 * time.Second
 	pollEvery   = 10 * time.Millisecond
 )
 
@@ -274,6 +274,21 @@ func (e *env) settled(cfg Config) {
 		info, err = cons.Info(ctx)
 		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
 	}, waitFor, pollEvery, "consumer still holds messages: %+v", info)
+}
+
+// storedAt returns when the server stored each of the stream's messages seqs: the bridge cannot
+// have seen a message earlier, which makes these times a safe lower bound for what it did next.
+func (e *env) storedAt(seqs ...uint64) []time.Time {
+	e.t.Helper()
+	stream, err := e.js.Stream(ctx, e.cfg.Stream.Name)
+	require.NoError(e.t, err)
+	times := make([]time.Time, len(seqs))
+	for i, seq := range seqs {
+		m, err := stream.GetMsg(ctx, seq)
+		require.NoError(e.t, err)
+		times[i] = m.Time
+	}
+	return times
 }
 
 // deadLetter is one message of the dead-letter stream.
