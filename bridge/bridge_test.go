@@ -31,7 +31,7 @@ func workflowIDs(c apiCall) []string {
 
 func TestFanInOneCallExactBody(t *testing.T) {
 	e := newEnv(t)
-	r := e.start(func(c *Config) { c.Coalesce.Delay = 300 * time.Millisecond })
+	r := e.start(nil)
 
 	// Three services, three connections: the track and the workflows of one event.
 	producers := make([]*schema.Producer, 3)
@@ -265,7 +265,9 @@ func TestInterleavedKeysStaySeparate(t *testing.T) {
 
 func TestThousandKeysOneCallEach(t *testing.T) {
 	e := newEnv(t)
-	e.start(func(c *Config) { c.Coalesce.Delay = 500 * time.Millisecond })
+	// Commits close the windows: a delay would split an event whose publisher stalled between
+	// its pieces for longer than the delay, which a loaded machine does.
+	e.start(func(c *Config) { c.Coalesce.Delay = time.Minute; c.Coalesce.OrphanTimeout = 2 * time.Minute })
 	const keys = 1000
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
@@ -282,6 +284,10 @@ func TestThousandKeysOneCallEach(t *testing.T) {
 					return
 				}
 				if _, err := prod.Workflow(ctx, key, "c", recipients("u")...); err != nil {
+					errs <- err
+					return
+				}
+				if _, err := prod.Commit(ctx, key); err != nil {
 					errs <- err
 					return
 				}
@@ -308,7 +314,10 @@ func TestThousandKeysOneCallEach(t *testing.T) {
 func TestOrphanWorkflowDeadLettersMissingTrack(t *testing.T) {
 	e := newEnv(t)
 	tr := e.watchTerminations()
-	e.start(func(c *Config) { c.Coalesce.OrphanTimeout = 500 * time.Millisecond })
+	e.start(func(c *Config) {
+		c.Coalesce.Delay = 300 * time.Millisecond
+		c.Coalesce.OrphanTimeout = 500 * time.Millisecond
+	})
 	start := time.Now()
 	ack, err := e.prod.Workflow(ctx, "lonely", "c1", recipients("u1")...)
 	require.NoError(t, err)
@@ -359,7 +368,10 @@ func TestCommitWithNothingOpenIsAcked(t *testing.T) {
 
 func TestLateWorkflowAfterFlushBecomesOrphan(t *testing.T) {
 	e := newEnv(t)
-	e.start(func(c *Config) { c.Coalesce.OrphanTimeout = 500 * time.Millisecond })
+	e.start(func(c *Config) {
+		c.Coalesce.Delay = 300 * time.Millisecond
+		c.Coalesce.OrphanTimeout = 500 * time.Millisecond
+	})
 	_, err := e.prod.Track(ctx, "k1", "ev", nil)
 	require.NoError(t, err)
 	_, err = e.prod.Commit(ctx, "k1")

@@ -158,8 +158,11 @@ func newEnv(t *testing.T) *env {
 	cfg := DefaultConfig()
 	cfg.Stream.Storage = "memory"
 	cfg.Consumer.AckWait = 5 * time.Second
-	cfg.Coalesce.Delay = 200 * time.Millisecond
-	cfg.Coalesce.OrphanTimeout = 2 * time.Second
+	// The pieces of an event published one after the other must meet in one window even when a
+	// loaded machine stalls the publisher: the delay is ten times what such a stall was seen to
+	// last. Tests that are about the delay set their own.
+	cfg.Coalesce.Delay = 2 * time.Second
+	cfg.Coalesce.OrphanTimeout = 6 * time.Second
 	cfg.Retry.NakInitial = 100 * time.Millisecond
 	cfg.Retry.NakMax = time.Second
 	cfg.MaxInFlight = 8

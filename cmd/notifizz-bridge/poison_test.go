@@ -154,7 +154,11 @@ log:
 			m := nats.NewMsg(p.subject)
 			m.Data = p.body
 			m.Header.Set("X-Poison", p.name)
-			ack, err := js.PublishMsg(context.Background(), m)
+			// A deadline of its own: the default five seconds is too short for a 10 MB body on
+			// a machine busy with other tests.
+			pctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			ack, err := js.PublishMsg(pctx, m)
+			cancel()
 			require.NoError(t, err, p.name)
 			seqs[ack.Sequence] = p
 			sendValid()
