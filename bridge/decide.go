@@ -67,11 +67,13 @@ func (b backoff) delay(n uint64, retryAfter time.Duration, jitter float64) time.
 // decide maps the outcome of one API call to what happens to its messages. It is the one place
 // where that choice is made:
 //
-//   - success acks;
+//   - success acks, and so does a 2xx whose body cannot be read: the API accepted the call,
+//     and sending it again would repeat it (the detail keeps an excerpt of the body for the log);
 //   - a call cut short by shutdown naks at once, so that another bridge (or this one, restarted)
 //     takes the messages over without waiting;
-//   - a permanent rejection (a 4xx other than 408, 425 and 429) dead-letters, since sending the
-//     same request again cannot succeed and the API's idempotency layer would only mask it;
+//   - a permanent rejection (a 4xx other than 408, 425 and 429, or a 3xx, since redirects are
+//     never followed) dead-letters, since sending the same request again cannot succeed and the
+//     API's idempotency layer would only mask it;
 //   - anything else is transient: nak with a growing delay, honouring Retry-After, until the
 //     message's last delivery, when it is dead-lettered instead of being left to expire.
 //
@@ -80,6 +82,10 @@ func decide(err error, aborted bool, delivered uint64, b backoff, jitter float64
 	if err == nil {
 		return decision{action: actAck}
 	}
+	if invalid, ok := errors.AsType[*notifizz.InvalidResponseError](err); ok {
+		// Checked before aborted: the API answered 2xx even if shutdown cut the body short.
+		return decision{action: actAck, status: invalid.StatusCode, detail: err.Error()}
+	}
 	if aborted {
 		return decision{action: actNak, detail: "shutdown interrupted the call"}
 	}
@@ -87,6 +93,10 @@ func decide(err error, aborted bool, delivered uint64, b backoff, jitter float64
 	status := 0
 	if errors.As(err, &apiErr) {
 		status = apiErr.StatusCode
+		if status >= 300 && status <= 399 {
+			return decision{action: actDeadLetter, reason: ReasonAPIRejected, status: status,
+				detail: "notifizz.baseUrl needs updating: " + err.Error()}
+		}
 		if !apiErr.Retryable() {
 			return decision{action: actDeadLetter, reason: ReasonAPIRejected, status: status, detail: err.Error()}
 		}

@@ -16,6 +16,8 @@ import (
 func TestDecide(t *testing.T) {
 	b := backoff{initial: time.Second, max: 30 * time.Second, maxDeliver: 5}
 	netErr := &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}
+	movedErr := &notifizz.APIError{Endpoint: "track", StatusCode: 301, Location: "https://moved.example/v2/events/track"}
+	junk := &notifizz.InvalidResponseError{Endpoint: "send", StatusCode: 200}
 	tests := []struct {
 		name      string
 		err       error
@@ -38,6 +40,11 @@ func TestDecide(t *testing.T) {
 		{"network error naks", netErr, false, 1, decision{action: actNak, delay: time.Second}},
 		{"last delivery dead-letters", &notifizz.APIError{StatusCode: 503}, false, 5, decision{action: actDeadLetter, reason: ReasonMaxDeliveries, status: 503}},
 		{"last delivery of a network error dead-letters", netErr, false, 6, decision{action: actDeadLetter, reason: ReasonMaxDeliveries}},
+		{"301 dead-letters", movedErr, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 301}},
+		{"307 dead-letters", &notifizz.APIError{StatusCode: 307}, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 307}},
+		{"2xx with junk acks", junk, false, 1, decision{action: actAck, status: 200}},
+		{"2xx with junk acks on the last delivery", junk, false, 5, decision{action: actAck, status: 200}},
+		{"2xx with junk acks even when shutdown cut it short", fmt.Errorf("send: %w", junk), true, 1, decision{action: actAck, status: 200}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -49,6 +56,9 @@ func TestDecide(t *testing.T) {
 			assert.Equal(t, tt.want.delay, got.delay, "delay")
 			if tt.err != nil && !tt.aborted {
 				assert.NotEmpty(t, got.detail, "a failure carries human text")
+			}
+			if tt.want.status >= 300 && tt.want.status <= 399 {
+				assert.Contains(t, got.detail, "notifizz.baseUrl", "a redirect says which setting to change")
 			}
 		})
 	}

@@ -164,7 +164,7 @@ func (b *Bridge) call(ctx context.Context, endpoint string, f func(context.Conte
 }
 
 func statusLabel(err error) string {
-	if err == nil {
+	if err == nil || errors.Is(err, notifizz.ErrInvalidResponse) {
 		return "2xx"
 	}
 	var apiErr *notifizz.APIError
@@ -179,6 +179,10 @@ func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) {
 	last := members[len(members)-1]
 	switch d.action {
 	case actAck:
+		if d.detail != "" {
+			b.log.Warn("api accepted the call but its response body is unreadable; messages acked",
+				"kind", last.kind, "event_key", last.key, "stream_seq", last.seq, "status", d.status, "error", d.detail)
+		}
 		b.ackAll(members, outcomeAcked)
 	case actNak:
 		b.log.Warn("api call failed; messages will be redelivered",

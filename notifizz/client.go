@@ -113,13 +113,27 @@ func WithBaseURL(u string) Option {
 // WithHTTPClient sets the HTTP client used for every request. nil restores the
 // package default, which keeps enough idle connections per host for a busy
 // bridge. Timeouts are better set with WithTimeout, which applies per attempt.
+// The client is used through a copy that never follows redirects, whatever
+// its CheckRedirect says (see APIError.Location).
 func WithHTTPClient(hc *http.Client) Option {
 	return func(o *options) {
 		if hc == nil {
-			hc = defaultHTTPClient()
+			o.httpClient = defaultHTTPClient()
+			return
 		}
-		o.httpClient = hc
+		o.httpClient = withoutRedirects(hc)
 	}
+}
+
+// withoutRedirects returns a copy of hc whose CheckRedirect hands a 3xx back
+// as the response. Followed, a 301, 302 or 303 turns the POST into a GET
+// without body whose 2xx passes for success, and a 307 or 308 sends the body
+// (which holds the SDK secret) and perhaps the Authorization header wherever
+// the API pointed.
+func withoutRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }
 
 // WithTimeout bounds each HTTP attempt (default 10 s); every retry gets a
@@ -178,12 +192,12 @@ var defaultHTTPClient = sync.OnceValue(func() *http.Client {
 	tr, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
 		// Someone replaced the default transport; respect their choice.
-		return &http.Client{}
+		return withoutRedirects(&http.Client{})
 	}
 	tr = tr.Clone()
 	tr.MaxIdleConns = maxIdleConns
 	tr.MaxIdleConnsPerHost = maxIdleConns
-	return &http.Client{Transport: tr}
+	return withoutRedirects(&http.Client{Transport: tr})
 })
 
 // Client talks to the Notifizz API. It is the Go counterpart of the Node
@@ -195,6 +209,10 @@ type Client struct {
 	// bearer is the Authorization header value, built once because every
 	// request carries it.
 	bearer string
+	// forms are what redaction looks for (see secretForms), and longestMatch
+	// the most text a match of one of them can span.
+	forms        []string
+	longestMatch int
 
 	mu   sync.RWMutex
 	opts options
@@ -208,6 +226,7 @@ func NewClient(authSecretKey, sdkSecretKey string, opts ...Option) *Client {
 		authSecretKey: authSecretKey,
 		sdkSecretKey:  sdkSecretKey,
 		bearer:        "Bearer " + sdkSecretKey,
+		forms:         secretForms(sdkSecretKey, authSecretKey),
 		opts: options{
 			baseURL:       DefaultBaseURL,
 			autoSendDelay: DefaultAutoSendDelay,
@@ -216,6 +235,9 @@ func NewClient(authSecretKey, sdkSecretKey string, opts ...Option) *Client {
 			userAgent:     DefaultUserAgent,
 			retry:         DefaultRetryPolicy,
 		},
+	}
+	for _, f := range c.forms {
+		c.longestMatch = max(c.longestMatch, maxUnit*len(f))
 	}
 	for _, opt := range opts {
 		opt(&c.opts)

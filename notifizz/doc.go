@@ -44,7 +44,9 @@
 // per-attempt timeouts are transient (IsRetryable) and are retried per the
 // RetryPolicy (by default after 1 s and 2 s, like the SDK), waiting at least
 // the server's Retry-After. Every other 4xx is permanent and never retried:
-// the API's idempotency layer would only mask the rejection. Every attempt
+// the API's idempotency layer would only mask the rejection. Redirects are
+// never followed, whatever http.Client is supplied: a 3xx is a permanent
+// APIError whose Location says where the API pointed. Every attempt
 // of one event carries the same idempotency key, so that a retry cannot run
 // it twice. The caller's context ends a call, and its waits, at once.
 //

@@ -23,16 +23,14 @@ var ErrAlreadySent = errors.New("notifizz: event already sent")
 var ErrInvalidRequest = errors.New("notifizz: invalid request")
 
 // ErrInvalidResponse reports a 2xx response whose body Send cannot hand back
-// (not JSON, or larger than the read limit). The API accepted the request, so
-// a caller that only needs to know that (the bridge) may treat it as success.
+// (not JSON, larger than the read limit, or cut off). The API accepted the
+// request, so a caller that only needs to know that (the bridge) treats it as
+// success. The error is an *InvalidResponseError, which holds what came back.
 var ErrInvalidResponse = errors.New("notifizz: invalid response")
 
 // maxErrorBody bounds the response excerpt an APIError keeps: enough to
 // see what the API complained about, small enough for logs and headers.
 const maxErrorBody = 512
-
-// redacted replaces secrets wherever text might otherwise carry them.
-const redacted = "[redacted]"
 
 // APIError is a non-2xx response of the Notifizz API.
 type APIError struct {
@@ -47,6 +45,12 @@ type APIError struct {
 	// of the client's secrets replaced by "[redacted]" in case the API echoes
 	// the request back.
 	Body string
+	// Location is where a 3xx pointed (its Location header resolved against
+	// the request URL), without URL credentials and with secrets redacted,
+	// at most 512 bytes. Redirects are never followed: a POST redirected
+	// would arrive as a GET without body or carry the secret to another
+	// host, so a 3xx is permanent and the base URL is what must change.
+	Location string
 }
 
 // Error returns a lowercase, one-line description. It never contains a
@@ -66,18 +70,78 @@ func (e *APIError) Error() string {
 		b.WriteString(", retry after ")
 		b.WriteString(e.RetryAfter.String())
 	}
-	if body := strings.TrimSpace(e.Body); body != "" {
-		b.WriteString(": ")
-		// Control characters would split one log line into several.
-		b.WriteString(strings.Map(func(r rune) rune {
-			if r < ' ' || r == 0x7f {
-				return ' '
-			}
-			return r
-		}, body))
+	if e.StatusCode >= 300 && e.StatusCode <= 399 {
+		b.WriteString(": redirect")
+		if e.Location != "" {
+			b.WriteString(" to ")
+			b.WriteString(strconv.Quote(e.Location))
+		}
+		b.WriteString(" not followed; the base URL must change")
 	}
+	writeBody(&b, e.Body)
 	return b.String()
 }
+
+// writeBody appends ": " and a response excerpt, on one line, unless it is
+// blank.
+func writeBody(b *strings.Builder, body string) {
+	if body = strings.TrimSpace(body); body == "" {
+		return
+	}
+	b.WriteString(": ")
+	// Control characters would split one log line into several.
+	b.WriteString(strings.Map(func(r rune) rune {
+		if r < ' ' || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, body))
+}
+
+// InvalidResponseError is a 2xx response whose body Send cannot hand back as
+// JSON: it is not JSON, it is larger than 1 MiB, or it broke off. The API
+// accepted the request all the same. errors.Is(err, ErrInvalidResponse)
+// holds for it, and IsRetryable does not: sending again would repeat what
+// the API already did.
+type InvalidResponseError struct {
+	// Endpoint is "track" or "send".
+	Endpoint string
+	// StatusCode is the HTTP status of the response, a 2xx.
+	StatusCode int
+	// Body is what came back, as received and cut at 1 MiB. Like the body
+	// of a successful Send it is not redacted; Error quotes only a redacted
+	// excerpt of it.
+	Body []byte
+	// Truncated reports that the response was longer than Body.
+	Truncated bool
+	// problem says what is wrong with the body; excerpt is the start of
+	// Body with secrets redacted, at most 512 bytes.
+	problem, excerpt string
+}
+
+// Error returns a lowercase, one-line description with a redacted excerpt of
+// the body.
+func (e *InvalidResponseError) Error() string {
+	var b strings.Builder
+	b.WriteString("notifizz: ")
+	b.WriteString(e.Endpoint)
+	b.WriteString(": status ")
+	b.WriteString(strconv.Itoa(e.StatusCode))
+	b.WriteString(" accepted the request, but the response body ")
+	b.WriteString(e.problem)
+	writeBody(&b, e.excerpt)
+	return b.String()
+}
+
+// GoString keeps %#v from dumping the body, which may be large and may echo a
+// secret.
+func (e *InvalidResponseError) GoString() string {
+	return fmt.Sprintf("&notifizz.InvalidResponseError{Endpoint:%q, StatusCode:%d, Body:<%d bytes>, Truncated:%t}",
+		e.Endpoint, e.StatusCode, len(e.Body), e.Truncated)
+}
+
+// Is makes errors.Is(err, ErrInvalidResponse) hold.
+func (e *InvalidResponseError) Is(target error) bool { return target == ErrInvalidResponse }
 
 // Retryable reports whether the status is transient: 408, 425, 429 and 5xx.
 // Every other 4xx is permanent; retrying it would only have the server's
@@ -166,17 +230,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	return max(t.Sub(now), 0)
-}
-
-// redactSecrets replaces every secret in s. Empty secrets are skipped, since
-// they would match everywhere.
-func redactSecrets(s string, secrets ...string) string {
-	for _, secret := range secrets {
-		if secret != "" && strings.Contains(s, secret) {
-			s = strings.ReplaceAll(s, secret, redacted)
-		}
-	}
-	return s
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a rune.

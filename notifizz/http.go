@@ -114,21 +114,42 @@ func (c *Client) roundTrip(ctx context.Context, o *options, k *call, n int) (int
 	if !k.wantBody {
 		return resp.StatusCode, nil, nil
 	}
+	// From here on the API has accepted the request: whatever is wrong with
+	// the body is an InvalidResponseError, never a reason to send again.
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody+1))
 	if err != nil {
-		return resp.StatusCode, nil, c.requestError(ctx, actx, o, k.endpoint, n, err)
+		return resp.StatusCode, nil, c.invalidResponse(k.endpoint, resp.StatusCode, data,
+			"broke off: "+c.redact(err.Error()))
 	}
 	if len(data) > maxResponseBody {
-		return resp.StatusCode, nil, fmt.Errorf("%w: %s: response body exceeds %d bytes", ErrInvalidResponse, k.endpoint, maxResponseBody)
+		return resp.StatusCode, nil, c.invalidResponse(k.endpoint, resp.StatusCode, data,
+			fmt.Sprintf("exceeds %d bytes", maxResponseBody))
 	}
 	if len(bytes.TrimSpace(data)) == 0 {
 		// A 204 or an empty 200: success with nothing to hand back.
 		return resp.StatusCode, nil, nil
 	}
 	if !json.Valid(data) {
-		return resp.StatusCode, nil, fmt.Errorf("%w: %s: response body is not JSON", ErrInvalidResponse, k.endpoint)
+		return resp.StatusCode, nil, c.invalidResponse(k.endpoint, resp.StatusCode, data, "is not JSON")
 	}
 	return resp.StatusCode, data, nil
+}
+
+// invalidResponse describes a 2xx whose body cannot be handed back; data is
+// what was read, at most one byte more than the limit.
+func (c *Client) invalidResponse(endpoint string, status int, data []byte, problem string) *InvalidResponseError {
+	truncated := len(data) > maxResponseBody
+	if truncated {
+		data = data[:maxResponseBody]
+	}
+	return &InvalidResponseError{
+		Endpoint:   endpoint,
+		StatusCode: status,
+		Body:       data,
+		Truncated:  truncated,
+		problem:    problem,
+		excerpt:    c.excerpt(data, maxErrorBody),
+	}
 }
 
 // requestError classifies an attempt that got no usable response. The
@@ -146,48 +167,41 @@ func (c *Client) requestError(ctx, actx context.Context, o *options, endpoint st
 		// The transport's errors name the URL and the cause, never headers
 		// or body, but redacting costs nothing on this rare path and keeps
 		// "never in error text" true whatever a custom transport prints.
-		e.msg = redactSecrets(fmt.Sprintf("notifizz: %s: attempt %d: %v", endpoint, n, err), c.sdkSecretKey, c.authSecretKey)
+		e.msg = c.redact(fmt.Sprintf("notifizz: %s: attempt %d: %v", endpoint, n, err))
 	}
 	return e
 }
 
-// apiError reads a bounded, redacted excerpt of a non-2xx response.
+// apiError reads a bounded, redacted excerpt of a non-2xx response and, for a
+// 3xx, where it pointed.
 func (c *Client) apiError(endpoint string, resp *http.Response) *APIError {
-	longest := max(len(c.sdkSecretKey), len(c.authSecretKey))
-	// Reading a secret's length past the limit lets a secret that starts
-	// inside the excerpt be recognised whole and redacted.
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, int64(maxErrorBody+longest)))
-	return &APIError{
+	// Reading past the limit lets a secret that starts inside the excerpt be
+	// recognised whole and redacted.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, int64(maxErrorBody+c.longestMatch)))
+	e := &APIError{
 		Endpoint:   endpoint,
 		StatusCode: resp.StatusCode,
 		RetryAfter: parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()),
-		Body:       excerpt(raw, maxErrorBody, c.sdkSecretKey, c.authSecretKey),
+		Body:       c.excerpt(raw, maxErrorBody),
 	}
+	if resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+		if loc, err := resp.Location(); err == nil {
+			loc.User = nil
+			e.Location = c.excerpt([]byte(loc.String()), maxErrorBody)
+		}
+	}
+	return e
 }
+
+// redact replaces every form of the client's secrets in s by "[redacted]".
+func (c *Client) redact(s string) string { return scrub(s, len(s), redacted, c.forms) }
 
 // excerpt returns at most limit bytes of valid UTF-8 taken from raw[:limit],
 // with every secret that starts there replaced by "[redacted]". Scanning in
 // raw's positions, rather than redacting and then cutting, ensures that no
 // shift caused by a replacement can pull a partial secret into the excerpt.
-func excerpt(raw []byte, limit int, secrets ...string) string {
-	text := string(raw)
-	var b strings.Builder
-	for i := 0; i < len(text) && i < limit; {
-		matched := false
-		for _, s := range secrets {
-			if s != "" && strings.HasPrefix(text[i:], s) {
-				b.WriteString(redacted)
-				i += len(s)
-				matched = true
-				break
-			}
-		}
-		if !matched {
-			b.WriteByte(text[i])
-			i++
-		}
-	}
-	return truncateUTF8(strings.ToValidUTF8(b.String(), "\uFFFD"), limit)
+func (c *Client) excerpt(raw []byte, limit int) string {
+	return truncateUTF8(strings.ToValidUTF8(scrub(string(raw), limit, redacted, c.forms), "\uFFFD"), limit)
 }
 
 // cancelled reports that the caller's ctx ended the call, with the last

@@ -119,7 +119,7 @@ func TestExcerpt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := excerpt([]byte(tt.raw), tt.limit, secret, "")
+			got := NewClient("", secret).excerpt([]byte(tt.raw), tt.limit)
 			assert.Equal(t, tt.want, got)
 			assert.LessOrEqual(t, len(got), tt.limit)
 			assert.True(t, utf8.ValidString(got))

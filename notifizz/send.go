@@ -34,8 +34,9 @@ func WithIdempotencyKey(key string) CallOption {
 // Send returns the response body (nil for an empty one). Without
 // WithIdempotencyKey it makes a single attempt, because a retry of a request
 // that did reach the API would notify the recipients twice. Errors are as for
-// TrackEvent, plus ErrInvalidResponse for a 2xx whose body is not JSON or is
-// larger than 1 MiB.
+// TrackEvent, plus an *InvalidResponseError (ErrInvalidResponse) for a 2xx
+// whose body is not JSON, is larger than 1 MiB or broke off: the API accepted
+// the request, and the error holds what came back, cut at 1 MiB.
 func (c *Client) Send(ctx context.Context, notifID string, properties map[string]any, opts ...CallOption) (json.RawMessage, error) {
 	var co callOptions
 	for _, opt := range opts {

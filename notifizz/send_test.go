@@ -2,6 +2,8 @@ package notifizz_test
 
 import (
 	"context"
+	"errors"
+	"io"
 	"maps"
 	"net/http"
 	"strings"
@@ -119,31 +121,53 @@ func TestSendInvalidRequest(t *testing.T) {
 
 func TestSendResponseBody(t *testing.T) {
 	props := map[string]any{"recipients": []any{map[string]any{"id": "u", "email": "e"}}}
+	tenMB := strings.Repeat("y", 10<<20)
 	tests := []struct {
 		name    string
 		handler handlerFunc
 		want    json.RawMessage
-		wantErr error
+		// For an invalid response: the bytes handed back, whether they were cut, and what the
+		// error text quotes.
+		wantInvalid   string
+		wantTruncated bool
+		wantExcerpt   string
 	}{
 		{name: "json", handler: respond(http.StatusCreated, ` {"a":[1,2]} `), want: json.RawMessage(` {"a":[1,2]} `)},
 		{name: "no content", handler: respond(http.StatusNoContent, ``)},
 		{name: "empty 200", handler: respond(http.StatusOK, ``)},
-		{name: "not json", handler: respond(http.StatusOK, `<html>ok</html>`), wantErr: notifizz.ErrInvalidResponse},
-		{name: "too large", handler: respond(http.StatusOK, `"`+strings.Repeat("x", 1<<20)+`"`), wantErr: notifizz.ErrInvalidResponse},
+		{name: "not json", handler: respond(http.StatusOK, `<html>ok</html>`), wantInvalid: `<html>ok</html>`, wantExcerpt: ": <html>ok</html>"},
+		{name: "too large", handler: respond(http.StatusOK, `"`+strings.Repeat("x", 1<<20)+`"`),
+			wantInvalid: `"` + strings.Repeat("x", 1<<20-1), wantTruncated: true, wantExcerpt: `: "xxx`},
+		{name: "10 MB", handler: respond(http.StatusOK, tenMB), wantInvalid: tenMB[:1<<20], wantTruncated: true, wantExcerpt: ": yyy"},
+		{name: "echoing the secret", handler: respond(http.StatusOK, "ok "+sdkSecret), wantInvalid: "ok " + sdkSecret, wantExcerpt: ": ok [redacted]"},
+		{name: "broken off", handler: func(_ int, w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusOK)
+			_, _ = io.WriteString(w, `{"partial":`)
+		}, wantInvalid: `{"partial":`, wantExcerpt: `broke off`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			client, api := setup(t, tt.handler)
 			got, err := client.Send(context.Background(), "n", props, notifizz.WithIdempotencyKey("k"))
-			if tt.wantErr != nil {
-				require.ErrorIs(t, err, tt.wantErr)
+			if tt.wantInvalid != "" {
+				require.ErrorIs(t, err, notifizz.ErrInvalidResponse)
 				assert.False(t, notifizz.IsRetryable(err), "the API accepted the request; retrying would not help")
 				assertNoSecrets(t, err)
+				// What came back reaches the caller, bounded, and the error quotes a bounded excerpt.
+				invalid, ok := errors.AsType[*notifizz.InvalidResponseError](err)
+				require.True(t, ok, "got %T", err)
+				assert.Equal(t, http.StatusOK, invalid.StatusCode)
+				assert.Equal(t, "send", invalid.Endpoint)
+				assert.True(t, tt.wantInvalid == string(invalid.Body), "body handed back (%d bytes, want %d)", len(invalid.Body), len(tt.wantInvalid))
+				assert.Equal(t, tt.wantTruncated, invalid.Truncated)
+				assert.Contains(t, err.Error(), tt.wantExcerpt)
+				assert.Less(t, len(err.Error()), 700, "the error quotes an excerpt only")
 			} else {
 				require.NoError(t, err)
 			}
 			assert.Equal(t, tt.want, got)
-			assert.Equal(t, 1, api.count())
+			assert.Equal(t, 1, api.count(), "one request: a 2xx is never sent again")
 		})
 	}
 }

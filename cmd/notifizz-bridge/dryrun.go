@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -18,7 +20,7 @@ import (
 type dryRunTransport struct {
 	mu      sync.Mutex // one line at a time: calls run concurrently
 	w       io.Writer
-	secrets [][]byte // configured secret values as they appear inside a JSON string, scrubbed wherever they appear
+	secrets []string // configured secret values, scrubbed wherever and however they appear
 }
 
 // dryRunLine is one request as printed.
@@ -29,20 +31,7 @@ type dryRunLine struct {
 }
 
 func newDryRunTransport(w io.Writer, secrets ...string) *dryRunTransport {
-	t := &dryRunTransport{w: w}
-	for _, s := range secrets {
-		if s == "" {
-			continue
-		}
-		// Inside a JSON string the secret appears in its escaped form, with <, > and &
-		// escaped or not: the client's encoder escapes them.
-		quoted, _ := marshalJSON(s)
-		t.secrets = append(t.secrets, quoted[1:len(quoted)-1])
-		if html, _ := json.Marshal(s); !bytes.Equal(html, quoted) {
-			t.secrets = append(t.secrets, html[1:len(html)-1])
-		}
-	}
-	return t
+	return &dryRunTransport{w: w, secrets: secrets}
 }
 
 // RoundTrip prints req and answers it. It fails only when stdout cannot be written, which the
@@ -87,26 +76,22 @@ func (t *dryRunTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // redact returns body with the value of every secret key replaced at any depth (by
 // schema.Redact, which keeps everything else byte for byte, so the line shows the request as
 // sent) and every configured secret value scrubbed wherever else it appears, e.g. pasted into
-// a property by mistake. A body that is not JSON is hidden whole.
+// a property by mistake, in whatever form the client escaped it (notifizz.Redact). A body
+// that is not JSON, or no longer is after scrubbing, is hidden whole.
 func (t *dryRunTransport) redact(body []byte) json.RawMessage {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	out := schema.Redact(body)
-	for _, s := range t.secrets {
-		out = bytes.ReplaceAll(out, s, []byte(schema.Redacted))
+	out := []byte(notifizz.Redact(string(schema.Redact(body)), schema.Redacted, t.secrets...))
+	if !json.Valid(out) {
+		// Only a secret holding a quote, matched across the end of a string, gets here.
+		return json.RawMessage(strconv.Quote(schema.Redacted))
 	}
 	return out
 }
 
-// marshalJSON encodes v without escaping <, > and &, which is for HTML and would only make the
-// lines harder to read.
-func marshalJSON(v any) ([]byte, error) {
-	b, err := marshalJSONLine(v)
-	return bytes.TrimSuffix(b, []byte("\n")), err
-}
-
-// marshalJSONLine encodes v followed by a newline.
+// marshalJSONLine encodes v followed by a newline, without escaping <, > and &, which is for
+// HTML and would only make the lines harder to read.
 func marshalJSONLine(v any) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
