@@ -175,6 +175,7 @@ func (c *Config) fields() []field {
 		{key: "coalesce.mode", ptr: &b.Coalesce.Mode},
 		{key: "coalesce.maxDelay", ptr: &b.Coalesce.MaxDelay},
 		{key: "coalesce.maxWorkflows", ptr: &b.Coalesce.MaxWorkflows},
+		{key: "coalesce.maxBytes", ptr: &b.Coalesce.MaxBytes},
 		{key: "coalesce.orphanTimeout", ptr: &b.Coalesce.OrphanTimeout},
 
 		{key: "notifizz.baseUrl", ptr: &c.Notifizz.BaseURL},
