@@ -443,6 +443,37 @@ func TestSendOneCallEach(t *testing.T) {
 	assert.NotEmpty(t, c.idempotencyKey())
 }
 
+// TestSendWithInvalidMsgIDUsesDerivedKey sends messages whose Nats-Msg-Id cannot be an
+// idempotency key (a control character, which net/http refuses in a header, and 9,000
+// characters): each is sent once under the key derived from the stream, and acked.
+func TestSendWithInvalidMsgIDUsesDerivedKey(t *testing.T) {
+	e := newEnv(t)
+	r := e.start(nil)
+	body := []byte(`{"notifId":"n1","properties":{"recipients":[{"id":"u","email":"u@example.com"}]}}`)
+	ids := map[string]string{
+		"control": "order-\x01-1",
+		"long":    strings.Repeat("k", 9000),
+	}
+	want := map[string]string{} // event key → derived idempotency key
+	for key, id := range ids {
+		seq := e.publishRaw("notifizz.send."+key, body, nats.Header{nats.MsgIdHdr: []string{id}})
+		want[key] = deriveKey("send", e.cfg.Stream.Name, key, seq)
+	}
+	e.api.waitCalls(t, len(ids))
+	e.settled(e.cfg)
+	calls := e.api.snapshot()
+	require.Len(t, calls, len(ids), "each send is made once")
+	got := map[string]bool{}
+	for _, c := range calls {
+		got[c.idempotencyKey()] = true
+	}
+	for key, k := range want {
+		assert.True(t, got[k], "send %s made under its derived key %s", key, k)
+	}
+	assert.Equal(t, float64(len(ids)), r.counter(t, "notifizz_bridge_messages_total", map[string]string{"kind": "send", "outcome": outcomeAcked}))
+	assert.Zero(t, e.dlqCount())
+}
+
 func TestDeadLetterReasonsAndHeaders(t *testing.T) {
 	e := newEnv(t)
 	tr := e.watchTerminations()
