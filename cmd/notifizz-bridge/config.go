@@ -646,6 +646,11 @@ func (c Config) Validate() error {
 	} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		bad("notifizz.baseUrl", "must not carry credentials, a query or a fragment")
 	}
+	if strings.ContainsFunc(c.Notifizz.SDKSecretKey, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		// It goes into the Authorization header, which cannot carry them: every call would be
+		// refused. A trailing newline read from a file is the usual cause. Never quoted.
+		bad("notifizz.sdkSecretKey", "must not contain control characters such as a trailing newline")
+	}
 	if c.Notifizz.Timeout <= 0 {
 		bad("notifizz.timeout", "must be positive, not %s", c.Notifizz.Timeout)
 	}

@@ -444,6 +444,17 @@ func TestValidateIncludesBridgeProblems(t *testing.T) {
 	}, msgs)
 }
 
+func TestValidateSDKKeyControlCharacters(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Notifizz.SDKSecretKey = "sk-live-123\n"
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "notifizz.sdkSecretKey: must not contain control characters")
+	assert.NotContains(t, err.Error(), "sk-live-123")
+	cfg.Notifizz.SDKSecretKey = `sk <"&'\> ok`
+	assert.NoError(t, cfg.Validate())
+}
+
 func TestNoSDKKeyRefusal(t *testing.T) {
 	path := writeFile(t, "c.yaml", "notifizz:\n  sdkSecretKey: ${NB_TEST_UNSET_KEY}\n")
 	_, err := LoadConfig(path, loadOptions{needSDKKey: true})
