@@ -319,7 +319,7 @@ func (b *Bridge) decode(m jetstream.Msg) inbound {
 	switch in.kind {
 	case schema.KindTrack:
 		in.track, in.err = schema.DecodeTrack(m.Data())
-		in.size = encodedBound(m.Data()) + requestEnvelope
+		in.size = encodedBound(m.Data())
 	case schema.KindWorkflow:
 		in.workflow, in.err = schema.DecodeWorkflow(m.Data())
 		in.size = encodedBound(m.Data()) + 1 // and the comma before it
