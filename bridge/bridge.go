@@ -290,6 +290,7 @@ type decoded struct {
 	track     *schema.Track
 	workflow  *schema.Workflow
 	send      *schema.Send
+	size      int // track and workflow: a bound on the bytes the body takes in the request
 }
 
 // inbound is a message decoded on the consumer's goroutine, ready for the coordinator.
@@ -318,8 +319,10 @@ func (b *Bridge) decode(m jetstream.Msg) inbound {
 	switch in.kind {
 	case schema.KindTrack:
 		in.track, in.err = schema.DecodeTrack(m.Data())
+		in.size = encodedBound(m.Data())
 	case schema.KindWorkflow:
 		in.workflow, in.err = schema.DecodeWorkflow(m.Data())
+		in.size = encodedBound(m.Data()) + 1 // and the comma before it
 	case schema.KindCommit:
 		in.err = schema.DecodeCommit(m.Data())
 	case schema.KindSend:

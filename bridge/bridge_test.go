@@ -240,6 +240,79 @@ func TestMaxWorkflowsOverflowDeadLetters(t *testing.T) {
 	e.settled(e.cfg)
 }
 
+// TestMaxBytesOverflowDeadLetters feeds windows more bytes than coalesce.maxBytes, with bodies
+// that grow when the request escapes them (each '<' becomes \u003c): each event is sent once,
+// its request within the bound, and the workflows that do not fit are dead-lettered too_large.
+func TestMaxBytesOverflowDeadLetters(t *testing.T) {
+	e := newEnv(t)
+	tr := e.watchTerminations()
+	e.start(func(c *Config) { c.Coalesce.MaxBytes = MinWindowBytes })
+	// 12,000 bytes as published, 18,000 once escaped in the request: three fit in 64 KiB with
+	// the track, a fourth does not.
+	pad := strings.Repeat("abcdefghi<", 1200)
+	workflow := func(key, campaign string) uint64 {
+		return e.publishRaw("notifizz.workflow."+key, []byte(`{"campaignId":"`+campaign+
+			`","recipients":[{"id":"u","email":"u@example.com","note":"`+pad+`"}]}`), nil)
+	}
+	track := func(key, note string) uint64 {
+		return e.publishRaw("notifizz.track."+key, []byte(`{"eventName":"`+key+`","properties":{"note":"`+note+`"}}`), nil)
+	}
+	commit := func(key string) {
+		_, err := e.prod.Commit(ctx, key)
+		require.NoError(t, err)
+	}
+
+	// Workflows after their track: those that do not fit are refused as they arrive.
+	track("after", "")
+	var overflow []uint64
+	for i := range 6 {
+		seq := workflow("after", fmt.Sprintf("c%d", i))
+		if i >= 3 {
+			overflow = append(overflow, seq)
+		}
+	}
+	commit("after")
+	// Workflows before a large track: the latest make way when the window closes.
+	for i := range 3 {
+		seq := workflow("before", fmt.Sprintf("c%d", i))
+		if i == 2 {
+			overflow = append(overflow, seq)
+		}
+	}
+	track("before", strings.Repeat("x", 20_000))
+	commit("before")
+	// A track that alone makes a request beyond the bound.
+	tooBig := track("alone", strings.Repeat("x", MinWindowBytes))
+	// Ordinary traffic beside them.
+	track("small", "")
+	workflow("small", "s0")
+	commit("small")
+
+	for _, seq := range overflow {
+		e.waitTerminated(tr, seq, string(schema.ReasonTooLarge))
+	}
+	e.waitTerminated(tr, tooBig, string(schema.ReasonTooLarge))
+	e.settled(e.cfg)
+	dls := e.deadLetters(len(overflow) + 1)
+	assert.Len(t, dls, len(overflow)+1)
+	for _, d := range dls {
+		assert.Equal(t, string(schema.ReasonTooLarge), d.Header.Get(HeaderReason), d.Header.Get(HeaderOriginalSubject))
+		assert.Contains(t, d.Header.Get(HeaderError), "coalesce.maxBytes")
+	}
+
+	calls := map[string]apiCall{}
+	for _, c := range e.api.snapshot() {
+		name, _ := c.Body["eventName"].(string)
+		assert.NotContains(t, calls, name, "one call per event")
+		calls[name] = c
+		assert.LessOrEqual(t, c.Size, MinWindowBytes, "request body of %s within coalesce.maxBytes", name)
+	}
+	assert.Len(t, calls, 3)
+	assert.Equal(t, []string{"c0", "c1", "c2"}, workflowIDs(calls["after"]))
+	assert.Equal(t, []string{"c0", "c1"}, workflowIDs(calls["before"]))
+	assert.Equal(t, []string{"s0"}, workflowIDs(calls["small"]))
+}
+
 func TestInterleavedKeysStaySeparate(t *testing.T) {
 	e := newEnv(t)
 	e.start(nil)
@@ -409,6 +482,37 @@ func TestSendOneCallEach(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, raw.Header.Get(nats.MsgIdHdr), c.idempotencyKey())
 	assert.NotEmpty(t, c.idempotencyKey())
+}
+
+// TestSendWithInvalidMsgIDUsesDerivedKey sends messages whose Nats-Msg-Id cannot be an
+// idempotency key (a control character, which net/http refuses in a header, and 9,000
+// characters): each is sent once under the key derived from the stream, and acked.
+func TestSendWithInvalidMsgIDUsesDerivedKey(t *testing.T) {
+	e := newEnv(t)
+	r := e.start(nil)
+	body := []byte(`{"notifId":"n1","properties":{"recipients":[{"id":"u","email":"u@example.com"}]}}`)
+	ids := map[string]string{
+		"control": "order-\x01-1",
+		"long":    strings.Repeat("k", 9000),
+	}
+	want := map[string]string{} // event key → derived idempotency key
+	for key, id := range ids {
+		seq := e.publishRaw("notifizz.send."+key, body, nats.Header{nats.MsgIdHdr: []string{id}})
+		want[key] = deriveKey("send", e.cfg.Stream.Name, key, seq)
+	}
+	e.api.waitCalls(t, len(ids))
+	e.settled(e.cfg)
+	calls := e.api.snapshot()
+	require.Len(t, calls, len(ids), "each send is made once")
+	got := map[string]bool{}
+	for _, c := range calls {
+		got[c.idempotencyKey()] = true
+	}
+	for key, k := range want {
+		assert.True(t, got[k], "send %s made under its derived key %s", key, k)
+	}
+	assert.Equal(t, float64(len(ids)), r.counter(t, "notifizz_bridge_messages_total", map[string]string{"kind": "send", "outcome": outcomeAcked}))
+	assert.Zero(t, e.dlqCount())
 }
 
 func TestDeadLetterReasonsAndHeaders(t *testing.T) {

@@ -56,8 +56,18 @@ type CoalesceConfig struct {
 	Mode          string // ModeFixed or ModeSliding
 	MaxDelay      time.Duration
 	MaxWorkflows  int
+	MaxBytes      int // bound on the request body one window builds, in bytes
 	OrphanTimeout time.Duration
 }
+
+// Bounds of coalesce.maxBytes. Below the lower one the bridge's own allowance for the keys it
+// adds (about 1 KiB) and an ordinary track leave little room for workflows; the upper one is the
+// largest message a NATS server takes (the hard limit of max_payload), far above the request
+// bodies HTTP APIs accept, and a window that size is already a lot of memory to hold per event.
+const (
+	MinWindowBytes = 64 << 10
+	MaxWindowBytes = 64 << 20
+)
 
 // RetryConfig is the backoff of failed API calls: the in-process retries (done by the API client)
 // start at InitialBackoff and double up to MaxBackoff; after Attempts the bridge naks with a delay
@@ -99,6 +109,7 @@ func DefaultConfig() Config {
 			Mode:          ModeFixed,
 			MaxDelay:      10 * time.Second,
 			MaxWorkflows:  1000,
+			MaxBytes:      4 << 20,
 			OrphanTimeout: 30 * time.Second,
 		},
 		Retry: RetryConfig{
@@ -171,6 +182,9 @@ func (c Config) Validate() error {
 	}
 	if c.Coalesce.MaxWorkflows < 1 {
 		bad("coalesce.maxWorkflows", "must be at least 1, not %d", c.Coalesce.MaxWorkflows)
+	}
+	if c.Coalesce.MaxBytes < MinWindowBytes || c.Coalesce.MaxBytes > MaxWindowBytes {
+		bad("coalesce.maxBytes", "must be between %d (64 KiB) and %d (64 MiB) bytes, not %d", MinWindowBytes, MaxWindowBytes, c.Coalesce.MaxBytes)
 	}
 	if c.Coalesce.OrphanTimeout < c.closeBound() {
 		bad("coalesce.orphanTimeout", "must be at least the longest window (%s), not %s", c.closeBound(), c.Coalesce.OrphanTimeout)

@@ -30,6 +30,7 @@ type window struct {
 	workflows  []*heldMsg
 	commits    []*heldMsg
 	nWorkflows int // inline workflows of the track plus workflow messages
+	bytes      int // bound on the request body: the envelope, the track's and each workflow's size
 	opened     time.Time
 	due        time.Time
 	dueReached bool // the delay has passed or a commit was seen
@@ -291,12 +292,19 @@ func (c *coordinator) onMessage(in inbound) {
 				detail: fmt.Sprintf("the track carries %d workflows, more than coalesce.maxWorkflows (%d)", n, c.b.cfg.Coalesce.MaxWorkflows)})
 			return
 		}
+		if limit := c.b.cfg.Coalesce.MaxBytes; requestEnvelope+in.size > limit {
+			c.hold(h)
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: string(schema.ReasonTooLarge),
+				detail: fmt.Sprintf("the track alone makes a request of up to %d bytes, more than coalesce.maxBytes (%d)", requestEnvelope+in.size, limit)})
+			return
+		}
 		if w == nil {
 			w = c.open(in.key, now)
 		}
 		c.hold(h)
 		w.track = h
 		w.nWorkflows += len(in.track.Workflows)
+		w.bytes += in.size
 		c.slide(w, now)
 		if w.dueReached {
 			c.flushWhenFree(w, now)
@@ -309,12 +317,23 @@ func (c *coordinator) onMessage(in inbound) {
 				detail: fmt.Sprintf("the event already has coalesce.maxWorkflows (%d) workflows", c.b.cfg.Coalesce.MaxWorkflows)})
 			return
 		}
+		used := requestEnvelope
+		if w != nil {
+			used = w.bytes
+		}
+		if limit := c.b.cfg.Coalesce.MaxBytes; used+in.size > limit {
+			c.hold(h)
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: string(schema.ReasonTooLarge),
+				detail: fmt.Sprintf("the workflow would take the event's request to up to %d bytes, more than coalesce.maxBytes (%d)", used+in.size, limit)})
+			return
+		}
 		if w == nil {
 			w = c.open(in.key, now)
 		}
 		c.hold(h)
 		w.workflows = append(w.workflows, h)
 		w.nWorkflows++
+		w.bytes += in.size
 		c.slide(w, now)
 	}
 }
@@ -323,7 +342,7 @@ func (c *coordinator) onMessage(in inbound) {
 func (c *coordinator) open(key string, now time.Time) *window {
 	cfg := c.b.cfg.Coalesce
 	c.gen++
-	w := &window{key: key, gen: c.gen, opened: now, due: now.Add(cfg.Delay)}
+	w := &window{key: key, gen: c.gen, opened: now, due: now.Add(cfg.Delay), bytes: requestEnvelope}
 	c.windows[key] = w
 	c.timers.add(timerEntry{at: w.due, key: key, gen: w.gen, kind: timerDue})
 	c.timers.add(timerEntry{at: now.Add(cfg.OrphanTimeout), key: key, gen: w.gen, kind: timerOrphan})
@@ -414,8 +433,23 @@ func (c *coordinator) flush(w *window, now time.Time) {
 		// The track's inline workflows arrived after workflow messages had filled the window:
 		// the latest workflow messages make way.
 		cut := max(0, len(w.workflows)-excess)
+		for _, h := range w.workflows[cut:] {
+			w.bytes -= h.size
+		}
 		c.enqueue(&job{kind: jobDeadLetter, members: slices.Clone(w.workflows[cut:]), reason: ReasonTooManyWorkflows,
 			detail: fmt.Sprintf("the event has more than coalesce.maxWorkflows (%d) workflows", c.b.cfg.Coalesce.MaxWorkflows)})
+		w.workflows = w.workflows[:cut]
+	}
+	if limit := c.b.cfg.Coalesce.MaxBytes; w.bytes > limit {
+		// Likewise when the track came after workflow messages had filled the window's bytes;
+		// the track alone always fits (see onMessage).
+		cut := len(w.workflows)
+		for cut > 0 && w.bytes > limit {
+			cut--
+			w.bytes -= w.workflows[cut].size
+		}
+		c.enqueue(&job{kind: jobDeadLetter, members: slices.Clone(w.workflows[cut:]), reason: string(schema.ReasonTooLarge),
+			detail: fmt.Sprintf("the event's request would exceed coalesce.maxBytes (%d bytes)", limit)})
 		w.workflows = w.workflows[:cut]
 	}
 	members := make([]*heldMsg, 0, len(w.workflows)+len(w.commits)+1)

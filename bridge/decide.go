@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
 // Dead-letter reasons written by the bridge itself; the decoding reasons come from package schema.
@@ -73,7 +74,8 @@ func (b backoff) delay(n uint64, retryAfter time.Duration, jitter float64) time.
 //     takes the messages over without waiting;
 //   - a permanent rejection (a 4xx other than 408, 425 and 429, or a 3xx, since redirects are
 //     never followed) dead-letters, since sending the same request again cannot succeed and the
-//     API's idempotency layer would only mask it;
+//     API's idempotency layer would only mask it; so does a request the client refused to make
+//     (notifizz.ErrInvalidRequest);
 //   - anything else is transient: nak with a growing delay, honouring Retry-After, until the
 //     message's last delivery, when it is dead-lettered instead of being left to expire.
 //
@@ -88,6 +90,10 @@ func decide(err error, aborted bool, delivered uint64, b backoff, jitter float64
 	}
 	if aborted {
 		return decision{action: actNak, detail: "shutdown interrupted the call"}
+	}
+	if errors.Is(err, notifizz.ErrInvalidRequest) {
+		// The client refused to make the request (net/http would have): no retry can send it.
+		return decision{action: actDeadLetter, reason: string(schema.ReasonInvalidMessage), detail: err.Error()}
 	}
 	var apiErr *notifizz.APIError
 	status := 0

@@ -38,6 +38,8 @@ func TestDecide(t *testing.T) {
 		{"408 is transient", &notifizz.APIError{StatusCode: 408}, false, 1, decision{action: actNak, status: 408, delay: time.Second}},
 		{"425 is transient", &notifizz.APIError{StatusCode: 425}, false, 1, decision{action: actNak, status: 425, delay: time.Second}},
 		{"network error naks", netErr, false, 1, decision{action: actNak, delay: time.Second}},
+		{"a request the client refuses dead-letters", fmt.Errorf("%w: send: header X-Idempotency-Key holds a control character", notifizz.ErrInvalidRequest), false, 1,
+			decision{action: actDeadLetter, reason: "invalid_message"}},
 		{"last delivery dead-letters", &notifizz.APIError{StatusCode: 503}, false, 5, decision{action: actDeadLetter, reason: ReasonMaxDeliveries, status: 503}},
 		{"last delivery of a network error dead-letters", netErr, false, 6, decision{action: actDeadLetter, reason: ReasonMaxDeliveries}},
 		{"301 dead-letters", movedErr, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 301}},

@@ -36,6 +36,7 @@ type apiCall struct {
 	Path   string
 	Header http.Header
 	Body   map[string]any
+	Size   int // bytes of the body as sent
 	At     time.Time
 }
 
@@ -71,7 +72,7 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	assert.NoError(f.t, err)
 	var body map[string]any
 	assert.NoError(f.t, json.Unmarshal(raw, &body), "body %s", raw)
-	c := apiCall{Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body, At: time.Now()}
+	c := apiCall{Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body, Size: len(raw), At: time.Now()}
 	if c.Path == "/events/track" {
 		assert.Equal(f.t, c.idempotencyKey(), body["idempotencyKey"], "header and body keys agree")
 		assert.Equal(f.t, testSDKKey, body["sdkSecretKey"])

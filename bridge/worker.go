@@ -138,11 +138,18 @@ func (b *Bridge) callTrack(ctx context.Context, j *job) error {
 	return b.call(ctx, "track", func(ctx context.Context) error { return b.api.TrackEvent(ctx, req) })
 }
 
-func (b *Bridge) callSend(ctx context.Context, h *heldMsg) error {
-	key := h.msg.Headers().Get(jetstream.MsgIDHeader)
-	if key == "" {
-		key = deriveKey("send", h.stream, h.key, h.seq)
+// sendKey is the idempotency key of a send: its Nats-Msg-Id when that is a valid key by the
+// rules of a track's idempotencyKey, since it travels in a header too; else one derived from the
+// stream, as for a send without one.
+func sendKey(h *heldMsg) string {
+	if key := h.msg.Headers().Get(jetstream.MsgIDHeader); schema.ValidIdempotencyKey(key) {
+		return key
 	}
+	return deriveKey("send", h.stream, h.key, h.seq)
+}
+
+func (b *Bridge) callSend(ctx context.Context, h *heldMsg) error {
+	key := sendKey(h)
 	return b.call(ctx, "send", func(ctx context.Context) error {
 		_, err := b.api.Send(ctx, h.send.NotifID, h.send.Properties, notifizz.WithIdempotencyKey(key))
 		return err

@@ -101,6 +101,9 @@ func (c *Client) roundTrip(ctx context.Context, o *options, k *call, n int) (int
 	if k.idempotencyKey != "" {
 		req.Header["X-Idempotency-Key"] = []string{k.idempotencyKey}
 	}
+	if err := refusal(req); err != nil {
+		return 0, nil, fmt.Errorf("%w: %s: %v", ErrInvalidRequest, k.endpoint, err)
+	}
 
 	resp, err := o.httpClient.Do(req)
 	if err != nil {
@@ -150,6 +153,24 @@ func (c *Client) invalidResponse(endpoint string, status int, data []byte, probl
 		problem:    problem,
 		excerpt:    c.excerpt(data, maxErrorBody),
 	}
+}
+
+// refusal says why net/http would refuse to send req, or returns nil. Do reports its refusals
+// (a header value with a control character, a URL it has no transport for) like network errors,
+// which would make a request that can never be sent look worth retrying.
+func refusal(req *http.Request) error {
+	if (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
+		return errors.New("base URL must be an absolute http:// or https:// URL")
+	}
+	for name, values := range req.Header {
+		for _, v := range values {
+			// The rule of net/http's header check. The value is never quoted: it may be a secret.
+			if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+				return fmt.Errorf("header %s holds a control character", name)
+			}
+		}
+	}
+	return nil
 }
 
 // requestError classifies an attempt that got no usable response. The

@@ -280,3 +280,52 @@ func TestDefaultRetryPolicy(t *testing.T) {
 	// Like the SDK: three attempts, retried after 1 s and then 2 s.
 	assert.Equal(t, notifizz.RetryPolicy{Attempts: 3, InitialBackoff: time.Second, MaxBackoff: 2 * time.Second}, notifizz.DefaultRetryPolicy)
 }
+
+// TestRequestNetHTTPRefusesIsPermanent covers requests net/http refuses to send, which Do reports
+// like network errors: they fail at once with ErrInvalidRequest, are not retried, and the error
+// does not quote the value at fault, which may be a secret.
+func TestRequestNetHTTPRefusesIsPermanent(t *testing.T) {
+	recipients := map[string]any{"recipients": []notifizz.Recipient{{ID: "u", Email: "u@example.com"}}}
+	tests := []struct {
+		name  string
+		opts  []notifizz.Option
+		sdk   string // the client's SDK secret key; sdkSecret when empty
+		call  func(c *notifizz.Client) error
+		quiet string // text the error must not contain
+	}{
+		{name: "send key with a control character", call: func(c *notifizz.Client) error {
+			_, err := c.Send(context.Background(), "n", recipients, notifizz.WithIdempotencyKey("key-\x01-secretish"))
+			return err
+		}, quiet: "secretish"},
+		{name: "track key with a newline", call: func(c *notifizz.Client) error {
+			return c.TrackEvent(context.Background(), notifizz.TrackRequest{EventName: "e", IdempotencyKey: "key\nsecretish"})
+		}, quiet: "secretish"},
+		{name: "user agent with DEL", opts: []notifizz.Option{notifizz.WithUserAgent("agent\x7f")}, call: func(c *notifizz.Client) error {
+			return c.TrackEvent(context.Background(), ping)
+		}},
+		{name: "SDK secret key with a newline", sdk: "sk_newline_SECRET\n", call: func(c *notifizz.Client) error {
+			return c.TrackEvent(context.Background(), ping)
+		}, quiet: "sk_newline_SECRET"},
+		{name: "base URL without a transport", opts: []notifizz.Option{notifizz.WithBaseURL("ftp://api.example.com/v1")}, call: func(c *notifizz.Client) error {
+			return c.TrackEvent(context.Background(), ping)
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, api := setup(t, nil)
+			sdk := sdkSecret
+			if tt.sdk != "" {
+				sdk = tt.sdk
+			}
+			opts := append([]notifizz.Option{notifizz.WithBaseURL(api.URL + "/v1"), notifizz.WithHTTPClient(api.Client()), notifizz.WithRetry(fastRetry)}, tt.opts...)
+			err := tt.call(notifizz.NewClient(authSecret, sdk, opts...))
+			require.ErrorIs(t, err, notifizz.ErrInvalidRequest)
+			assert.False(t, notifizz.IsRetryable(err))
+			assert.Zero(t, api.count(), "no request is made")
+			if tt.quiet != "" {
+				assert.NotContains(t, err.Error(), tt.quiet)
+			}
+			assertNoSecrets(t, err)
+		})
+	}
+}

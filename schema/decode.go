@@ -305,6 +305,13 @@ func (p *parser) track(t *Track) bool {
 // MaxIdempotencyKeyLen is the longest idempotencyKey a track message may carry, in bytes.
 const MaxIdempotencyKeyLen = 255
 
+// ValidIdempotencyKey reports whether key is acceptable as an idempotency key by the rules of a
+// track's idempotencyKey: 1 to MaxIdempotencyKeyLen bytes of printable ASCII. The bridge applies
+// them to every key it sends, such as the Nats-Msg-Id of a send message.
+func ValidIdempotencyKey(key string) bool {
+	return key != "" && len(key) <= MaxIdempotencyKeyLen && printableASCII(key)
+}
+
 // idempotencyKey consumes an idempotency key: it travels in an HTTP header (X-Idempotency-Key), so
 // it is limited to printable ASCII, which is also what makes its byte limit expressible as the
 // character limit (maxLength) of the JSON Schema.
@@ -338,7 +345,7 @@ func (p *parser) idempotencyKey(dst *string) bool {
 	return true
 }
 
-func printableASCII(s []byte) bool {
+func printableASCII[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < 0x20 || s[i] > 0x7e {
 			return false

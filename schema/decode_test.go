@@ -156,6 +156,22 @@ func nested(depth int) string {
 	return strings.Repeat(`{"a":`, depth-1) + "{}" + strings.Repeat("}", depth-1)
 }
 
+// TestValidIdempotencyKeyAgreesWithDecoder checks that the rule the bridge applies to other keys
+// (a send's Nats-Msg-Id) is the one a track's idempotencyKey is held to.
+func TestValidIdempotencyKeyAgreesWithDecoder(t *testing.T) {
+	for _, key := range []string{
+		"order-1 #2", "k", strings.Repeat("k", 255), "", strings.Repeat("k", 256), strings.Repeat("k", 9000),
+		"a\x01b", "tab\there", "del\x7f", "nl\n", "caf\u00e9",
+	} {
+		body, err := json.Marshal(map[string]any{"eventName": "e", "properties": map[string]any{}, "idempotencyKey": key})
+		require.NoError(t, err)
+		_, decodeErr := DecodeTrack(body)
+		assert.Equal(t, decodeErr == nil, ValidIdempotencyKey(key), "key %q", key)
+	}
+	assert.True(t, ValidIdempotencyKey("order-1"))
+	assert.False(t, ValidIdempotencyKey("a\x01b"))
+}
+
 func TestDecodeTrackValues(t *testing.T) {
 	body := `{
 		"eventName": "order_shipped",

@@ -175,6 +175,7 @@ func (c *Config) fields() []field {
 		{key: "coalesce.mode", ptr: &b.Coalesce.Mode},
 		{key: "coalesce.maxDelay", ptr: &b.Coalesce.MaxDelay},
 		{key: "coalesce.maxWorkflows", ptr: &b.Coalesce.MaxWorkflows},
+		{key: "coalesce.maxBytes", ptr: &b.Coalesce.MaxBytes},
 		{key: "coalesce.orphanTimeout", ptr: &b.Coalesce.OrphanTimeout},
 
 		{key: "notifizz.baseUrl", ptr: &c.Notifizz.BaseURL},
@@ -644,6 +645,11 @@ func (c Config) Validate() error {
 		bad("notifizz.baseUrl", "must be an absolute http:// or https:// URL, not %q", c.Notifizz.BaseURL)
 	} else if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		bad("notifizz.baseUrl", "must not carry credentials, a query or a fragment")
+	}
+	if strings.ContainsFunc(c.Notifizz.SDKSecretKey, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		// It goes into the Authorization header, which cannot carry them: every call would be
+		// refused. A trailing newline read from a file is the usual cause. Never quoted.
+		bad("notifizz.sdkSecretKey", "must not contain control characters such as a trailing newline")
 	}
 	if c.Notifizz.Timeout <= 0 {
 		bad("notifizz.timeout", "must be positive, not %s", c.Notifizz.Timeout)

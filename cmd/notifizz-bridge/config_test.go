@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,8 @@ func TestConfigKeys(t *testing.T) {
 		"stream.maxAge", "stream.duplicateWindow",
 		"consumer.durable", "consumer.ackWait", "consumer.maxDeliver", "consumer.maxAckPending",
 		"partitions.count", "partitions.mode", "partitions.group", "partitions.member", "partitions.members",
-		"coalesce.delay", "coalesce.mode", "coalesce.maxDelay", "coalesce.maxWorkflows", "coalesce.orphanTimeout",
+		"coalesce.delay", "coalesce.mode", "coalesce.maxDelay", "coalesce.maxWorkflows", "coalesce.maxBytes",
+		"coalesce.orphanTimeout",
 		"notifizz.baseUrl", "notifizz.sdkSecretKey", "notifizz.authSecretKey", "notifizz.timeout",
 		"notifizz.maxInFlight", "notifizz.rateLimit", "notifizz.dryRun",
 		"retry.attempts", "retry.initialBackoff", "retry.maxBackoff", "retry.nakInitial", "retry.nakMax",
@@ -226,6 +228,43 @@ consumer:
 		`line 21: key "consumer.ackWait" appears twice (first on line 20)`,
 	}, problems(t, err))
 	assert.True(t, strings.HasPrefix(err.Error(), path+": invalid configuration, 12 problems:\n  line 4: "), err.Error())
+}
+
+// TestCoalesceMaxBytes covers coalesce.maxBytes from file to check: an integer number of bytes
+// within its bounds, reported with its line otherwise, and printed back.
+func TestCoalesceMaxBytes(t *testing.T) {
+	assert.Equal(t, 4<<20, DefaultConfig().Bridge.Coalesce.MaxBytes)
+	tests := []struct {
+		value   string
+		want    int
+		problem string
+	}{
+		{value: "1048576", want: 1 << 20},
+		{value: "0x100000", want: 1 << 20},
+		{value: "65536", want: 64 << 10},
+		{value: "67108864", want: 64 << 20},
+		{value: "${NB_TEST_UNSET:-2097152}", want: 2 << 20},
+		{value: "4MiB", problem: `line 3: coalesce.maxBytes: must be an integer, not "4MiB"`},
+		{value: "0", problem: "line 3: coalesce.maxBytes: must be between 65536 (64 KiB) and 67108864 (64 MiB) bytes, not 0"},
+		{value: "-1", problem: "line 3: coalesce.maxBytes: must be between 65536 (64 KiB) and 67108864 (64 MiB) bytes, not -1"},
+		{value: "65535", problem: "line 3: coalesce.maxBytes: must be between 65536 (64 KiB) and 67108864 (64 MiB) bytes, not 65535"},
+		{value: "67108865", problem: "line 3: coalesce.maxBytes: must be between 65536 (64 KiB) and 67108864 (64 MiB) bytes, not 67108865"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.value, func(t *testing.T) {
+			path := writeFile(t, "c.yaml", "coalesce:\n  maxWorkflows: 10\n  maxBytes: "+tt.value+"\n")
+			cfg, err := LoadConfig(path, loadOptions{})
+			if tt.problem != "" {
+				assert.Equal(t, []string{tt.problem}, problems(t, err))
+				return
+			}
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, cfg.Bridge.Coalesce.MaxBytes)
+			out, err := cfg.YAML()
+			require.NoError(t, err)
+			assert.Contains(t, string(out), "  maxBytes: "+strconv.Itoa(tt.want)+"\n", "check prints it")
+		})
+	}
 }
 
 func TestLoadConfigUnknownNestedKey(t *testing.T) {
@@ -403,6 +442,17 @@ func TestValidateIncludesBridgeProblems(t *testing.T) {
 		`coalesce.mode: must be "fixed" or "sliding", not "eager"`,
 		"notifizz.maxInFlight: must be at least 1, not 0",
 	}, msgs)
+}
+
+func TestValidateSDKKeyControlCharacters(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Notifizz.SDKSecretKey = "sk-live-123\n"
+	err := cfg.Validate()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "notifizz.sdkSecretKey: must not contain control characters")
+	assert.NotContains(t, err.Error(), "sk-live-123")
+	cfg.Notifizz.SDKSecretKey = `sk <"&'\> ok`
+	assert.NoError(t, cfg.Validate())
 }
 
 func TestNoSDKKeyRefusal(t *testing.T) {
