@@ -60,6 +60,7 @@ type Bridge struct {
 	settled *settledSeqs // what the workers and the coordinator settled lately
 	backoff backoff
 	ready   atomic.Bool
+	copies  copyHealth // whether dead-letter copies are being stored (see Problem)
 	// noKeepAlive turns the InProgress sweep off; only tests set it.
 	noKeepAlive bool
 	running     atomic.Bool
@@ -290,7 +291,8 @@ type decoded struct {
 	track     *schema.Track
 	workflow  *schema.Workflow
 	send      *schema.Send
-	size      int // track and workflow: a bound on the bytes the body takes in the request
+	size      int    // track and workflow: a bound on the bytes the body takes in the request
+	headerKey string // a valid Notifizz-Idempotency-Key header of a track or send
 }
 
 // inbound is a message decoded on the consumer's goroutine, ready for the coordinator.
@@ -327,6 +329,13 @@ func (b *Bridge) decode(m jetstream.Msg) inbound {
 		in.err = schema.DecodeCommit(m.Data())
 	case schema.KindSend:
 		in.send, in.err = schema.DecodeSend(m.Data())
+	}
+	if in.kind == schema.KindTrack || in.kind == schema.KindSend {
+		var present bool
+		if in.headerKey, present = idempotencyKeyOf(m); present && in.headerKey == "" {
+			b.log.Warn("ignoring an invalid "+HeaderIdempotencyKey+" header (want 1 to 255 printable ASCII characters)",
+				"kind", in.kind, "event_key", in.key, "stream_seq", in.seq)
+		}
 	}
 	return in
 }

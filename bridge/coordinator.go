@@ -51,6 +51,10 @@ type coordinator struct {
 	rec     recovery // holds flushes while pieces held elsewhere may come back
 
 	inflight int
+
+	copies      map[*copyRetry]struct{} // messages on their last delivery waiting for their dead-letter copy
+	draining    bool                    // the input has ended: shutting down
+	handingBack bool                    // the shutdown deadline has passed (see handBackCopies)
 }
 
 func newCoordinator(b *Bridge) *coordinator {
@@ -61,6 +65,7 @@ func newCoordinator(b *Bridge) *coordinator {
 		windows: make(map[string]*window),
 		held:    make(map[uint64]*heldMsg),
 		timer:   t,
+		copies:  make(map[*copyRetry]struct{}),
 	}
 }
 
@@ -97,9 +102,8 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 	defer tick.Stop()
 
 	var deadline <-chan time.Time
-	draining := false
 	for {
-		if draining && len(c.queue) == 0 && c.inflight == 0 {
+		if c.draining && len(c.queue) == 0 && c.inflight == 0 && len(c.copies) == 0 {
 			return
 		}
 		c.armTimer()
@@ -112,9 +116,10 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 		case m, ok := <-in:
 			if !ok {
 				in = nil
-				draining = true
+				c.draining = true
 				deadline = time.After(cfg.ShutdownTimeout)
 				c.shutdown()
+				c.retryCopiesNow(time.Now())
 				continue
 			}
 			c.onMessage(m)
@@ -126,6 +131,9 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 		case j := <-done:
 			c.inflight--
 			c.release(j.members)
+			if j.copy != nil || len(j.waiting) > 0 {
+				c.awaitCopies(j, time.Now())
+			}
 		case now := <-c.timer.C:
 			c.armedAt = time.Time{}
 			// Messages the consumer handed over before the timer fired belong to the windows
@@ -143,11 +151,23 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 			c.b.log.Warn("shutdown timeout: cancelling calls in flight and naking queued messages",
 				"in_flight", c.inflight, "queued", len(c.queue))
 			cancelWork()
+			c.handBackCopies()
 			for _, j := range c.queue {
+				if j.kind == jobDeadLetter {
+					// A nak would lose a member on its last delivery: hand them back.
+					d := decision{action: actDeadLetter, reason: j.reason, detail: j.detail}
+					if j.copy != nil {
+						d = j.copy.d
+						delete(c.copies, j.copy)
+					}
+					c.handBack(j.members, d)
+					continue
+				}
 				c.b.nakAll(j.members, 0)
 				c.release(j.members)
 			}
 			c.queue = nil
+			c.noteCopies()
 		}
 	}
 }
@@ -372,6 +392,10 @@ func (c *coordinator) onTimer(now time.Time) {
 		e, ok := c.timers.popDue(now)
 		if !ok {
 			return
+		}
+		if e.kind == timerCopy {
+			c.retryCopies(now)
+			continue
 		}
 		w := c.windows[e.key]
 		if w == nil || w.gen != e.gen {

@@ -45,6 +45,7 @@ type decision struct {
 	reason string        // for actDeadLetter
 	status int           // HTTP status, 0 when there was none
 	detail string        // human text for the dead letter and logs; never holds a secret
+	key    string        // the idempotency key of the call, recorded in its dead letters
 }
 
 // backoff is the nak schedule: exponential by delivery count from initial, capped at max, with

@@ -1,10 +1,15 @@
 package bridge
 
 import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
@@ -96,4 +101,140 @@ func TestDeadLetterStreamOutage(t *testing.T) {
 			assert.Zero(t, maxDeliveries.Load(), "the server gave up on a message")
 		})
 	}
+}
+
+// TestDeadLetterTruncatedToMaxPayload publishes broken JSON just under the server's max payload:
+// the stream takes it, but its dead-letter copy, with the dead-letter headers added, would not
+// fit. The copy is stored with its body cut to fit and the original size in a header, and the
+// original is terminated.
+func TestDeadLetterTruncatedToMaxPayload(t *testing.T) {
+	const maxPayload = 1 << 20
+	e := newEnv(t, func(o *server.Options) { o.MaxPayload = maxPayload })
+	tr := e.watchTerminations()
+	r := e.start(nil)
+
+	body := append([]byte(`{"eventName":"`), bytes.Repeat([]byte("x"), maxPayload-15-len(`{"eventName":"`))...)
+	seq := e.publishRaw("notifizz.track.big", body, nil)
+
+	e.waitTerminated(tr, seq, string(schema.ReasonInvalidJSON))
+	d := e.deadLetters(1)[0]
+	assert.Equal(t, string(schema.ReasonInvalidJSON), d.Header.Get(HeaderReason))
+	assert.Equal(t, seqStr(seq), d.Header.Get(HeaderOriginalSequence))
+	assert.Equal(t, strconv.Itoa(len(body)), d.Header.Get(HeaderTruncated))
+	assert.NotEmpty(t, d.Data)
+	assert.Less(t, len(d.Data), len(body))
+	assert.True(t, bytes.HasPrefix(body, d.Data), "the copy's body is the start of the original")
+	assert.Zero(t, r.counter(t, "notifizz_bridge_dead_letter_failures_total", nil))
+	e.settled(e.cfg)
+}
+
+// TestDeadLetterCopiesWaitWithoutWorkers deletes the dead-letter stream and publishes more
+// poison messages than there are workers, on a consumer that delivers each message twice: on
+// their last delivery the messages wait for their copy without holding a worker, so valid
+// traffic flows; the wait shows in the metrics and, after consumer.ackWait, in
+// DeadLetterProblem. Once the stream is back, every copy is stored and every original
+// terminated, and the server gave up on none.
+func TestDeadLetterCopiesWaitWithoutWorkers(t *testing.T) {
+	const poison = 6
+	e := newEnv(t)
+	tr := e.watchTerminations()
+	var maxDeliveries atomic.Int64
+	sub, err := e.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", func(*nats.Msg) { maxDeliveries.Add(1) })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	r := e.start(func(c *Config) {
+		c.MaxInFlight = 2
+		c.Consumer.MaxDeliver = 2
+		c.Consumer.AckWait = 2 * time.Second
+	})
+	require.NoError(t, e.js.DeleteStream(ctx, e.cfg.DeadLetter.Stream))
+
+	var seqs []uint64
+	for i := range poison {
+		seqs = append(seqs, e.publishRaw(fmt.Sprintf("notifizz.track.bad-%d", i), []byte(`{"eventName":`), nil))
+	}
+	require.Eventually(t, func() bool {
+		return r.counter(t, "notifizz_bridge_dead_letters_waiting", nil) == poison
+	}, waitFor, pollEvery, "every poison message waits for its copy on its last delivery")
+	assert.GreaterOrEqual(t, r.counter(t, "notifizz_bridge_dead_letter_failures_total", nil), float64(2*poison))
+
+	// More messages wait than there are workers: valid traffic flows all the same.
+	_, err = e.prod.Track(ctx, "good", "ev", nil)
+	require.NoError(t, err)
+	_, err = e.prod.Commit(ctx, "good")
+	require.NoError(t, err)
+	e.api.waitCalls(t, 1)
+
+	var problem string
+	require.Eventually(t, func() bool {
+		problem = r.b.DeadLetterProblem()
+		return problem != ""
+	}, waitFor, pollEvery, "the outage shows in readiness after consumer.ackWait")
+	assert.Contains(t, problem, e.cfg.DeadLetter.Stream)
+	assert.Contains(t, problem, fmt.Sprintf("%d messages waiting", poison))
+	for _, seq := range seqs {
+		_, terminated := tr.reason(seq)
+		assert.False(t, terminated, "stream sequence %d terminated without its copy", seq)
+	}
+
+	_, err = e.js.CreateStream(ctx, jetstream.StreamConfig{Name: e.cfg.DeadLetter.Stream, Subjects: []string{"notifizz.dlq.*.*"}, Storage: jetstream.MemoryStorage})
+	require.NoError(t, err)
+	for _, seq := range seqs {
+		e.waitTerminated(tr, seq, string(schema.ReasonInvalidJSON))
+	}
+	assert.Len(t, e.deadLetters(poison), poison)
+	require.Eventually(t, func() bool {
+		return r.counter(t, "notifizz_bridge_dead_letters_waiting", nil) == 0 && r.b.DeadLetterProblem() == ""
+	}, waitFor, pollEvery, "readiness recovers once the copies are stored")
+	e.settled(e.cfg)
+	assert.Zero(t, maxDeliveries.Load(), "the server gave up on a message")
+}
+
+// TestDeadLetterCopyHandedBackAtShutdown stops the bridge while a rejected event, on its last
+// delivery, waits for a dead-letter copy the stream cannot take. A nak would lose it, so it is
+// published again to its subject with the idempotency key of its call, and the original
+// terminated: the next bridge sends it under the same key.
+func TestDeadLetterCopyHandedBackAtShutdown(t *testing.T) {
+	e := newEnv(t)
+	tr := e.watchTerminations()
+	var maxDeliveries atomic.Int64
+	sub, err := e.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", func(*nats.Msg) { maxDeliveries.Add(1) })
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	e.api.setRespond(func(n int, _ apiCall) (int, map[string]string, string) {
+		if n == 1 {
+			return http.StatusBadRequest, nil, `{"error":"rejected"}`
+		}
+		return http.StatusOK, nil, `{"ok":true}`
+	})
+	mod := func(c *Config) {
+		c.Consumer.MaxDeliver = 1
+		c.ShutdownTimeout = time.Second
+	}
+	r := e.start(mod)
+	require.NoError(t, e.js.DeleteStream(ctx, e.cfg.DeadLetter.Stream))
+
+	ack, err := e.prod.Track(ctx, "rejected", "ev", nil)
+	require.NoError(t, err)
+	_, err = e.prod.Commit(ctx, "rejected")
+	require.NoError(t, err)
+	first := e.api.waitCalls(t, 1)[0].idempotencyKey()
+	require.Eventually(t, func() bool {
+		return r.counter(t, "notifizz_bridge_dead_letters_waiting", nil) == 2
+	}, waitFor, pollEvery, "the track and the commit wait for their copies")
+	r.stop(t)
+
+	e.waitTerminated(tr, ack.Sequence, "requeued")
+	s, err := e.js.Stream(ctx, e.cfg.Stream.Name)
+	require.NoError(t, err)
+	m, err := s.GetLastMsgForSubject(ctx, "notifizz.track.rejected")
+	require.NoError(t, err)
+	assert.Greater(t, m.Sequence, ack.Sequence, "published again")
+	assert.Equal(t, first, m.Header.Get(HeaderIdempotencyKey))
+
+	e.start(nil) // provisions the dead-letter stream again
+	calls := e.api.waitCalls(t, 2)
+	assert.Equal(t, first, calls[1].idempotencyKey(), "the event reaches the API under its first key")
+	e.settled(e.cfg)
+	assert.Zero(t, maxDeliveries.Load(), "the server gave up on a message")
 }

@@ -135,23 +135,29 @@ type env struct {
 	prod *schema.Producer
 }
 
-func startServer(t *testing.T, dir string, port int) *server.Server {
+// startServer starts an embedded JetStream server; mods change its options.
+func startServer(t *testing.T, dir string, port int, mods ...func(*server.Options)) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
 		// Above schema.MaxBodySize, so that an oversize body reaches the bridge.
 		MaxPayload: 4 << 20,
-	})
+	}
+	for _, mod := range mods {
+		mod(opts)
+	}
+	srv, err := server.NewServer(opts)
 	require.NoError(t, err)
 	srv.Start()
 	require.True(t, srv.ReadyForConnections(10*time.Second), "nats-server did not start")
 	return srv
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a server (its options changed by mods), connects to it, and fakes the API.
+func newEnv(t *testing.T, mods ...func(*server.Options)) *env {
 	t.Helper()
 	e := &env{t: t, api: newFakeAPI(t)}
-	e.srv = startServer(t, t.TempDir(), -1)
+	e.srv = startServer(t, t.TempDir(), -1, mods...)
 	t.Cleanup(e.srv.Shutdown)
 	e.nc, e.js = e.connect()
 	e.prod = schema.NewProducer(e.js)

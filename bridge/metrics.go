@@ -35,6 +35,9 @@ type metrics struct {
 	naks            prometheus.Counter
 	inProgressSends prometheus.Counter
 
+	deadLetterFailures prometheus.Counter
+	deadLetterWaiting  prometheus.Gauge
+
 	// settled caches the children of messages by kind (in the order of schema.Kinds) and
 	// outcome (in the order of outcomes), so that counting a settled message, which happens for
 	// every message, is an atomic add rather than a hash of the labels and a lookup under the
@@ -149,10 +152,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Name: "in_progress_total",
 			Help: "InProgress acknowledgements sent to keep held messages from redelivery.",
 		}),
+		deadLetterFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Name: "dead_letter_failures_total",
+			Help: "Dead-letter publishes that failed (each is tried again; nothing is dropped).",
+		}),
+		deadLetterWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "dead_letters_waiting",
+			Help: "Messages on their last delivery held until their dead-letter copy is stored.",
+		}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.messages, m.apiCalls, m.apiLatency, m.openWindows, m.heldMessages, m.workflowsFlush,
 		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends,
+		m.deadLetterFailures, m.deadLetterWaiting,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -8,6 +8,7 @@ type timerKind uint8
 const (
 	timerDue    timerKind = iota // the window's delay has passed
 	timerOrphan                  // the window's orphan timeout has passed
+	timerCopy                    // a waiting dead-letter copy may be due (see copyRetry); no window
 )
 
 // timerEntry refers to a window by key and generation rather than by pointer, so that a

@@ -26,12 +26,19 @@ const (
 	HeaderOriginalSequence = "Notifizz-Original-Sequence"
 	HeaderDeliveries       = "Notifizz-Deliveries"
 	HeaderAPIStatus        = "Notifizz-Api-Status"
+	// HeaderTruncated marks a copy whose body was cut to fit the server's max payload; its
+	// value is the size of the original body in bytes.
+	HeaderTruncated = "Notifizz-Dlq-Truncated"
+	// HeaderIdempotencyKey is the idempotency key the bridge used (or would use) for the
+	// message's event or send. A dead-letter copy carries it, and so does its replay: a track
+	// or send message that carries it is sent under it (see idempotencyKeyOf).
+	HeaderIdempotencyKey = "Notifizz-Idempotency-Key"
 )
 
 // maxHeaderText bounds the human text written into a dead letter's header.
 const maxHeaderText = 1024
 
-// deadLetterTimeout bounds one dead-letter publish; a slow publish is retried by a nak.
+// deadLetterTimeout bounds one dead-letter publish; a slow publish is tried again later.
 const deadLetterTimeout = 5 * time.Second
 
 type jobKind uint8
@@ -49,28 +56,48 @@ type job struct {
 	members []*heldMsg
 	reason  string // jobDeadLetter
 	detail  string // jobDeadLetter
+
+	// copy is set on a jobDeadLetter that tries again to store copies that failed: the
+	// decision they were made with and the wait before the next attempt (see awaitCopies).
+	copy *copyRetry
+	// waiting is set by the worker: the members whose copy could not be stored on their last
+	// delivery, with the decision to store them with. The coordinator keeps holding them and
+	// tries again later, so that no worker waits for the dead-letter stream.
+	waiting []*heldMsg
+	waitFor decision
+	waitErr error
 }
 
 // execute runs one job to the end: the API call, the decision, and the settling of every
-// member. A worker never returns a job unsettled: what cannot be settled otherwise is naked.
+// member. A worker never returns a job unsettled: what cannot be settled otherwise is naked, or,
+// when it is on its last delivery and its dead-letter copy could not be stored, left in
+// j.waiting for the coordinator to keep.
 func (b *Bridge) execute(ctx context.Context, j *job) {
+	var d decision
 	switch j.kind {
 	case jobDeadLetter:
-		b.deadLetterAll(ctx, j.members, decision{action: actDeadLetter, reason: j.reason, detail: j.detail})
+		d = decision{action: actDeadLetter, reason: j.reason, detail: j.detail}
+		if j.copy != nil {
+			d = j.copy.d
+		}
 	case jobFlush:
-		err := b.callTrack(ctx, j)
+		key, err := b.callTrack(ctx, j)
 		// The most delivered member decides: once any of them is on its last delivery, the
 		// event is dead-lettered whole rather than left with a member the server gave up on.
 		var delivered uint64
 		for _, h := range j.members {
 			delivered = max(delivered, h.delivered)
 		}
-		b.settle(ctx, j.members, decide(err, ctx.Err() != nil, delivered, b.backoff, rand.Float64()))
+		d = decide(err, ctx.Err() != nil, delivered, b.backoff, rand.Float64())
+		d.key = key
 	case jobSend:
 		h := j.members[0]
-		err := b.callSend(ctx, h)
-		b.settle(ctx, j.members, decide(err, ctx.Err() != nil, h.delivered, b.backoff, rand.Float64()))
+		key, err := b.callSend(ctx, h)
+		d = decide(err, ctx.Err() != nil, h.delivered, b.backoff, rand.Float64())
+		d.key = key
 	}
+	j.waiting, j.waitErr = b.settle(ctx, j.members, d)
+	j.waitFor = d
 }
 
 // trackRequest builds the one API request of a flushed window: the track's inline workflows,
@@ -99,11 +126,52 @@ func trackRequest(members []*heldMsg) notifizz.TrackRequest {
 			wfs, rs = appendWorkflow(wfs, rs, h.workflow)
 		}
 	}
-	key := t.IdempotencyKey
-	if key == "" {
-		key = deriveKey("track", track.stream, track.key, track.seq)
+	return notifizz.TrackRequest{EventName: t.EventName, Properties: t.Properties, Workflows: wfs, IdempotencyKey: trackKey(track)}
+}
+
+// trackKey is the idempotency key of the event whose track is h: the track's idempotencyKey,
+// else the key its Notifizz-Idempotency-Key header carries (a replayed dead letter), else one
+// derived from where the track sits in the stream.
+func trackKey(h *heldMsg) string {
+	if h.track.IdempotencyKey != "" {
+		return h.track.IdempotencyKey
 	}
-	return notifizz.TrackRequest{EventName: t.EventName, Properties: t.Properties, Workflows: wfs, IdempotencyKey: key}
+	if h.headerKey != "" {
+		return h.headerKey
+	}
+	return deriveKey("track", h.stream, h.key, h.seq)
+}
+
+// sendKey is the idempotency key of the send h: the key its Notifizz-Idempotency-Key header
+// carries (a replayed dead letter), else its Nats-Msg-Id when that is a valid key by the rules
+// of a track's idempotencyKey (it travels in a header too), else one derived from where it sits
+// in the stream.
+func sendKey(h *heldMsg) string {
+	if h.headerKey != "" {
+		return h.headerKey
+	}
+	if key := h.msg.Headers().Get(jetstream.MsgIDHeader); schema.ValidIdempotencyKey(key) {
+		return key
+	}
+	return deriveKey("send", h.stream, h.key, h.seq)
+}
+
+// idempotencyKeyOf returns the value of the Notifizz-Idempotency-Key header of m when it is a
+// valid key (what a track's idempotencyKey may be: 1 to schema.MaxIdempotencyKeyLen bytes of
+// printable ASCII), and whether the header was there at all.
+func idempotencyKeyOf(m jetstream.Msg) (key string, present bool) {
+	h := m.Headers()
+	if h == nil {
+		return "", false
+	}
+	v, ok := h[HeaderIdempotencyKey]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	if !schema.ValidIdempotencyKey(v[0]) {
+		return "", true
+	}
+	return v[0], true
 }
 
 // appendWorkflow appends w to wfs, its recipients taken from the end of rs, which has room for
@@ -132,25 +200,17 @@ func deriveKey(domain, stream, key string, seq uint64) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func (b *Bridge) callTrack(ctx context.Context, j *job) error {
+// callTrack makes the track call of a flushed window and returns the idempotency key it used.
+func (b *Bridge) callTrack(ctx context.Context, j *job) (string, error) {
 	req := trackRequest(j.members)
 	b.m.workflowsFlush.Observe(float64(len(req.Workflows)))
-	return b.call(ctx, "track", func(ctx context.Context) error { return b.api.TrackEvent(ctx, req) })
+	return req.IdempotencyKey, b.call(ctx, "track", func(ctx context.Context) error { return b.api.TrackEvent(ctx, req) })
 }
 
-// sendKey is the idempotency key of a send: its Nats-Msg-Id when that is a valid key by the
-// rules of a track's idempotencyKey, since it travels in a header too; else one derived from the
-// stream, as for a send without one.
-func sendKey(h *heldMsg) string {
-	if key := h.msg.Headers().Get(jetstream.MsgIDHeader); schema.ValidIdempotencyKey(key) {
-		return key
-	}
-	return deriveKey("send", h.stream, h.key, h.seq)
-}
-
-func (b *Bridge) callSend(ctx context.Context, h *heldMsg) error {
+// callSend makes the call of a send message and returns the idempotency key it used.
+func (b *Bridge) callSend(ctx context.Context, h *heldMsg) (string, error) {
 	key := sendKey(h)
-	return b.call(ctx, "send", func(ctx context.Context) error {
+	return key, b.call(ctx, "send", func(ctx context.Context) error {
 		_, err := b.api.Send(ctx, h.send.NotifID, h.send.Properties, notifizz.WithIdempotencyKey(key))
 		return err
 	})
@@ -181,8 +241,10 @@ func statusLabel(err error) string {
 	return "error"
 }
 
-// settle carries out a decision on every member, in order.
-func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) {
+// settle carries out a decision on every member, in order. It returns the members whose
+// dead-letter copy could not be stored on their last delivery, with the last error: they are
+// neither naked nor terminated, and the caller must keep them until their copy is stored.
+func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) (waiting []*heldMsg, err error) {
 	last := members[len(members)-1]
 	switch d.action {
 	case actAck:
@@ -197,8 +259,9 @@ func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) {
 			"status", d.status, "delay", d.delay, "error", d.detail)
 		b.nakAll(members, d.delay)
 	case actDeadLetter:
-		b.deadLetterAll(ctx, members, d)
+		return b.deadLetterAll(ctx, members, d)
 	}
+	return nil, nil
 }
 
 // ackAll acks every message and counts it under outcome, noting them as settled first.
@@ -234,24 +297,28 @@ func (b *Bridge) nakAll(members []*heldMsg, delay time.Duration) {
 }
 
 // deadLetterAll copies each message to the dead-letter stream and terminates the original only
-// once the copy is stored; a message whose copy could not be stored is naked, never dropped.
-func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decision) {
+// once the copy is stored. A message whose copy could not be stored is naked, to be copied on a
+// later delivery, unless it is on its last delivery: the server would not deliver it again, so
+// it is returned among waiting, to be tried again without holding the worker (see
+// coordinator.awaitCopies). Nothing is terminated or naked on its last delivery without a copy.
+func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decision) (waiting []*heldMsg, lastErr error) {
 	for _, h := range members {
-		err := b.deadLetter(ctx, h, d)
-		if err != nil && b.lastDelivery(h) {
-			err = b.retryDeadLetter(ctx, h, d, err)
-		}
-		if err != nil {
+		if err := b.deadLetter(ctx, h, d); err != nil {
+			b.m.deadLetterFailures.Inc()
+			b.noteCopyFailure(err)
+			lastErr = err
 			if b.lastDelivery(h) {
-				b.log.Error("dead-letter publish failed on the last delivery; message naked, and the server will not deliver it again",
-					"kind", h.kind, "event_key", h.key, "stream", h.stream, "stream_seq", h.seq, "reason", d.reason, "error", err)
-			} else {
-				b.log.Error("dead-letter publish failed; message naked",
+				b.log.Error("dead-letter publish failed on the last delivery; the message is held and the copy tried again",
 					"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
+				waiting = append(waiting, h)
+				continue
 			}
+			b.log.Error("dead-letter publish failed; message naked",
+				"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
 			b.nakAll([]*heldMsg{h}, b.cfg.Retry.NakInitial)
 			continue
 		}
+		b.noteCopyStored()
 		b.log.Warn("message dead-lettered", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq,
 			"num_delivered", h.delivered, "reason", d.reason, "status", d.status, "error", d.detail)
 		b.m.deadLetters.WithLabelValues(d.reason).Inc()
@@ -262,34 +329,12 @@ func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decisi
 			b.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
 		}
 	}
+	return waiting, lastErr
 }
 
 // lastDelivery reports whether the server will not deliver h again after a nak.
 func (b *Bridge) lastDelivery(h *heldMsg) bool {
 	return b.cfg.Consumer.MaxDeliver > 0 && h.delivered >= uint64(b.cfg.Consumer.MaxDeliver)
-}
-
-// retryDeadLetter keeps trying to store the copy of a message on its last delivery. A nak would
-// not bring that message back (the server gives up on it after MaxDeliver deliveries), so it
-// would be lost without its copy. The coordinator keeps it alive with InProgress meanwhile, and
-// only the end of ctx (the shutdown deadline) stops the attempts. This holds a worker for as long
-// as the dead-letter stream refuses writes, which is the point: nothing is dropped.
-func (b *Bridge) retryDeadLetter(ctx context.Context, h *heldMsg, d decision, err error) error {
-	b.log.Error("dead-letter publish failed on the last delivery; retrying until it succeeds",
-		"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
-	wait := b.cfg.Retry.NakInitial
-	for err != nil {
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		case <-t.C:
-		}
-		wait = min(wait*2, b.cfg.Retry.NakMax)
-		err = b.deadLetter(ctx, h, d)
-	}
-	return nil
 }
 
 // deadLetter publishes the dead-letter copy of one message and waits for the stream's ack.
@@ -315,11 +360,44 @@ func (b *Bridge) deadLetter(ctx context.Context, h *heldMsg, d decision) error {
 	} else {
 		m.Header.Del(HeaderAPIStatus)
 	}
+	if key := usedKey(h, d); key != "" {
+		m.Header.Set(HeaderIdempotencyKey, key)
+	}
+	m.Header.Del(HeaderTruncated)
 	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+h.stream+"-"+strconv.FormatUint(h.seq, 10))
+	// Set here rather than by the publish option, so that the size below counts it.
+	m.Header.Set(jetstream.ExpectedStreamHeader, b.cfg.DeadLetter.Stream)
+	truncate(m, b.js.Conn().MaxPayload())
 	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
 	defer cancel()
-	_, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(b.cfg.DeadLetter.Stream))
+	_, err := b.js.PublishMsg(ctx, m)
 	return err
+}
+
+// truncate cuts the body of m so that its headers and body fit in maxPayload bytes, and marks a
+// cut body with HeaderTruncated, the original size. A body close to the max payload fits in the
+// stream, but its copy, with the dead-letter headers added, would not.
+func truncate(m *nats.Msg, maxPayload int64) {
+	if maxPayload <= 0 || int64(m.Size()-len(m.Subject)-len(m.Reply)) <= maxPayload {
+		return
+	}
+	m.Header.Set(HeaderTruncated, strconv.Itoa(len(m.Data)))
+	headers := int64(m.Size() - len(m.Subject) - len(m.Reply) - len(m.Data))
+	m.Data = m.Data[:max(0, min(int64(len(m.Data)), maxPayload-headers))]
+}
+
+// usedKey is the idempotency key a dead letter records: the one the call used when there was
+// a call, else the one a track or a send would be sent under.
+func usedKey(h *heldMsg, d decision) string {
+	switch {
+	case d.key != "":
+		return d.key
+	case h.track != nil:
+		return trackKey(h)
+	case h.send != nil:
+		return sendKey(h)
+	}
+	return ""
 }
 
 // mayHoldSecret reports whether a body names a secret key in plain text.

@@ -37,12 +37,15 @@ nats.url is empty).
       Republish each dead letter's original body and headers to its original
       subject, then delete it from the dead-letter stream, only once the stream
       has acknowledged the publish. Fix the cause first (the API, the producer):
-      a dead letter replayed unchanged fails the same way. A replayed track gets
-      a new idempotency key unless its body carries idempotencyKey.
+      a dead letter replayed unchanged fails the same way. The replay carries the
+      idempotency key the bridge used (Notifizz-Idempotency-Key), so a replayed
+      track or send reaches the API under its first key.
 
 A dead letter whose body the bridge redacted (reason secret_in_message, or any
 reason when the body named a secret key) holds a redacted copy, not what was
-sent: replay skips it unless --reason names its reason.
+sent, and one whose body was cut to fit the server's max payload
+(Notifizz-Dlq-Truncated) holds only its start: replay skips both unless
+--reason names their reason.
 
 Run "notifizz-bridge dlq list --help" or "dlq replay --help" for the flags.`
 )
@@ -91,10 +94,11 @@ func parseDLQFlags(sub string, std stdio, args []string) (dlqFlags, error) {
 SUBJECT (the original subject), KEY (the event key) and ERROR (shortened).`
 	if sub == "replay" {
 		synopsis, help = synopsis+" [--dry-run]", `Republish each dead letter's original body and headers (without the dead-letter
-headers) to its original subject, then delete it from the dead-letter stream once
-the publish is acknowledged. Dead letters with reason secret_in_message hold a
-redacted copy and are skipped unless --reason secret_in_message is given (as is
-any dead letter whose body was redacted because it named a secret key, unless
+headers, but with the idempotency key the bridge used) to its original subject,
+then delete it from the dead-letter stream once the publish is acknowledged. Dead
+letters with reason secret_in_message hold a redacted copy and are skipped unless
+--reason secret_in_message is given (as is any dead letter whose body was redacted
+because it named a secret key, or cut to fit the server's max payload, unless
 --reason names its reason).`
 	}
 	fs := flag.NewFlagSet("notifizz-bridge dlq "+sub, flag.ContinueOnError)
@@ -183,11 +187,15 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 		return err
 	}
 	var replayed int
-	refused := map[string]int{}
+	refused, cut := map[string]int{}, map[string]int{}
 	var failures []error
 	err = eachDeadLetter(ctx, stream, cfg, f, func(dl deadLetter) error {
 		if *f.reason == "" && dl.redacted() {
 			refused[dl.reason]++
+			return nil
+		}
+		if *f.reason == "" && dl.header.Get(bridge.HeaderTruncated) != "" {
+			cut[dl.reason]++
 			return nil
 		}
 		if dl.subject == "" {
@@ -229,6 +237,12 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 			"so replaying one would publish [REDACTED] in place of what was sent. Have the producer publish it again "+
 			"without the secret, or pass --reason %s to replay the redacted copies anyway.\n",
 			plural(refused[reason], "dead letter"), reason, reason)
+	}
+	for _, reason := range slices.Sorted(maps.Keys(cut)) {
+		fmt.Fprintf(std.err, "skipped %s with reason %s: their body was cut to fit the server's max payload (%s), "+
+			"so replaying one would publish only its start. Have the producer publish it again, "+
+			"or pass --reason %s to replay the cut copies anyway.\n",
+			plural(cut[reason], "dead letter"), reason, bridge.HeaderTruncated, reason)
 	}
 	return errors.Join(failures...)
 }
@@ -365,7 +379,8 @@ func replayOne(ctx context.Context, js jetstream.JetStream, cfg Config, dl deadL
 // replayHeaders returns the original message's headers: the dead letter's minus what the bridge
 // added (Notifizz-Dlq-*, Notifizz-Original-*, Notifizz-Deliveries, Notifizz-Api-Status), its
 // Nats-Msg-Id (the dead letter's, not the original's) and the publish expectations the copy was
-// stored with, which would make the replay fail.
+// stored with, which would make the replay fail. Notifizz-Idempotency-Key stays: the bridge
+// sends a replayed track or send under the key its first attempt used.
 func replayHeaders(h nats.Header) nats.Header {
 	out := nats.Header{}
 	for k, v := range h {

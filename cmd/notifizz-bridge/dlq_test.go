@@ -33,9 +33,11 @@ func TestReplayHeaders(t *testing.T) {
 		bridge.HeaderAPIStatus:         {"400"},
 		jetstream.MsgIDHeader:          {"dlq-NOTIFIZZ-7"},
 		jetstream.ExpectedStreamHeader: {"NOTIFIZZ_DLQ"},
+		bridge.HeaderTruncated:         {"1048561"},
+		bridge.HeaderIdempotencyKey:    {"key-1"},
 	}
 	out := replayHeaders(in)
-	assert.Equal(t, nats.Header{"X-Trace": {"t1"}, "Traceparent": {"00-abc-def-01"}}, out)
+	assert.Equal(t, nats.Header{"X-Trace": {"t1"}, "Traceparent": {"00-abc-def-01"}, bridge.HeaderIdempotencyKey: {"key-1"}}, out)
 	out["X-Trace"][0] = "changed"
 	assert.Equal(t, "t1", in.Get("X-Trace"), "a copy, not the dead letter's own slice")
 }
@@ -144,6 +146,7 @@ shutdownTimeout: 5s
 	assert.Equal(t, 2, s.Attempts, "one rejected call, one after the replay")
 	assert.Equal(t, 1, s.Successes, "delivered once")
 	assert.Equal(t, map[string]bool{"c1": true}, s.Workflows, "with its workflow")
+	require.Len(t, s.Keys, 1, "the replay reaches the API under the first call's key")
 
 	// The replayed track carries the original headers and none of the dead letter's.
 	stream, err := js.Stream(context.Background(), "NOTIFIZZ")
@@ -152,8 +155,9 @@ shutdownTimeout: 5s
 	require.NoError(t, err)
 	assert.Equal(t, "trace-1", last.Header.Get("X-Trace"))
 	assert.Regexp(t, `^replay-NOTIFIZZ_DLQ-\d+$`, last.Header.Get(jetstream.MsgIDHeader))
+	assert.Equal(t, s.Keys[0], last.Header.Get(bridge.HeaderIdempotencyKey), "the key of the first call is replayed")
 	for k := range last.Header {
-		assert.False(t, strings.HasPrefix(k, "Notifizz-"), "header %s replayed", k)
+		assert.False(t, strings.HasPrefix(k, "Notifizz-") && k != bridge.HeaderIdempotencyKey, "header %s replayed", k)
 	}
 
 	// Nothing left to replay but the refused copy; asking for it by reason replays it, and the
@@ -203,4 +207,69 @@ func TestDLQListNeedsTheServer(t *testing.T) {
 	code := cli(context.Background(), []string{"dlq", "list", "--config", config}, stdio{out: &out, err: &errOut})
 	assert.Equal(t, exitError, code)
 	assert.Contains(t, errOut.String(), "is notifizz-bridge running with this config?")
+}
+
+// TestDLQReplayKeepsIdempotencyKeys dead-letters a track without its own idempotencyKey and a
+// send (api_rejected), fixes the API and replays them: each reaches the API under the key of its
+// first attempt, so that an API that had accepted the first one de-duplicates the replay.
+func TestDLQReplayKeepsIdempotencyKeys(t *testing.T) {
+	t.Parallel()
+	const sdkKey = "sdk-dlq-secret-83c2"
+	api := faultapi.New(faultapi.Faults{Reject: 1}, faultapi.WithBearer(sdkKey))
+	apiSrv := httptest.NewServer(api)
+	t.Cleanup(func() {
+		api.Close()
+		apiSrv.Close()
+	})
+	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	config := writeFile(t, "config.yaml", fmt.Sprintf(`
+nats:
+  embedded:
+    listen: %s
+    storeDir: %s
+coalesce:
+  delay: 100ms
+notifizz:
+  baseUrl: %s
+  sdkSecretKey: %s
+http:
+  listen: %s
+shutdownTimeout: 5s
+`, natsAddr, filepath.Join(t.TempDir(), "nats"), apiSrv.URL, sdkKey, httpAddr))
+	d := startDaemon(t, nil, "run", "--config", config)
+	d.waitReadyz(t, httpAddr, http.StatusOK)
+
+	_, js := testConn(t, "nats://"+natsAddr)
+	for _, m := range []struct{ subject, body string }{
+		{"notifizz.track.order-2", `{"eventName":"order_shipped","properties":{},"workflows":[{"campaignId":"c1","recipients":[{"id":"u1","email":"u1@example.com"}]}]}`},
+		{"notifizz.send.welcome-2", `{"notifId":"n1","properties":{"recipients":[{"id":"u1","email":"u1@example.com"}]}}`},
+	} {
+		_, err := js.Publish(context.Background(), m.subject, []byte(m.body))
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool {
+		s, err := js.Stream(context.Background(), "NOTIFIZZ_DLQ")
+		return err == nil && s.CachedInfo().State.Msgs == 2
+	}, 10*time.Second, 20*time.Millisecond, "the track and the send are dead-lettered")
+
+	api.SetFaults(faultapi.Faults{})
+	code, out, stderr := runBinary(t, nil, "dlq", "replay", "--config", config)
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "replayed 2 dead letters")
+	require.Eventually(t, func() bool {
+		_, successes := api.Count()
+		return successes == 2 && drained(consumerInfo(js))
+	}, 15*time.Second, 20*time.Millisecond, "the replayed track and send are delivered")
+
+	keys := map[string][]string{} // path → keys of its attempts
+	for _, at := range api.Attempts() {
+		keys[at.Path] = append(keys[at.Path], at.Key)
+	}
+	require.Len(t, keys, 2, "a track path and a send path: %v", keys)
+	for path, ks := range keys {
+		require.Len(t, ks, 2, "%s: one rejected attempt, one after the replay", path)
+		assert.NotEmpty(t, ks[0], path)
+		assert.Equal(t, ks[0], ks[1], "%s: the replay is sent under the first attempt's key", path)
+	}
+	require.Equal(t, 0, d.stop(t))
 }

@@ -64,6 +64,9 @@ func runDaemon(ctx context.Context, cfg Config, stdout, stderr io.Writer) error 
 		case !b.Ready():
 			return false, "bridge: not consuming yet"
 		}
+		if problem := b.DeadLetterProblem(); problem != "" {
+			return false, "bridge: " + problem
+		}
 		return true, "ok"
 	}
 	hs, err := startHTTP(cfg.HTTP.Listen, newHTTPHandler(ready, reg, log), log)
