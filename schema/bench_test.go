@@ -1,8 +1,10 @@
 package schema
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -69,6 +71,66 @@ func BenchmarkParseSubject(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := ParseSubject("acme.notifizz", "acme.notifizz.workflow.order-4521-shipped"); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// windowBodies are the messages of the window path (as BenchmarkWindowPath in the bridge sends
+// them, and the corpus's typical ones), a send, and two large messages.
+func windowBodies(b *testing.B) []struct {
+	name string
+	kind Kind
+	data []byte
+} {
+	var items, recipients []string
+	for i := range 1000 {
+		items = append(items, fmt.Sprintf(`{"sku":"SKU-%d","qty":%d,"price":12.5,"name":"Item number %d","tags":["a","b"]}`, i, i%7, i))
+	}
+	for i := range 500 {
+		recipients = append(recipients, fmt.Sprintf(`{"id":"user_%d","email":"user%d@example.com"}`, i, i))
+	}
+	return []struct {
+		name string
+		kind Kind
+		data []byte
+	}{
+		{"track", KindTrack, []byte(`{"eventName":"order_shipped","properties":{"orderId":"ORD-4521","carrier":"FedEx"}}`)},
+		{"track-inline", KindTrack, benchBody(b, KindTrack)},
+		{"workflow", KindWorkflow, []byte(`{"campaignId":"campaign-1","recipients":[{"id":"user_42","email":"alice@example.com"}]}`)},
+		{"workflow-custom", KindWorkflow, benchBody(b, KindWorkflow)},
+		{"commit", KindCommit, nil},
+		{"commit-object", KindCommit, benchBody(b, KindCommit)},
+		{"send", KindSend, benchBody(b, KindSend)},
+		{"track-large", KindTrack, []byte(`{"eventName":"order_shipped","properties":{"items":[` + strings.Join(items, ",") + `]}}`)},
+		{"workflow-large", KindWorkflow, []byte(`{"campaignId":"c","recipients":[` + strings.Join(recipients, ",") + `]}`)},
+	}
+}
+
+// BenchmarkParsers measures the whole decode of each message (size bound, syntax, secrets,
+// fields with their paths, values built) with each parser, in the same run. Compare with
+//
+//	benchstat -col /impl out.txt
+func BenchmarkParsers(b *testing.B) {
+	for _, m := range windowBodies(b) {
+		for _, impl := range implementations {
+			b.Run("msg="+m.name+"/impl="+impl.name, func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(m.data)))
+				for b.Loop() {
+					var dst target
+					switch m.kind {
+					case KindTrack:
+						dst.track = new(Track)
+					case KindWorkflow:
+						dst.workflow = new(Workflow)
+					case KindSend:
+						dst.send = new(Send)
+					}
+					if err := impl.run(m.kind, m.data, dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
 		}
 	}
 }

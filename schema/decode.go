@@ -81,7 +81,14 @@ type target struct {
 	send     *Send
 }
 
+// run decodes with the parser that decodeWith names.
 func run(kind Kind, data []byte, dst target) error {
+	return decodeWith(kind, data, dst)
+}
+
+var decodeWith = runScanner
+
+func runScanner(kind Kind, data []byte, dst target) error {
 	if len(data) > MaxBodySize {
 		return newError(ReasonTooLarge, "", "body is "+strconv.Itoa(len(data))+
 			" bytes, more than the limit of "+strconv.Itoa(MaxBodySize))
