@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/goccy/go-json"
 )
 
 // benchBodies are typical messages: a track with a few properties, a workflow with three
@@ -106,13 +108,56 @@ func windowBodies(b *testing.B) []struct {
 	}
 }
 
+// bareGoJSON only unmarshals the body with go-json into plain structs: no strict syntax, no
+// secrets, no depth bound, no field checks. It is the least any go-json parser does, so that
+// its time bounds what a go-json parser could reach.
+func bareGoJSON(kind Kind, data []byte, _ target) error {
+	type recipient struct {
+		ID    string `json:"id"`
+		Email string `json:"email"`
+	}
+	type workflow struct {
+		CampaignID string      `json:"campaignId"`
+		Recipients []recipient `json:"recipients"`
+	}
+	switch kind {
+	case KindTrack:
+		var t struct {
+			EventName      string         `json:"eventName"`
+			Properties     map[string]any `json:"properties"`
+			Workflows      []workflow     `json:"workflows"`
+			IdempotencyKey string         `json:"idempotencyKey"`
+		}
+		return json.UnmarshalOf(data, &t, useNumber)
+	case KindWorkflow:
+		var w workflow
+		return json.UnmarshalOf(data, &w, useNumber)
+	case KindSend:
+		var s struct {
+			NotifID    string         `json:"notifId"`
+			Properties map[string]any `json:"properties"`
+		}
+		return json.UnmarshalOf(data, &s, useNumber)
+	default:
+		if len(data) == 0 {
+			return nil
+		}
+		var m map[string]any
+		return json.UnmarshalOf(data, &m, useNumber)
+	}
+}
+
 // BenchmarkParsers measures the whole decode of each message (size bound, syntax, secrets,
 // fields with their paths, values built) with each parser, in the same run. Compare with
 //
 //	benchstat -col /impl out.txt
 func BenchmarkParsers(b *testing.B) {
 	for _, m := range windowBodies(b) {
-		for _, impl := range implementations {
+		impls := append(implementations[:len(implementations):len(implementations)], struct {
+			name string
+			run  func(Kind, []byte, target) error
+		}{"bare", bareGoJSON})
+		for _, impl := range impls {
 			b.Run("msg="+m.name+"/impl="+impl.name, func(b *testing.B) {
 				b.ReportAllocs()
 				b.SetBytes(int64(len(m.data)))
