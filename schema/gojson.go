@@ -43,8 +43,9 @@ func (p *tokParser) reset(data []byte, base int, build bool) {
 	p.base, p.build, p.bad, p.secret, p.problems, p.omitted = base, build, false, false, nil, 0
 }
 
-// runGoJSON is run with go-json doing the parsing: same checks, same order, same results.
-func runGoJSON(kind Kind, data []byte, dst target) error {
+// runTokens is run with go-json doing the parsing: the same checks in the same order, with
+// parse reading the top-level object.
+func runTokens(kind Kind, data []byte, build bool, parse func(p *tokParser) bool) error {
 	if len(data) > MaxBodySize {
 		return newError(ReasonTooLarge, "", "body is "+strconv.Itoa(len(data))+
 			" bytes, more than the limit of "+strconv.Itoa(MaxBodySize))
@@ -61,36 +62,14 @@ func runGoJSON(kind Kind, data []byte, dst target) error {
 	}
 	p := tokParsers.Get().(*tokParser)
 	defer tokParsers.Put(p)
-	p.reset(data, 0, dst != target{})
+	p.reset(data, 0, build)
 	ok := false
 	if first[0] != '{' {
 		if p.value() && p.end() {
 			return newError(ReasonInvalidJSON, "", "body must be a JSON object")
 		}
 	} else {
-		switch kind {
-		case KindTrack:
-			t := dst.track
-			if t == nil {
-				t = new(Track)
-			}
-			ok = p.track(t)
-		case KindWorkflow:
-			w := dst.workflow
-			if w == nil {
-				w = new(Workflow)
-			}
-			ok = p.workflow(nil, w)
-		case KindCommit:
-			ok = p.value()
-		case KindSend:
-			s := dst.send
-			if s == nil {
-				s = new(Send)
-			}
-			ok = p.send(s)
-		}
-		ok = ok && p.end()
+		ok = parse(p) && p.end()
 	}
 	if !ok {
 		return newError(ReasonInvalidJSON, "", describeSyntax(data))
@@ -371,127 +350,6 @@ func (p *tokParser) requiredString(at *path, field string, dst *string) bool {
 	return true
 }
 
-func (p *tokParser) anyObjectInto(at *path, field string, dst *map[string]any) bool {
-	if p.peek() != '{' {
-		p.problem(at, field, msgObject)
-		return p.value()
-	}
-	v, ok := p.raw()
-	if ok && p.build {
-		*dst, _ = decodeObject(v)
-	}
-	return ok
-}
-
-func (p *tokParser) track(t *Track) bool {
-	var seen fields
-	ok := p.object(func(k tokKey) bool {
-		switch {
-		case p.keyIs(k, "eventName"):
-			if !p.first(&seen, fEventName, nil, "eventName") {
-				return p.value()
-			}
-			return p.requiredString(nil, "eventName", &t.EventName)
-		case p.keyIs(k, "properties"):
-			if !p.first(&seen, fProperties, nil, "properties") {
-				return p.value()
-			}
-			return p.anyObjectInto(nil, "properties", &t.Properties)
-		case p.keyIs(k, "workflows"):
-			if !p.first(&seen, fWorkflows, nil, "workflows") {
-				return p.value()
-			}
-			return p.workflows(&t.Workflows)
-		case p.keyIs(k, "idempotencyKey"):
-			if !p.first(&seen, fIdempotencyKey, nil, "idempotencyKey") {
-				return p.value()
-			}
-			return p.idempotencyKey(&t.IdempotencyKey)
-		default:
-			return p.value()
-		}
-	})
-	if ok {
-		p.requireAll(seen, nil, "eventName", "properties")
-	}
-	return ok
-}
-
-func (p *tokParser) idempotencyKey(dst *string) bool {
-	const field = "idempotencyKey"
-	if p.peek() != '"' {
-		p.problem(nil, field, msgString)
-		return p.value()
-	}
-	v, esc, ok := p.str()
-	if !ok {
-		return false
-	}
-	if esc {
-		v = []byte(stringOf(v, esc))
-	}
-	switch {
-	case len(v) == 0:
-		p.problem(nil, field, msgEmpty)
-	case !printableASCII(v):
-		p.problem(nil, field, "must contain only printable ASCII characters")
-	case len(v) > MaxIdempotencyKeyLen:
-		p.problem(nil, field, "must be at most "+strconv.Itoa(MaxIdempotencyKeyLen)+" bytes")
-	default:
-		if p.build {
-			*dst = string(v)
-		}
-	}
-	return true
-}
-
-func (p *tokParser) workflows(dst *[]Workflow) bool {
-	if p.peek() != '[' {
-		p.problem(nil, "workflows", msgArray)
-		return p.value()
-	}
-	at := path{field: "workflows"}
-	return p.array(func(i int) bool {
-		el := path{parent: &at, index: i}
-		var w Workflow
-		if !p.workflow(&el, &w) {
-			return false
-		}
-		if p.build {
-			*dst = append(*dst, w)
-		}
-		return true
-	})
-}
-
-func (p *tokParser) workflow(at *path, w *Workflow) bool {
-	if p.peek() != '{' {
-		p.problem(at, "", msgObject)
-		return p.value()
-	}
-	var seen fields
-	ok := p.object(func(k tokKey) bool {
-		switch {
-		case p.keyIs(k, "campaignId"):
-			if !p.first(&seen, fCampaignID, at, "campaignId") {
-				return p.value()
-			}
-			return p.requiredString(at, "campaignId", &w.CampaignID)
-		case p.keyIs(k, "recipients"):
-			if !p.first(&seen, fRecipients, at, "recipients") {
-				return p.value()
-			}
-			return p.recipients(at, &w.Recipients)
-		default:
-			return p.value()
-		}
-	})
-	if ok {
-		p.requireAll(seen, at, "campaignId", "recipients")
-	}
-	return ok
-}
-
 func (p *tokParser) recipients(at *path, dst *[]Recipient) bool {
 	if p.peek() != '[' {
 		p.problem(at, "recipients", msgArray)
@@ -557,6 +415,11 @@ func (p *tokParser) recipient(at *path, r *Recipient) bool {
 	p.requireAll(seen, at, "id", "email")
 	return true
 }
+
+const (
+	fNotifID fields = 1 << iota
+	fSendProperties
+)
 
 func (p *tokParser) send(s *Send) bool {
 	var seen fields

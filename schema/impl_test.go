@@ -15,7 +15,7 @@ var implementations = []struct {
 	name string
 	run  func(Kind, []byte, target) error
 }{
-	{"scanner", runScanner},
+	{"production", decodeProduction},
 	{"gojson", runGoJSON},
 }
 
@@ -39,7 +39,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// FuzzDecodeParsers checks that the scanner and go-json judge every body alike: the same error,
+// FuzzDecodeParsers checks that the scanner (which decodes track, workflow and commit) and
+// go-json judge every body alike: the same error,
 // or the same decoded message.
 // Run it with: go test -run '^$' -fuzz FuzzDecodeParsers -fuzztime 60s ./schema/
 func FuzzDecodeParsers(f *testing.F) {
@@ -59,7 +60,7 @@ func FuzzDecodeParsers(f *testing.F) {
 			s   Send
 			err error
 		}
-		want.err = runScanner(kind, data, target{track: &want.tr, workflow: &want.w, send: &want.s})
+		want.err = decodeProduction(kind, data, target{track: &want.tr, workflow: &want.w, send: &want.s})
 		got.err = runGoJSON(kind, data, target{track: &got.tr, workflow: &got.w, send: &got.s})
 		require.Equal(t, want.err, got.err)
 		if want.err == nil {
@@ -67,6 +68,6 @@ func FuzzDecodeParsers(f *testing.F) {
 			require.Equal(t, want.w, got.w)
 			require.Equal(t, want.s, got.s)
 		}
-		require.Equal(t, runScanner(kind, data, target{}), runGoJSON(kind, data, target{}), "validate only")
+		require.Equal(t, decodeProduction(kind, data, target{}), runGoJSON(kind, data, target{}), "validate only")
 	})
 }
