@@ -27,10 +27,12 @@ const MaxBodySize = 1 << 20
 // is a problem ("duplicate key"): JSON parsers disagree on which copy wins, so a producer in
 // another language could mean the other one.
 //
-// Decoding is a single pass of this package's parser over the body: it builds the generic parts
-// (properties, custom recipient keys) itself as it reads them, with the values go-json would
-// give. Numbers in those parts are json.Number, strings are copies: nothing refers to data after
-// the call.
+// A track, workflow or commit, the messages of the window path, is decoded in a single pass of
+// this package's scanner (scan.go), which builds the generic parts (properties, custom recipient
+// keys) as it reads them, with the values go-json would give; it is two to nine times faster on
+// them than go-json doing the parsing (docs/PERFORMANCE.md). A send is decoded with go-json
+// (gojson.go). Either way, numbers in the generic parts are json.Number and strings are copies:
+// nothing refers to data after the call.
 
 // DecodeTrack decodes and validates the body of a track message.
 func DecodeTrack(data []byte) (*Track, error) {
@@ -81,7 +83,30 @@ type target struct {
 	send     *Send
 }
 
+// run decodes a body of any kind: a send with go-json (runTokens), the kinds of the window path
+// with this package's scanner, which is several times faster on them (docs/PERFORMANCE.md).
 func run(kind Kind, data []byte, dst target) error {
+	return decodeWith(kind, data, dst)
+}
+
+// decodeWith is run's implementation; the tests run every test with a go-json-only one too.
+var decodeWith = decodeProduction
+
+func decodeProduction(kind Kind, data []byte, dst target) error {
+	if kind == KindSend {
+		return runTokens(kind, data, dst != target{}, func(p *tokParser) bool {
+			s := dst.send
+			if s == nil {
+				s = new(Send)
+			}
+			return p.send(s)
+		})
+	}
+	return runScanner(kind, data, dst)
+}
+
+// runScanner decodes a track, workflow or commit in a single pass of the scanner.
+func runScanner(kind Kind, data []byte, dst target) error {
 	if len(data) > MaxBodySize {
 		return newError(ReasonTooLarge, "", "body is "+strconv.Itoa(len(data))+
 			" bytes, more than the limit of "+strconv.Itoa(MaxBodySize))
@@ -121,12 +146,6 @@ func run(kind Kind, data []byte, dst target) error {
 			ok = p.workflow(nil, w)
 		case KindCommit:
 			ok = p.anyObject()
-		case KindSend:
-			s := dst.send
-			if s == nil {
-				s = new(Send)
-			}
-			ok = p.send(s)
 		}
 		ok = ok && p.end()
 	}
@@ -526,75 +545,4 @@ func (p *parser) generic() (any, bool) {
 		// value consumed a number: anything else starts with one of the bytes above.
 		return json.Number(p.data[start:p.pos]), true
 	}
-}
-
-const (
-	fNotifID fields = 1 << iota
-	fSendProperties
-)
-
-func (p *parser) send(s *Send) bool {
-	var seen fields
-	ok := p.object(func(k key) bool {
-		switch {
-		case p.keyIs(k, "notifId"):
-			if !p.first(&seen, fNotifID, nil, "notifId") {
-				return p.value()
-			}
-			return p.requiredString(nil, "notifId", &s.NotifID)
-		case p.keyIs(k, "properties"):
-			if !p.first(&seen, fSendProperties, nil, "properties") {
-				return p.value()
-			}
-			return p.sendProperties(s)
-		default:
-			return p.value()
-		}
-	})
-	if ok {
-		p.requireAll(seen, nil, "notifId", "properties")
-	}
-	return ok
-}
-
-// sendProperties consumes the properties of a send: any object with a valid recipients array,
-// which is decoded into Recipients and also kept in Properties as given.
-func (p *parser) sendProperties(s *Send) bool {
-	if p.peek() != '{' {
-		p.problem(nil, "properties", msgObject)
-		return p.value()
-	}
-	at := path{field: "properties"}
-	var seen fields
-	var props map[string]any
-	if p.build {
-		props = map[string]any{}
-	}
-	ok := p.object(func(k key) bool {
-		if p.keyIs(k, "recipients") && p.first(&seen, 1, &at, "recipients") {
-			start := p.pos
-			if !p.recipients(&at, &s.Recipients) {
-				return false
-			}
-			if p.build {
-				// The properties keep the recipients as sent, as generic values.
-				sub := parser{data: p.data[:p.pos], pos: start}
-				props["recipients"], _ = sub.generic()
-			}
-			return true
-		}
-		if !p.build {
-			return p.value()
-		}
-		name := p.stringAt(k.start, k.end, k.esc)
-		v, ok := p.generic()
-		props[name] = v
-		return ok
-	})
-	if !ok {
-		return false
-	}
-	p.requireAll(seen, &at, "recipients")
-	s.Properties = props
-	return true
 }
