@@ -34,6 +34,7 @@ type metrics struct {
 	redeliveries    *prometheus.CounterVec
 	naks            prometheus.Counter
 	inProgressSends prometheus.Counter
+	unroutable      *prometheus.CounterVec
 
 	// settled caches the children of messages by kind (in the order of schema.Kinds) and
 	// outcome (in the order of outcomes), so that counting a settled message, which happens for
@@ -149,10 +150,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Name: "in_progress_total",
 			Help: "InProgress acknowledgements sent to keep held messages from redelivery.",
 		}),
+		unroutable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "unroutable_messages_total",
+			Help: "Messages published under the subject prefix that no stream captures, by outcome: dead_lettered " +
+				"(unknown_subject), refused (a request, answered \"no responders\"), lost (no copy could be stored).",
+		}, []string{"outcome"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.messages, m.apiCalls, m.apiLatency, m.openWindows, m.heldMessages, m.workflowsFlush,
-		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends,
+		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends, m.unroutable,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
