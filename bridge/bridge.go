@@ -135,6 +135,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 		bound = cons.CachedInfo()
 	}
 
+	// Provisioned by now: the watcher reads what the streams capture.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	unroutable, err := b.watchUnroutable(watchCtx)
+	if err != nil {
+		stopWatch()
+		return err
+	}
+	defer func() {
+		stopWatch() // Run may return before ctx is done, when the source fails
+		unroutable.wait()
+	}()
+
 	in := make(chan inbound, 1024)
 	if group != nil {
 		group.control = func(f func(*coordinator)) { in <- inbound{control: f} }
@@ -151,7 +163,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	c.startRecovery(bound, b.js.Conn(), time.Now())
 	c.run(ctx, in)
 	b.ready.Store(false)
-	err := <-srcErr
+	err = <-srcErr
 	if group != nil {
 		// Only now, with every held message settled, may this replica's partitions move.
 		group.leave()

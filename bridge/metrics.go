@@ -34,6 +34,7 @@ type metrics struct {
 	redeliveries    *prometheus.CounterVec
 	naks            prometheus.Counter
 	inProgressSends prometheus.Counter
+	unroutable      *prometheus.CounterVec
 
 	deadLetterFailures prometheus.Counter
 	deadLetterWaiting  prometheus.Gauge
@@ -160,10 +161,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Name: "dead_letters_waiting",
 			Help: "Messages on their last delivery held until their dead-letter copy is stored.",
 		}),
+		unroutable: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "unroutable_messages_total",
+			Help: "Messages published under the subject prefix that no stream captures, by outcome: dead_lettered " +
+				"(unknown_subject), refused (a request, answered \"no responders\"), lost (no copy could be stored).",
+		}, []string{"outcome"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.messages, m.apiCalls, m.apiLatency, m.openWindows, m.heldMessages, m.workflowsFlush,
-		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends,
+		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends, m.unroutable,
 		m.deadLetterFailures, m.deadLetterWaiting,
 	} {
 		if err := reg.Register(c); err != nil {

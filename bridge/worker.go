@@ -339,12 +339,27 @@ func (b *Bridge) lastDelivery(h *heldMsg) bool {
 
 // deadLetter publishes the dead-letter copy of one message and waits for the stream's ack.
 func (b *Bridge) deadLetter(ctx context.Context, h *heldMsg, d decision) error {
-	m := nats.NewMsg(b.deadLetterSubject(h))
+	m := deadLetterCopy(b.deadLetterSubject(h), h.msg.Subject(), h.msg.Headers(), h.msg.Data(), d)
+	m.Header.Set(HeaderOriginalSequence, strconv.FormatUint(h.seq, 10))
+	m.Header.Set(HeaderDeliveries, strconv.FormatUint(h.delivered, 10))
+	if key := usedKey(h, d); key != "" {
+		m.Header.Set(HeaderIdempotencyKey, key)
+	}
+	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+h.stream+"-"+strconv.FormatUint(h.seq, 10))
+	return b.publishDeadLetter(ctx, m)
+}
+
+// deadLetterCopy builds the dead-letter copy, to subject, of a message received on original:
+// its headers and body (redacted when it may hold a secret) and the headers every dead letter
+// carries. The caller adds where the original sat (sequence, deliveries) and the copy's
+// Nats-Msg-Id.
+func deadLetterCopy(subject, original string, hdr nats.Header, data []byte, d decision) *nats.Msg {
+	m := nats.NewMsg(subject)
 	m.Header = nats.Header{}
-	for k, v := range h.msg.Headers() {
+	for k, v := range hdr {
 		m.Header[k] = append([]string(nil), v...)
 	}
-	m.Data = h.msg.Data()
+	m.Data = data
 	if d.reason == string(schema.ReasonSecretInMessage) || mayHoldSecret(m.Data) {
 		// Secrets never travel on the bus: the copy carries the body with them redacted. A
 		// body refused for another reason (too large, not JSON) may carry one too.
@@ -352,19 +367,19 @@ func (b *Bridge) deadLetter(ctx context.Context, h *heldMsg, d decision) error {
 	}
 	m.Header.Set(HeaderReason, d.reason)
 	m.Header.Set(HeaderError, headerText(d.detail))
-	m.Header.Set(HeaderOriginalSubject, h.msg.Subject())
-	m.Header.Set(HeaderOriginalSequence, strconv.FormatUint(h.seq, 10))
-	m.Header.Set(HeaderDeliveries, strconv.FormatUint(h.delivered, 10))
+	m.Header.Set(HeaderOriginalSubject, original)
 	if d.status != 0 {
 		m.Header.Set(HeaderAPIStatus, strconv.Itoa(d.status))
 	} else {
 		m.Header.Del(HeaderAPIStatus)
 	}
-	if key := usedKey(h, d); key != "" {
-		m.Header.Set(HeaderIdempotencyKey, key)
-	}
 	m.Header.Del(HeaderTruncated)
-	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+h.stream+"-"+strconv.FormatUint(h.seq, 10))
+	return m
+}
+
+// publishDeadLetter publishes a dead-letter copy to the dead-letter stream, cut to fit the
+// server's max payload, and waits for its ack.
+func (b *Bridge) publishDeadLetter(ctx context.Context, m *nats.Msg) error {
 	// Set here rather than by the publish option, so that the size below counts it.
 	m.Header.Set(jetstream.ExpectedStreamHeader, b.cfg.DeadLetter.Stream)
 	truncate(m, b.js.Conn().MaxPayload())
