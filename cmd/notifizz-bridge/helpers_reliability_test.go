@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -113,8 +114,16 @@ func readDLQ(t *testing.T, js jetstream.JetStream) []dlqMessage {
 		return out
 	}
 	for seq := info.State.FirstSeq; seq <= info.State.LastSeq; seq++ {
-		m, err := s.GetMsg(ctx, seq)
-		if err != nil {
+		// Each read has a deadline of its own, and only a message that is not there is skipped:
+		// a read that timed out on a busy machine must not make a dead letter look missing.
+		var m *jetstream.RawStreamMsg
+		require.Eventually(t, func() bool {
+			rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			m, err = s.GetMsg(rctx, seq)
+			return err == nil || errors.Is(err, jetstream.ErrMsgNotFound)
+		}, 2*time.Minute, 100*time.Millisecond, "reading dead letter %d: %v", seq, err)
+		if m == nil {
 			continue // deleted: a replayed dead letter leaves a gap
 		}
 		out = append(out, dlqMessage{Seq: m.Sequence, Subject: m.Subject, Header: m.Header, Data: m.Data})
