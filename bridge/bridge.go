@@ -111,6 +111,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}
 	src := b.source
 	var group *partitionedSource
+	var single *consumerSource
 	// The consumer as bound, before this bridge pulled anything: what it shows pending was
 	// held by a predecessor (see recovery).
 	var bound *jetstream.ConsumerInfo
@@ -126,13 +127,11 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 		src, group, bound = ps, ps, ps.bound
 	default:
-		cons, err := b.provision(ctx)
+		cs, err := b.provision(ctx)
 		if err != nil {
 			return err
 		}
-		src = &consumerSource{cons: cons, log: b.log, batch: min(b.cfg.Consumer.MaxAckPending, 1000),
-			pullBytes: pullBytes(b.js.Conn().MaxPayload())}
-		bound = cons.CachedInfo()
+		src, single, bound = cs, cs, cs.cons.CachedInfo()
 	}
 
 	// Provisioned by now: the watcher reads what the streams capture.
@@ -148,8 +147,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	}()
 
 	in := make(chan inbound, 1024)
+	control := func(f func(*coordinator)) { in <- inbound{control: f} }
 	if group != nil {
-		group.control = func(f func(*coordinator)) { in <- inbound{control: f} }
+		group.control = control
+	}
+	if single != nil {
+		single.control = control
 	}
 	srcErr := make(chan error, 1)
 	// The source goroutine owns in: it closes it once the source has returned, which is the
@@ -224,71 +227,15 @@ func (b *Bridge) provisionStreams(ctx context.Context) error {
 }
 
 // provision prepares the streams and returns the durable consumer to read from.
-func (b *Bridge) provision(ctx context.Context) (jetstream.Consumer, error) {
+func (b *Bridge) provision(ctx context.Context) (*consumerSource, error) {
 	if err := b.provisionStreams(ctx); err != nil {
 		return nil, err
 	}
-	cfg := b.cfg
-	if !cfg.Stream.Create {
-		cons, err := b.js.Consumer(ctx, cfg.Stream.Name, cfg.Consumer.Durable)
-		if err != nil {
-			return nil, fmt.Errorf("bind consumer %s on stream %s: %w", cfg.Consumer.Durable, cfg.Stream.Name, err)
-		}
-		return cons, nil
-	}
-	// No BackOff: it would silently replace AckWait with its first step. Delays come from
-	// NakWithDelay instead, chosen per message by decide.
-	cons, err := b.js.CreateOrUpdateConsumer(ctx, cfg.Stream.Name, jetstream.ConsumerConfig{
-		Durable:       cfg.Consumer.Durable,
-		Description:   "notifizz-bridge",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.Consumer.AckWait,
-		MaxDeliver:    cfg.Consumer.MaxDeliver,
-		MaxAckPending: cfg.Consumer.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	cons, err := b.bindConsumer(ctx, 0)
 	if err != nil {
-		return nil, fmt.Errorf("create or update consumer %s on stream %s: %w", cfg.Consumer.Durable, cfg.Stream.Name, err)
+		return nil, err
 	}
-	return cons, nil
-}
-
-// consumerSource reads one durable pull consumer with Consume.
-type consumerSource struct {
-	cons      jetstream.Consumer
-	log       *slog.Logger
-	batch     int // messages per pull
-	pullBytes int // bytes per pull (see pullBytes)
-}
-
-// pullBytes bounds the bytes of one pull request, and so what the client buffers (about two
-// requests' worth): a batch of large messages would otherwise buffer batch × the server's max
-// payload (1,000 × 64 MB at worst). It never goes below twice the max payload, under which a
-// message the size of the max payload would stall the consumer.
-func pullBytes(maxPayload int64) int {
-	return max(16<<20, 2*int(maxPayload)+64<<10)
-}
-
-func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
-	// A short PullExpiry: when the consumer sits at MaxAckPending, a pull waits for its whole
-	// expiry before the next one is issued, so a long one stalls the bridge after a burst.
-	cc, err := s.cons.Consume(handle,
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.PullMaxMessagesWithBytesLimit(s.batch, s.pullBytes),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			s.log.Warn("consume error", "error", err)
-		}),
-	)
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
-	ready()
-	<-ctx.Done()
-	// Stop is asynchronous; Drain hands over what is buffered and Closed tells when the
-	// callback will not run again.
-	cc.Drain()
-	<-cc.Closed()
-	return nil
+	return b.newConsumerSource(ctx, cons)
 }
 
 // decoded is a message with what the bridge learned of it: where it sits in the stream, which

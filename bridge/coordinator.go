@@ -49,6 +49,9 @@ type coordinator struct {
 	queue   []*job
 	gen     uint64
 	rec     recovery // holds flushes while pieces held elsewhere may come back
+	// copiesAnywhere: any delivery, not only a redelivery, may be a copy of a message settled
+	// lately, since the consumer was created again (see consumerSource).
+	copiesAnywhere bool
 
 	inflight int
 
@@ -251,7 +254,7 @@ func (c *coordinator) onMessage(in inbound) {
 		log.Debug("redelivered copy of a held message", "event_key", in.key, "stream_seq", in.seq, "num_delivered", in.delivered)
 		return
 	}
-	if (in.delivered > 1 || c.b.cfg.Partitions.Count > 0) && c.b.settled.has(in.stream, in.seq) {
+	if (in.delivered > 1 || c.copiesAnywhere || c.b.cfg.Partitions.Count > 0) && c.b.settled.has(in.stream, in.seq) {
 		// A copy of a message settled lately (see settledSeqs). A consumer group's copy can
 		// be a first delivery: pcgroups re-creates consumers when partitions move.
 		log.Debug("copy of a settled message", "event_key", in.key, "stream_seq", in.seq, "num_delivered", in.delivered)

@@ -80,3 +80,13 @@ func (s *settledSeqs) has(stream string, seq uint64) bool {
 	_, ok := s.seqs[seq]
 	return ok
 }
+
+// reset forgets every sequence: the stream was deleted and created again, and numbers its
+// messages from 1 again.
+func (s *settledSeqs) reset() {
+	s.mu.Lock()
+	clear(s.seqs)
+	clear(s.ring)
+	s.next = 0
+	s.mu.Unlock()
+}

@@ -1,0 +1,336 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// rebindMaxBackoff caps the pause between two attempts to bind a consumer that went away.
+const rebindMaxBackoff = 5 * time.Second
+
+// rebindLogEvery is how often a rebind that keeps failing is logged again.
+const rebindLogEvery = time.Minute
+
+// consumerConfig is the durable consumer the bridge creates. It delivers from stream sequence
+// start, or from the stream's first message when start is at most 1. No BackOff: it would
+// silently replace AckWait with its first step. Delays come from NakWithDelay instead, chosen
+// per message by decide.
+func (b *Bridge) consumerConfig(start uint64) jetstream.ConsumerConfig {
+	cfg := b.cfg.Consumer
+	cc := jetstream.ConsumerConfig{
+		Durable:       cfg.Durable,
+		Description:   "notifizz-bridge",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if start > 1 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
+	}
+	return cc
+}
+
+// bindConsumer returns the durable consumer. When the operator manages it, it binds it as it is;
+// otherwise it creates it, delivering from stream sequence start, or updates the one that exists,
+// keeping where that one started (the server refuses to change it).
+func (b *Bridge) bindConsumer(ctx context.Context, start uint64) (jetstream.Consumer, error) {
+	stream, durable := b.cfg.Stream.Name, b.cfg.Consumer.Durable
+	have, err := b.js.Consumer(ctx, stream, durable)
+	if !b.cfg.Stream.Create {
+		if err != nil {
+			return nil, fmt.Errorf("bind consumer %s on stream %s: %w", durable, stream, err)
+		}
+		return have, nil
+	}
+	want := b.consumerConfig(start)
+	switch {
+	case err == nil:
+		c := have.CachedInfo().Config
+		want.DeliverPolicy, want.OptStartSeq, want.OptStartTime = c.DeliverPolicy, c.OptStartSeq, c.OptStartTime
+	case !errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil, fmt.Errorf("read consumer %s on stream %s: %w", durable, stream, err)
+	}
+	cons, err := b.js.CreateOrUpdateConsumer(ctx, stream, want)
+	if err != nil {
+		return nil, fmt.Errorf("create or update consumer %s on stream %s: %w", durable, stream, err)
+	}
+	return cons, nil
+}
+
+// consumerSource reads the one durable pull consumer with Consume, and binds it again when it
+// goes away (see docs/RELIABILITY.md, "A deleted consumer or stream"): an operator deleted it,
+// or its stream, or a server lost it. The bridge then reports itself not ready, settles what it
+// held from the old consumer, and binds a consumer again, with backoff, until it succeeds: one
+// it creates (stream.create) delivering from just after the ack floor last read, or, when the
+// operator manages the consumer, the one the operator creates again.
+type consumerSource struct {
+	b         *Bridge
+	cons      jetstream.Consumer
+	batch     int // messages per pull
+	pullBytes int // bytes per pull (see pullBytes)
+	// control runs a function on the coordinator's goroutine, in order with the messages handed
+	// over; Run sets it before Consume.
+	control func(func(*coordinator))
+
+	// The fields below belong to Consume's goroutine.
+	floor        uint64    // the consumer's ack floor (a stream sequence) as last read: all up to it is settled
+	streamBorn   time.Time // when the stream was created: another time means a new stream
+	consumerBorn time.Time // when the consumer was created: another time means one created again
+}
+
+// newConsumerSource returns the source for cons, a consumer the bridge has just bound.
+func (b *Bridge) newConsumerSource(ctx context.Context, cons jetstream.Consumer) (*consumerSource, error) {
+	st, err := b.js.Stream(ctx, b.cfg.Stream.Name)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", b.cfg.Stream.Name, err)
+	}
+	info := cons.CachedInfo()
+	return &consumerSource{
+		b: b, cons: cons, batch: min(b.cfg.Consumer.MaxAckPending, 1000),
+		pullBytes: pullBytes(b.js.Conn().MaxPayload()),
+		floor:     info.AckFloor.Stream, streamBorn: st.CachedInfo().Created, consumerBorn: info.Created,
+	}, nil
+}
+
+// pullBytes bounds the bytes of one pull request, and so what the client buffers (about two
+// requests' worth): a batch of large messages would otherwise buffer batch × the server's max
+// payload (1,000 × 64 MB at worst). It never goes below twice the max payload, under which a
+// message the size of the max payload would stall the consumer.
+func pullBytes(maxPayload int64) int {
+	return max(16<<20, 2*int(maxPayload)+64<<10)
+}
+
+// Consume reads the consumer until ctx is done, binding it again whenever it goes away.
+func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
+	for {
+		gone, err := s.consume(ctx, handle, ready)
+		if err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.b.ready.Store(false)
+		s.b.log.Warn("the consumer is gone: not ready until it is bound again",
+			"stream", s.b.cfg.Stream.Name, "consumer", s.b.cfg.Consumer.Durable, "ack_floor", s.floor, "error", gone)
+		if s.rebind(ctx) != nil {
+			return nil // ctx is done
+		}
+	}
+}
+
+// consume reads the bound consumer until ctx is done (gone is nil) or the consumer is found gone
+// (gone says how). It returns when handle will not be called again.
+func (s *consumerSource) consume(ctx context.Context, handle func(jetstream.Msg), ready func()) (gone, err error) {
+	check := make(chan error, 1)
+	// A short PullExpiry: when the consumer sits at MaxAckPending, a pull waits for its whole
+	// expiry before the next one is issued, so a long one stalls the bridge after a burst.
+	cc, err := s.cons.Consume(handle,
+		jetstream.PullExpiry(5*time.Second),
+		jetstream.PullMaxMessagesWithBytesLimit(s.batch, s.pullBytes),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			s.b.log.Warn("consume error", "error", err)
+			select {
+			case check <- err:
+			default: // a check is pending already
+			}
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("consume: %w", err)
+	}
+	ready()
+	gone = s.watch(ctx, cc.Closed(), check)
+	if gone == nil {
+		// Stop is asynchronous; Drain hands over what is buffered and Closed tells when the
+		// callback will not run again.
+		cc.Drain()
+	} else {
+		// What is buffered came from a consumer that is gone: its acks count for nothing, and
+		// the next consumer delivers it again.
+		cc.Stop()
+	}
+	<-cc.Closed()
+	return gone, nil
+}
+
+// watch waits until ctx is done (nil) or the consumer is found gone. The client reports a
+// deleted consumer to a pull it has pending, and missed heartbeats when it has none to report to;
+// the consumer's info is also read every beat, which keeps the ack floor known.
+func (s *consumerSource) watch(ctx context.Context, closed <-chan struct{}, check <-chan error) error {
+	tick := time.NewTicker(beatEvery(s.b.cfg.Consumer.AckWait))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-closed:
+			return errors.New("the client stopped consuming")
+		case err := <-check:
+			if errors.Is(err, jetstream.ErrConsumerDeleted) {
+				return err // the client has stopped consuming
+			}
+		case <-tick.C:
+		}
+		if gone := s.readInfo(ctx); gone != nil {
+			return gone
+		}
+	}
+}
+
+// readInfo reads the consumer's info, keeps its ack floor, and returns an error when it is gone
+// or has been created again.
+func (s *consumerSource) readInfo(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, beatEvery(s.b.cfg.Consumer.AckWait))
+	defer cancel()
+	info, err := s.cons.Info(ctx)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return err
+	case err != nil:
+		return nil // unreachable now: the client reconnects and pulls again by itself
+	case !info.Created.Equal(s.consumerBorn):
+		// Deleted and created again between two reads: what it shows is not the floor of the
+		// consumer this bridge read.
+		return errors.New("the consumer was deleted and created again")
+	}
+	s.floor = max(s.floor, info.AckFloor.Stream)
+	return nil
+}
+
+// rebind binds a consumer again, after settling what the bridge held from the old one, trying
+// with backoff until it succeeds or ctx is done.
+func (s *consumerSource) rebind(ctx context.Context) error {
+	delay := 100 * time.Millisecond
+	settled := false // what the bridge held from the old consumer has been let go or finished
+	var logged time.Time
+	for {
+		err := s.tryRebind(ctx, &settled)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if now := time.Now(); now.Sub(logged) >= rebindLogEvery {
+			logged = now
+			s.b.log.Warn("could not bind the consumer again; retrying", "error", err, "in", delay)
+		}
+		if err := sleepCtx(ctx, delay); err != nil {
+			return err
+		}
+		delay = min(2*delay, rebindMaxBackoff)
+	}
+}
+
+// tryRebind makes one attempt at binding the consumer again. The first time it finds the stream,
+// or finds it gone, it settles what the bridge held from the old consumer (see release and
+// finish), and sets *settled.
+func (s *consumerSource) tryRebind(ctx context.Context, settled *bool) error {
+	cfg := s.b.cfg
+	rctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
+	defer cancel()
+	st, err := s.b.js.Stream(rctx, cfg.Stream.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if cfg.Stream.Create {
+			// The dead-letter stream too, if it went with it: finish may dead-letter.
+			if err := s.b.provisionStreams(rctx); err != nil {
+				return err
+			}
+			st, err = s.b.js.Stream(rctx, cfg.Stream.Name)
+		} else if !*settled {
+			s.finish(ctx)
+			*settled = true
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", cfg.Stream.Name, err)
+	}
+	if born := st.CachedInfo().Created; !born.Equal(s.streamBorn) {
+		s.finish(ctx)
+		// A new stream numbers its messages from 1 again: what the bridge remembers of the
+		// old one's sequences would take new messages for copies of settled ones.
+		s.b.settled.reset()
+		s.floor, s.streamBorn, *settled = 0, born, true
+		s.b.log.Warn("the stream was deleted and created again: reading the new one from its first message",
+			"stream", cfg.Stream.Name)
+	} else if !*settled {
+		s.release()
+		*settled = true
+	}
+	cons, err := s.b.bindConsumer(rctx, s.floor+1)
+	if err != nil {
+		return err
+	}
+	info := cons.CachedInfo()
+	s.cons, s.consumerBorn = cons, info.Created
+	s.floor = info.AckFloor.Stream
+	// Every delivery of the new consumer may be a copy of a message settled through the old
+	// one beyond its ack floor, and it delivers what is left in stream order: no hold is needed
+	// for what the old one held.
+	s.control(func(c *coordinator) {
+		c.copiesAnywhere = true
+		c.endStartHold(time.Now())
+	})
+	s.b.log.Info("bound the consumer again", "stream", cfg.Stream.Name, "consumer", cfg.Consumer.Durable,
+		"deliver_policy", info.Config.DeliverPolicy.String(), "start_seq", info.Config.OptStartSeq)
+	return nil
+}
+
+// release lets go of what the bridge holds from a consumer that is gone while its stream stays:
+// the windows and the queued calls, which the next consumer delivers again, as it starts just
+// after the last ack floor read (everything the bridge holds lies above it). Calls in flight run
+// to their end; their acks reach the next consumer by its name, and a copy of theirs that it
+// delivers meanwhile is known as held, then as settled.
+func (s *consumerSource) release() {
+	done := make(chan int, 1)
+	s.control(func(c *coordinator) { done <- c.releaseWindows(true, nil) })
+	if n := <-done; n > 0 {
+		s.b.log.Info("released open windows to the next consumer", "windows", n)
+	}
+}
+
+// finish settles what the bridge holds from a stream that is gone: those messages exist nowhere
+// else now, so a window with a track is sent at once and one without is dead-lettered
+// (missing_track), and it waits until the workers are done with them, so that no sequence of
+// the old stream is held when the new one delivers its own.
+func (s *consumerSource) finish(ctx context.Context) {
+	s.control(func(c *coordinator) { c.finishWindows(time.Now()) })
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		empty := make(chan bool, 1)
+		s.control(func(c *coordinator) { empty <- len(c.held) == 0 })
+		if <-empty {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// finishWindows flushes every window that has a track and dead-letters the pieces of those that
+// have none (missing_track): their stream is gone.
+func (c *coordinator) finishWindows(now time.Time) {
+	for _, w := range c.windows {
+		switch {
+		case w.track != nil:
+			c.flush(w, now)
+		case len(w.workflows) == 0:
+			c.ignoreLoneCommits(w)
+		default:
+			c.closeWindow(w)
+			c.enqueue(&job{kind: jobDeadLetter, members: append(w.workflows, w.commits...), reason: ReasonMissingTrack,
+				detail: "the stream was deleted before the event's track arrived"})
+		}
+	}
+}
