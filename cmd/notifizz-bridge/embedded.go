@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"time"
 
@@ -18,10 +19,18 @@ import (
 // recovering a large store is the slow part.
 const embeddedReadyTimeout = 30 * time.Second
 
+// embeddedServer is the running embedded server and the lock on its store directory, which it
+// holds until the server has shut down.
+type embeddedServer struct {
+	*server.Server
+	lock *os.File
+}
+
 // startEmbedded starts the in-process JetStream server that stands in for an external one when
 // nats.url is empty. Its client port is a real TCP listener, so that the publish command and the
-// nats CLI can talk to it; the daemon itself connects in-process.
-func startEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error) {
+// nats CLI can talk to it; the daemon itself connects in-process. It refuses to start when
+// another process holds the store directory (see lockStore).
+func startEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*embeddedServer, error) {
 	host, portText, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen: %w", err)
@@ -30,6 +39,20 @@ func startEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen: bad port %q", portText)
 	}
+	lock, err := lockStore(cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startNATS(host, port, cfg, log)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &embeddedServer{Server: srv, lock: lock}, nil
+}
+
+// startNATS starts the embedded server on host:port with its store in cfg.StoreDir.
+func startNATS(host string, port int, cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error) {
 	srv, err := server.NewServer(&server.Options{
 		// A fixed name keeps the JetStream store's identity stable across restarts.
 		ServerName: "notifizz-bridge",
@@ -65,10 +88,11 @@ func startEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error)
 }
 
 // stopEmbedded shuts the embedded server down and waits until its store is closed, so that the
-// next start finds it consistent.
-func stopEmbedded(srv *server.Server) {
+// next start finds it consistent, and only then lets go of the store directory.
+func stopEmbedded(srv *embeddedServer) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
+	srv.lock.Close()
 }
 
 // embeddedClientURL is the address another process uses to reach the embedded server: a

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,8 +146,8 @@ func newAPIClient(cfg Config, stdout io.Writer, log *slog.Logger) *notifizz.Clie
 // behind it.
 type natsConn struct {
 	nc     *nats.Conn
-	srv    *server.Server // nil for an external server
-	target string         // where it connected, for logs: a redacted URL or "embedded <listen>"
+	srv    *embeddedServer // nil for an external server
+	target string          // where it connected, for logs: a redacted URL or "embedded <listen>"
 }
 
 // connectDaemon connects for the long run: it reconnects forever and logs every change of
@@ -179,7 +178,7 @@ func connectDaemon(cfg NATSConfig, log *slog.Logger) (*natsConn, error) {
 			return nil, err
 		}
 		// In-process: no TCP between the daemon and its own server.
-		nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.InProcessServer(srv))...)
+		nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.InProcessServer(srv.Server))...)
 		if err != nil {
 			stopEmbedded(srv)
 			return nil, connectError("embedded "+cfg.Embedded.Listen, err)
