@@ -102,7 +102,7 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 func (b *Bridge) Ready() bool { return b.ready.Load() }
 
 // Run provisions the streams and the consumer (when configured to), consumes until ctx is
-// done, and then shuts down: it stops pulling, flushes the windows that have a track, waits up
+// done, and then shuts down: it stops pulling, hands the open windows back (naks), waits up
 // to ShutdownTimeout for the calls in flight, naks whatever it still holds, and returns once
 // every goroutine it started has ended. It returns nil after a clean shutdown.
 func (b *Bridge) Run(ctx context.Context) error {

@@ -777,11 +777,15 @@ func TestRestartMidWindowDeliversOnce(t *testing.T) {
 	assert.Equal(t, []string{"c1"}, workflowIDs(calls[len(calls)-1]))
 }
 
-func TestShutdownFlushesWindowsWithTrackAndNaksTheRest(t *testing.T) {
+// TestShutdownHandsWindowsBack: at shutdown every open window is naked, with a track or not, so
+// that the next bridge rebuilds it whole: the event whose commit is published after the restart
+// is sent once, with the workflows of both sides of the restart.
+func TestShutdownHandsWindowsBack(t *testing.T) {
 	// Registered first, so it runs last: after the server, connections and API are closed.
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 	e := newEnv(t)
-	r := e.start(func(c *Config) { c.Coalesce.Delay = time.Hour; c.Coalesce.OrphanTimeout = 2 * time.Hour })
+	long := func(c *Config) { c.Coalesce.Delay = time.Hour; c.Coalesce.OrphanTimeout = 2 * time.Hour }
+	r := e.start(long)
 	_, err := e.prod.Track(ctx, "with-track", "ev", nil)
 	require.NoError(t, err)
 	_, err = e.prod.Workflow(ctx, "with-track", "c1", recipients("u")...)
@@ -792,15 +796,23 @@ func TestShutdownFlushesWindowsWithTrackAndNaksTheRest(t *testing.T) {
 		return r.counter(t, "notifizz_bridge_held_messages", nil) == 3
 	}, waitFor, pollEvery)
 	r.stop(t)
-	calls := e.api.snapshot()
-	require.Len(t, calls, 1, "the window with a track was flushed at shutdown")
-	assert.Equal(t, []string{"c1"}, workflowIDs(calls[0]))
-	assert.Equal(t, float64(1), r.counter(t, "notifizz_bridge_messages_total", map[string]string{"kind": "workflow", "outcome": "naked"}))
+	assert.Empty(t, e.api.snapshot(), "nothing sent early at shutdown")
+	assert.Equal(t, float64(2), r.counter(t, "notifizz_bridge_messages_total", map[string]string{"kind": "workflow", "outcome": "naked"}))
+	assert.Equal(t, float64(1), r.counter(t, "notifizz_bridge_messages_total", map[string]string{"kind": "track", "outcome": "naked"}))
 	cons, err := e.js.Consumer(ctx, e.cfg.Stream.Name, e.cfg.Consumer.Durable)
 	require.NoError(t, err)
 	info, err := cons.Info(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, 1, info.NumAckPending+int(info.NumPending), "only the orphan is left, for the next bridge")
+	assert.Equal(t, 3, info.NumAckPending+int(info.NumPending), "every held message is left for the next bridge")
+
+	// The next bridge: the rest of the event comes after the restart.
+	e.start(long)
+	_, err = e.prod.Workflow(ctx, "with-track", "c3", recipients("u")...)
+	require.NoError(t, err)
+	_, err = e.prod.Commit(ctx, "with-track")
+	require.NoError(t, err)
+	calls := e.api.waitCalls(t, 1)
+	assert.Equal(t, []string{"c1", "c3"}, workflowIDs(calls[0]), "one call with the pieces of both sides of the restart")
 }
 
 func TestBindToOperatorManagedStreamsAndUnknownSubject(t *testing.T) {

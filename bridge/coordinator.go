@@ -520,18 +520,17 @@ func (c *coordinator) keepAlive(now time.Time) {
 	}
 }
 
-// shutdown flushes every window that has a track and naks the rest, so another bridge (or this
-// one, restarted) takes them over at once.
+// shutdown hands every open window back, so that another bridge (or this one, restarted)
+// rebuilds it whole from the redeliveries: sending it early would split an event whose pieces
+// are published across a deploy. See handBack for a member on its last delivery.
 func (c *coordinator) shutdown() {
 	for _, w := range c.windows {
-		if w.track != nil {
-			c.flush(w, time.Now())
-			continue
-		}
 		c.closeWindow(w)
 		members := append(slices.Clone(w.workflows), w.commits...)
-		c.b.nakAll(members, 0)
-		c.release(members)
+		if w.track != nil {
+			members = append(members, w.track)
+		}
+		c.handBack(members, decision{})
 	}
 	c.timers = nil
 }

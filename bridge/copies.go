@@ -165,10 +165,11 @@ func (c *coordinator) noteCopies() {
 	}
 }
 
-// handBack gives up on storing the copies of members at shutdown, without losing them: a
-// message the server will deliver again is naked; one on its last delivery, which a nak would
-// lose, is published again to the subject it came on (see requeue) and terminated once stored.
-// Only when that fails too is it naked, and an error says where it stays in the stream.
+// handBack lets go of members at shutdown without losing them (open windows, and messages whose
+// dead-letter copy could not be stored, d saying why): a message the server will deliver again
+// is naked; one on its last delivery, which a nak would lose, is published again to the subject
+// it came on (see requeue) and terminated once stored. Only when that fails too is it naked, and
+// an error says where it stays in the stream.
 func (c *coordinator) handBack(members []*heldMsg, d decision) {
 	ctx, cancel := context.WithTimeout(context.Background(), deadLetterTimeout)
 	defer cancel()
@@ -179,13 +180,13 @@ func (c *coordinator) handBack(members []*heldMsg, d decision) {
 			continue
 		}
 		if err := b.requeue(ctx, h, d); err != nil {
-			b.log.Error("dead-letter copy and requeue both failed on the last delivery at shutdown; message naked, and "+
+			b.log.Error("requeue failed for a message on its last delivery at shutdown; message naked, and "+
 				"the server will not deliver it again: it stays in the stream until its limits remove it",
 				"kind", h.kind, "event_key", h.key, "stream", h.stream, "stream_seq", h.seq, "reason", d.reason, "error", err)
 			b.nakAll([]*heldMsg{h}, 0)
 			continue
 		}
-		b.log.Warn("dead-letter copy not stored by the shutdown deadline; message published again to its subject",
+		b.log.Warn("message on its last delivery published again to its subject at shutdown",
 			"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason)
 		b.settled.note(h.stream, h.seq)
 		if err := h.msg.TermWithReason("requeued"); err != nil {

@@ -43,8 +43,8 @@ const scaleWait = 3 * time.Minute // a deadline only: a busy machine is slow
 func (e *env) partitioned(mode string, count int, members ...string) Config {
 	cfg := e.cfg
 	cfg.Consumer.AckWait = 2 * time.Second
-	cfg.Coalesce.Delay = 30 * time.Second
-	cfg.Coalesce.OrphanTimeout = time.Minute
+	cfg.Coalesce.Delay = 2 * time.Minute
+	cfg.Coalesce.OrphanTimeout = 4 * time.Minute
 	cfg.Partitions = PartitionsConfig{Count: count, Mode: mode, Group: "bridges", Members: members}
 	return cfg
 }

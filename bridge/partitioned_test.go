@@ -412,8 +412,9 @@ func TestStaticStandbyTakesOver(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.partitioned(PartitionStatic, 4, "m0", "m1")
 	// A commit that reaches the standby before the redelivered pieces of its event finds no
-	// window, and the event then goes at its delay: keep that short.
-	cfg.Coalesce.Delay = 3 * time.Second
+	// window, and the event then goes at its delay: keep that short, yet longer than a busy
+	// machine takes to publish the rounds of 1,000 events (all tracks, then each workflow).
+	cfg.Coalesce.Delay = 10 * time.Second
 	m0 := e.startReplica("m0", cfg)
 	m1 := e.startReplica("m1", cfg)
 	prods := publishers(t, 4, e.srv.ClientURL())

@@ -22,7 +22,7 @@ import (
 const flushTimeout = 2 * time.Second
 
 // runDaemon runs the bridge until ctx is done, then shuts down in order: the bridge (it drains,
-// flushes and naks within shutdownTimeout), the HTTP endpoint, the NATS connection, the
+// hands open windows back and waits for calls in flight within shutdownTimeout), the HTTP endpoint, the NATS connection, the
 // embedded server. Dry-run lines go to stdout, logs to stderr.
 func runDaemon(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	if !cfg.Notifizz.DryRun && cfg.Notifizz.SDKSecretKey == "" {
