@@ -79,22 +79,16 @@ type consumerSource struct {
 	control func(func(*coordinator))
 
 	// The fields below belong to Consume's goroutine.
-	floor        uint64    // the consumer's ack floor (a stream sequence) as last read: all up to it is settled
-	streamBorn   time.Time // when the stream was created: another time means a new stream
-	consumerBorn time.Time // when the consumer was created: another time means one created again
+	floor      uint64 // the consumer's ack floor (a stream sequence) as last read: all up to it is settled
+	streamGone bool   // the stream was found missing since the consumer went: the next one is new
 }
 
 // newConsumerSource returns the source for cons, a consumer the bridge has just bound.
 func (b *Bridge) newConsumerSource(ctx context.Context, cons jetstream.Consumer) (*consumerSource, error) {
-	st, err := b.js.Stream(ctx, b.cfg.Stream.Name)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", b.cfg.Stream.Name, err)
-	}
-	info := cons.CachedInfo()
 	return &consumerSource{
 		b: b, cons: cons, batch: min(b.cfg.Consumer.MaxAckPending, 1000),
 		pullBytes: pullBytes(b.js.Conn().MaxPayload()),
-		floor:     info.AckFloor.Stream, streamBorn: st.CachedInfo().Created, consumerBorn: info.Created,
+		floor:     cons.CachedInfo().AckFloor.Stream,
 	}, nil
 }
 
@@ -184,8 +178,9 @@ func (s *consumerSource) watch(ctx context.Context, closed <-chan struct{}, chec
 	}
 }
 
-// readInfo reads the consumer's info, keeps its ack floor, and returns an error when it is gone
-// or has been created again.
+// readInfo reads the consumer's info, keeps its ack floor, and returns an error when it is gone.
+// Its creation time is not compared: a server restarting restores its consumers a moment after
+// it answers, and an info read in between shows another creation time for the same consumer.
 func (s *consumerSource) readInfo(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, beatEvery(s.b.cfg.Consumer.AckWait))
 	defer cancel()
@@ -195,10 +190,6 @@ func (s *consumerSource) readInfo(ctx context.Context) error {
 		return err
 	case err != nil:
 		return nil // unreachable now: the client reconnects and pulls again by itself
-	case !info.Created.Equal(s.consumerBorn):
-		// Deleted and created again between two reads: what it shows is not the floor of the
-		// consumer this bridge read.
-		return errors.New("the consumer was deleted and created again")
 	}
 	s.floor = max(s.floor, info.AckFloor.Stream)
 	return nil
@@ -238,6 +229,7 @@ func (s *consumerSource) tryRebind(ctx context.Context, settled *bool) error {
 	defer cancel()
 	st, err := s.b.js.Stream(rctx, cfg.Stream.Name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s.streamGone = true
 		if cfg.Stream.Create {
 			// The dead-letter stream too, if it went with it: finish may dead-letter.
 			if err := s.b.provisionStreams(rctx); err != nil {
@@ -252,12 +244,14 @@ func (s *consumerSource) tryRebind(ctx context.Context, settled *bool) error {
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", cfg.Stream.Name, err)
 	}
-	if born := st.CachedInfo().Created; !born.Equal(s.streamBorn) {
+	// A new stream: this one went missing meanwhile, or its sequences are behind what was
+	// acked (an operator deleted and created it between two reads).
+	if s.streamGone || st.CachedInfo().State.LastSeq < s.floor {
 		s.finish(ctx)
 		// A new stream numbers its messages from 1 again: what the bridge remembers of the
 		// old one's sequences would take new messages for copies of settled ones.
 		s.b.settled.reset()
-		s.floor, s.streamBorn, *settled = 0, born, true
+		s.floor, s.streamGone, *settled = 0, false, true
 		s.b.log.Warn("the stream was deleted and created again: reading the new one from its first message",
 			"stream", cfg.Stream.Name)
 	} else if !*settled {
@@ -269,7 +263,7 @@ func (s *consumerSource) tryRebind(ctx context.Context, settled *bool) error {
 		return err
 	}
 	info := cons.CachedInfo()
-	s.cons, s.consumerBorn = cons, info.Created
+	s.cons = cons
 	s.floor = info.AckFloor.Stream
 	// Every delivery of the new consumer may be a copy of a message settled through the old
 	// one beyond its ack floor, and it delivers what is left in stream order: no hold is needed
