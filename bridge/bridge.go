@@ -138,12 +138,16 @@ func (b *Bridge) Run(ctx context.Context) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	unroutable, err := b.watchUnroutable(watchCtx)
 	if err != nil {
-		stopWatch()
-		return err
+		// Credentials that cover only the bridge's own stream and consumer (an operator-managed
+		// deployment) may not list streams: the bridge runs as before, without the watcher.
+		b.log.Warn("not watching for messages no stream captures (unknown_subject): "+
+			"the credentials may lack stream listing ($JS.API.STREAM.LIST)", "error", err)
 	}
 	defer func() {
 		stopWatch() // Run may return before ctx is done, when the source fails
-		unroutable.wait()
+		if unroutable != nil {
+			unroutable.wait()
+		}
 	}()
 
 	in := make(chan inbound, 1024)

@@ -166,8 +166,9 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 					c.handBack(j.members, d)
 					continue
 				}
-				c.b.nakAll(j.members, 0)
-				c.release(j.members)
+				// A flush or a send that no worker took: its members go back like an open
+				// window's, none naked on its last delivery.
+				c.handBack(j.members, decision{})
 			}
 			c.queue = nil
 			c.noteCopies()

@@ -37,6 +37,7 @@ type copyRetry struct {
 // DeadLetterProblem. Its fields are atomics: the HTTP server reads them.
 type copyHealth struct {
 	failingSince atomic.Int64 // unix nanoseconds of the first failure since a copy was last stored; 0 when none
+	lastFailure  atomic.Int64 // unix nanoseconds of the latest failure
 	waitingSince atomic.Int64 // unix nanoseconds since the oldest waiting message waits; 0 when none waits
 	waiting      atomic.Int64 // messages waiting for their copy
 	lastErr      atomic.Pointer[string]
@@ -44,7 +45,9 @@ type copyHealth struct {
 
 // noteCopyFailure records a failed dead-letter publish.
 func (b *Bridge) noteCopyFailure(err error) {
-	b.copies.failingSince.CompareAndSwap(0, time.Now().UnixNano())
+	now := time.Now().UnixNano()
+	b.copies.failingSince.CompareAndSwap(0, now)
+	b.copies.lastFailure.Store(now)
 	s := err.Error()
 	b.copies.lastErr.Store(&s)
 }
@@ -53,9 +56,10 @@ func (b *Bridge) noteCopyFailure(err error) {
 func (b *Bridge) noteCopyStored() { b.copies.failingSince.Store(0) }
 
 // DeadLetterProblem says, in a few words, why dead letters are not being stored, or returns ""
-// when they are: copies have failed without one success for longer than consumer.ackWait, or a
-// message has waited that long for its copy. Within that bound a failure is a blip the retries
-// absorb.
+// when they are: copies have failed without one success for longer than consumer.ackWait (and
+// failed again within it), or a message has waited that long for its copy. Within that bound a
+// failure is a blip the retries absorb; a failure followed by no other attempt (its message
+// went elsewhere) is forgotten after it.
 func (b *Bridge) DeadLetterProblem() string {
 	bound := b.cfg.Consumer.AckWait
 	now := time.Now()
@@ -66,6 +70,9 @@ func (b *Bridge) DeadLetterProblem() string {
 		return now.Sub(time.Unix(0, v))
 	}
 	failing, waiting := since(b.copies.failingSince.Load()), since(b.copies.waitingSince.Load())
+	if since(b.copies.lastFailure.Load()) > bound {
+		failing = 0 // nothing has failed lately
+	}
 	if failing <= bound && waiting <= bound {
 		return ""
 	}
@@ -171,15 +178,25 @@ func (c *coordinator) noteCopies() {
 // it came on (see requeue) and terminated once stored. Only when that fails too is it naked, and
 // an error says where it stays in the stream.
 func (c *coordinator) handBack(members []*heldMsg, d decision) {
-	ctx, cancel := context.WithTimeout(context.Background(), deadLetterTimeout)
-	defer cancel()
 	b := c.b
 	for _, h := range members {
 		if !b.lastDelivery(h) {
 			b.nakAll([]*heldMsg{h}, 0)
 			continue
 		}
-		if err := b.requeue(ctx, h, d); err != nil {
+		if d.reason == string(schema.ReasonSecretInMessage) {
+			// Publishing it again would put the secret back on the bus.
+			b.log.Error("message holding a secret naked on its last delivery at shutdown, without a dead-letter copy: "+
+				"it stays in the stream until its limits remove it",
+				"kind", h.kind, "event_key", h.key, "stream", h.stream, "stream_seq", h.seq)
+			b.nakAll([]*heldMsg{h}, 0)
+			continue
+		}
+		// Each member has a deadline of its own: one slow publish must not fail the rest.
+		ctx, cancel := context.WithTimeout(context.Background(), deadLetterTimeout)
+		err := b.requeue(ctx, h, d)
+		cancel()
+		if err != nil {
 			b.log.Error("requeue failed for a message on its last delivery at shutdown; message naked, and "+
 				"the server will not deliver it again: it stays in the stream until its limits remove it",
 				"kind", h.kind, "event_key", h.key, "stream", h.stream, "stream_seq", h.seq, "reason", d.reason, "error", err)
@@ -208,10 +225,7 @@ func (b *Bridge) requeue(ctx context.Context, h *heldMsg, d decision) error {
 		}
 	}
 	m := nats.NewMsg(subject)
-	m.Header = nats.Header{}
-	for k, v := range h.msg.Headers() {
-		m.Header[k] = append([]string(nil), v...)
-	}
+	m.Header = carriedHeaders(h.msg.Headers())
 	m.Data = h.msg.Data()
 	if key := usedKey(h, d); key != "" {
 		m.Header.Set(HeaderIdempotencyKey, key)

@@ -238,3 +238,33 @@ func TestDeadLetterCopyHandedBackAtShutdown(t *testing.T) {
 	e.settled(e.cfg)
 	assert.Zero(t, maxDeliveries.Load(), "the server gave up on a message")
 }
+
+// TestDeadLetterCopyDropsPublishDirectives: a message published with an expectation for its
+// stream (here the last sequence of its subject) is stored there, but the same expectation on
+// its dead-letter copy would make the dead-letter stream refuse it on every attempt. The copy
+// leaves the producer's directives behind and is stored.
+func TestDeadLetterCopyDropsPublishDirectives(t *testing.T) {
+	e := newEnv(t)
+	tr := e.watchTerminations()
+	e.start(nil)
+	first := e.publishRaw("notifizz.track.expect", []byte(`{"eventName":"ev","properties":{}}`), nil)
+	hdr := nats.Header{}
+	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, seqStr(first))
+	seq := e.publishRaw("notifizz.track.expect", []byte(`{"eventName":`), hdr)
+	dl := e.deadLetters(1)
+	assert.Equal(t, "invalid_json", dl[0].Header.Get(HeaderReason))
+	assert.Empty(t, dl[0].Header.Get(jetstream.ExpectedLastSubjSeqHeader), "the producer's expectation is not carried")
+	e.waitTerminated(tr, seq, "invalid_json")
+}
+
+// TestDeadLetterProblemForgetsOldFailures: /readyz reports failing copies while they keep
+// failing, not forever after one failure whose message was then settled elsewhere.
+func TestDeadLetterProblemForgetsOldFailures(t *testing.T) {
+	b := &Bridge{cfg: DefaultConfig()}
+	hourAgo := time.Now().Add(-time.Hour).UnixNano()
+	b.copies.failingSince.Store(hourAgo)
+	b.copies.lastFailure.Store(hourAgo)
+	assert.Empty(t, b.DeadLetterProblem(), "one failure an hour ago, no attempt since")
+	b.copies.lastFailure.Store(time.Now().UnixNano())
+	assert.Contains(t, b.DeadLetterProblem(), "failing for 1h0m0s", "failing since an hour, and again just now")
+}

@@ -355,10 +355,7 @@ func (b *Bridge) deadLetter(ctx context.Context, h *heldMsg, d decision) error {
 // Nats-Msg-Id.
 func deadLetterCopy(subject, original string, hdr nats.Header, data []byte, d decision) *nats.Msg {
 	m := nats.NewMsg(subject)
-	m.Header = nats.Header{}
-	for k, v := range hdr {
-		m.Header[k] = append([]string(nil), v...)
-	}
+	m.Header = carriedHeaders(hdr)
 	m.Data = data
 	if d.reason == string(schema.ReasonSecretInMessage) || mayHoldSecret(m.Data) {
 		// Secrets never travel on the bus: the copy carries the body with them redacted. A
@@ -375,6 +372,22 @@ func deadLetterCopy(subject, original string, hdr nats.Header, data []byte, d de
 	}
 	m.Header.Del(HeaderTruncated)
 	return m
+}
+
+// carriedHeaders returns a copy of the headers of a message the bridge publishes again (a
+// dead-letter copy, a requeue), without the directives its producer gave the stream that stored
+// it: expectations (Nats-Expected-*), a per-message TTL, a rollup or a batch would make the next
+// stream refuse the copy every time, or act on it a second time.
+func carriedHeaders(hdr nats.Header) nats.Header {
+	out := nats.Header{}
+	for k, v := range hdr {
+		if strings.HasPrefix(k, "Nats-Expected-") || strings.HasPrefix(k, "Nats-Batch-") ||
+			k == "Nats-TTL" || k == "Nats-Rollup" {
+			continue
+		}
+		out[k] = append([]string(nil), v...)
+	}
+	return out
 }
 
 // publishDeadLetter publishes a dead-letter copy to the dead-letter stream, cut to fit the
