@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/pcgroups"
 
@@ -341,7 +342,11 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	case PartitionStatic:
 		// pcgroups compares member lists in order; sorted, every replica writes the same one.
 		members := slices.Sorted(slices.Values(p.Members))
-		if _, err := pcgroups.CreateStatic(ctx, b.js, stream, group, uint(p.Count), nil, members, nil); err != nil {
+		err := retryTransient(ctx, func() error {
+			_, err := pcgroups.CreateStatic(ctx, b.js, stream, group, uint(p.Count), nil, members, nil)
+			return err
+		})
+		if err != nil {
 			if have, gerr := pcgroups.GetStaticConsumerGroupConfig(ctx, b.js, stream, group); gerr == nil {
 				return nil, fmt.Errorf("partitions: static group %q on stream %s has %d partitions and members %v, but the config says %d and %v; "+
 					"a static group's members are fixed (see docs/SCALING.md): %w", group, stream, have.MaxMembers, have.Members, p.Count, members, err)
@@ -355,7 +360,11 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 			Filter:                "*." + cfg.Stream.SubjectPrefix + ".*.*",
 			PartitioningWildcards: []int{3},
 		}}
-		if _, err := pcgroups.CreateElastic(ctx, b.js, stream, group, uint(p.Count), filters, 0, 0); err != nil {
+		err := retryTransient(ctx, func() error {
+			_, err := pcgroups.CreateElastic(ctx, b.js, stream, group, uint(p.Count), filters, 0, 0)
+			return err
+		})
+		if err != nil {
 			return nil, fmt.Errorf("partitions: create elastic group %q on stream %s: %w", group, stream, err)
 		}
 	}
@@ -965,6 +974,28 @@ func casPause(ctx context.Context) error {
 // staticFilters is a static member's share of the partitions, as filter subjects "<p>.>".
 func (s *partitionedSource) staticFilters(member string) []string {
 	return pcgroups.GeneratePartitionFilters(slices.Sorted(slices.Values(s.cfg.Partitions.Members)), uint(s.count), nil, member, ">")
+}
+
+// provisionRetry bounds how long creating a group at start retries an answer that may pass: no
+// responders, or a timeout, while a cluster elects its leaders.
+const provisionRetry = 30 * time.Second
+
+// retryTransient calls f until it succeeds, fails otherwise than transiently, provisionRetry has
+// passed, or ctx is done, waiting a little longer each time.
+func retryTransient(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(provisionRetry)
+	wait := 100 * time.Millisecond
+	for {
+		err := f()
+		transient := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded)
+		if err == nil || !transient || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		if err := sleepCtx(ctx, wait); err != nil {
+			return err
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // sleepCtx waits for d or until ctx is done.

@@ -3,6 +3,8 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -758,4 +761,24 @@ func TestStaticMemberSettingsAreFixed(t *testing.T) {
 	err = b.Run(c)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `partitions: consume static group "bridges" on stream NOTIFIZZ as member "m0"`)
+}
+
+// TestRetryTransient: creating a group retries what a cluster electing its leaders answers (no
+// responders), and gives up at once on anything else.
+func TestRetryTransient(t *testing.T) {
+	calls := 0
+	err := retryTransient(ctx, func() error {
+		if calls++; calls < 3 {
+			return fmt.Errorf("create group: %w", nats.ErrNoResponders)
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, 3, calls)
+
+	calls = 0
+	refused := errors.New("refused")
+	err = retryTransient(ctx, func() error { calls++; return refused })
+	assert.ErrorIs(t, err, refused)
+	assert.Equal(t, 1, calls)
 }

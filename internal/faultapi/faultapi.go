@@ -47,6 +47,7 @@ const (
 	OutcomeStall        Outcome = "stall"
 	OutcomeReset        Outcome = "reset"
 	OutcomeBadRequest   Outcome = "bad_request"  // the body was not a JSON object
+	OutcomeAborted      Outcome = "aborted"      // the client went away before its body arrived whole
 	OutcomeUnauthorized Outcome = "unauthorized" // the bearer token was not the expected one
 )
 
@@ -141,7 +142,8 @@ const maxBody = 16 << 20
 
 // ServeHTTP records the attempt and answers it as the drawn fault says.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	raw, readErr := io.ReadAll(io.LimitReader(r.Body, maxBody))
+	err := readErr
 	at := Attempt{At: time.Now(), Path: r.URL.EscapedPath(), Key: r.Header.Get("X-Idempotency-Key")}
 	var body map[string]any
 	if err == nil {
@@ -152,6 +154,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case a.bearer != "" && r.Header.Get("Authorization") != a.bearer:
 		at.Outcome = OutcomeUnauthorized
+	case readErr != nil:
+		// Cut off mid-body: the client gave up (its timeout, on a busy machine) and never
+		// sees the answer. What arrived is no event of its.
+		at.Outcome = OutcomeAborted
 	case err != nil || body == nil:
 		at.Outcome = OutcomeBadRequest
 	default:
@@ -168,7 +174,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch at.Outcome {
 	case OutcomeOK:
 		status = http.StatusOK
-	case OutcomeReject, OutcomeBadRequest:
+	case OutcomeReject, OutcomeBadRequest, OutcomeAborted:
 		status = http.StatusBadRequest
 	case OutcomeUnauthorized:
 		status = http.StatusUnauthorized
@@ -284,7 +290,7 @@ func (a *API) record(at Attempt) {
 		if !slices.Contains(s.Keys, at.Key) {
 			s.Keys = append(s.Keys, at.Key)
 		}
-		if !slices.Contains(s.Events, at.Event) {
+		if at.Outcome != OutcomeAborted && !slices.Contains(s.Events, at.Event) {
 			s.Events = append(s.Events, at.Event)
 		}
 	}

@@ -3,6 +3,7 @@ package faultapi
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -150,4 +151,19 @@ func TestDraw(t *testing.T) {
 	} {
 		assert.Equal(t, c.want, draw(f, c.u), "u=%v", c.u)
 	}
+}
+
+// TestBodyCutOffIsAborted: a client that goes away in the middle of its body (its timeout, on a
+// busy machine) is recorded as aborted, and what arrived counts as no event of its key.
+func TestBodyCutOffIsAborted(t *testing.T) {
+	api, srv := start(t, Faults{})
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	require.NoError(t, err)
+	_, err = io.WriteString(conn, "POST /events/track HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sdk\r\n"+
+		"X-Idempotency-Key: cut\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"+`{"eventName":"e"`)
+	require.NoError(t, err)
+	require.NoError(t, conn.Close())
+	require.Eventually(t, func() bool { return len(api.Attempts()) == 1 }, 10*time.Second, 10*time.Millisecond)
+	assert.Equal(t, OutcomeAborted, api.Attempts()[0].Outcome)
+	assert.Empty(t, api.ByKey()["cut"].Events, "no event recorded under the key")
 }
