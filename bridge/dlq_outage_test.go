@@ -64,10 +64,7 @@ func TestDeadLetterStreamOutage(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t)
 			tr := e.watchTerminations()
-			var maxDeliveries atomic.Int64
-			sub, err := e.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", func(*nats.Msg) { maxDeliveries.Add(1) })
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = sub.Unsubscribe() })
+			maxDeliveries := e.countMaxDeliveries()
 			r := e.start(func(c *Config) {
 				c.Consumer.MaxDeliver = tt.maxDeliver
 				c.Retry.NakInitial = 50 * time.Millisecond
@@ -85,7 +82,7 @@ func TestDeadLetterStreamOutage(t *testing.T) {
 			assert.False(t, terminated, "terminated without its copy")
 
 			// Valid traffic is not held up by the outage.
-			_, err = e.prod.Track(ctx, "good", "ev", nil)
+			_, err := e.prod.Track(ctx, "good", "ev", nil)
 			require.NoError(t, err)
 			_, err = e.prod.Commit(ctx, "good")
 			require.NoError(t, err)
@@ -138,10 +135,7 @@ func TestDeadLetterCopiesWaitWithoutWorkers(t *testing.T) {
 	const poison = 6
 	e := newEnv(t)
 	tr := e.watchTerminations()
-	var maxDeliveries atomic.Int64
-	sub, err := e.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", func(*nats.Msg) { maxDeliveries.Add(1) })
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	maxDeliveries := e.countMaxDeliveries()
 	r := e.start(func(c *Config) {
 		c.MaxInFlight = 2
 		c.Consumer.MaxDeliver = 2
@@ -159,7 +153,7 @@ func TestDeadLetterCopiesWaitWithoutWorkers(t *testing.T) {
 	assert.GreaterOrEqual(t, r.counter(t, "notifizz_bridge_dead_letter_failures_total", nil), float64(2*poison))
 
 	// More messages wait than there are workers: valid traffic flows all the same.
-	_, err = e.prod.Track(ctx, "good", "ev", nil)
+	_, err := e.prod.Track(ctx, "good", "ev", nil)
 	require.NoError(t, err)
 	_, err = e.prod.Commit(ctx, "good")
 	require.NoError(t, err)
@@ -197,10 +191,7 @@ func TestDeadLetterCopiesWaitWithoutWorkers(t *testing.T) {
 func TestDeadLetterCopyHandedBackAtShutdown(t *testing.T) {
 	e := newEnv(t)
 	tr := e.watchTerminations()
-	var maxDeliveries atomic.Int64
-	sub, err := e.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", func(*nats.Msg) { maxDeliveries.Add(1) })
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	maxDeliveries := e.countMaxDeliveries()
 	e.api.setRespond(func(n int, _ apiCall) (int, map[string]string, string) {
 		if n == 1 {
 			return http.StatusBadRequest, nil, `{"error":"rejected"}`
@@ -267,4 +258,15 @@ func TestDeadLetterProblemForgetsOldFailures(t *testing.T) {
 	assert.Empty(t, b.DeadLetterProblem(), "one failure an hour ago, no attempt since")
 	b.copies.lastFailure.Store(time.Now().UnixNano())
 	assert.Contains(t, b.DeadLetterProblem(), "failing for 1h0m0s", "failing since an hour, and again just now")
+}
+
+// countMaxDeliveries counts the server's advisories of messages it gave up on after
+// consumer.maxDeliver deliveries, from now until the end of the test.
+func (e *env) countMaxDeliveries() *atomic.Int64 {
+	e.t.Helper()
+	var n atomic.Int64
+	sub, err := e.nc.Subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", func(*nats.Msg) { n.Add(1) })
+	require.NoError(e.t, err)
+	e.t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return &n
 }
