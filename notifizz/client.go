@@ -13,8 +13,13 @@ import (
 // Version is the version of this client, sent in the default User-Agent.
 const Version = "0.1.0"
 
-// DefaultBaseURL is the Notifizz API endpoint the official SDKs use.
+// DefaultBaseURL is the Notifizz API endpoint the official SDKs 1.x use, and
+// the default under APIv1.
 const DefaultBaseURL = "https://eu.api.notifizz.com/v1"
+
+// DefaultBaseURLV2 is the endpoint of the official SDKs 2.x, the default
+// under APIv2.
+const DefaultBaseURLV2 = "https://api.notifizz.com/v1"
 
 // DefaultAutoSendDelay is how long a TrackContext waits for more workflows
 // before it sends itself, like the SDK's autoSendDelayMs default of 1000.
@@ -79,6 +84,7 @@ type Attempt struct {
 // options are the settings a Client reads at the start of every call; they
 // are copied so that Config may change them while calls are in flight.
 type options struct {
+	api           API
 	baseURL       string
 	autoSendDelay time.Duration
 	httpClient    *http.Client
@@ -98,13 +104,14 @@ func WithAutoSendDelay(d time.Duration) Option {
 }
 
 // WithBaseURL sets the API base URL (the SDK's baseUrl), e.g. for another
-// region or a test server. An empty URL restores DefaultBaseURL.
+// region or a test server. An empty URL restores the default of the client's
+// API surface (DefaultBaseURL, or DefaultBaseURLV2 under APIv2).
 func WithBaseURL(u string) Option {
 	return func(o *options) {
 		// A trailing slash would double the one every endpoint path starts with.
 		u = strings.TrimRight(u, "/")
 		if u == "" {
-			u = DefaultBaseURL
+			u = o.api.defaultBaseURL()
 		}
 		o.baseURL = u
 	}

@@ -19,6 +19,20 @@
 // Callers that hold a whole event at once, such as the bridge, use
 // (*Client).TrackEvent, which makes exactly one logical request.
 //
+// The SDKs 2.x (2026) changed the API: no workflows, no Notification Center
+// route, and new calls. A client made WithAPI(APIv2) speaks that surface:
+//
+//	track(name, props, key?, occurredAt?)  (*Client).TrackEvent(ctx, TrackRequest{..., OccurredAt})
+//	identify({...}) / detach({...})         (*Client).Identify / (*Client).Detach
+//	subscribe / unsubscribe                 (*Client).Subscribe / (*Client).Unsubscribe
+//	notifySubscribers(resource, props)      (*Client).NotifySubscribers
+//	generateSubscribeToken(sub, resource)   (*Client).GenerateSubscribeToken
+//	the boot ping                           (*Client).Ping
+//	keys from idempotencyFields             DeriveIdempotencyKey
+//
+// Under APIv2, Send and a TrackRequest with Workflows are refused with
+// ErrInvalidRequest before anything is sent.
+//
 // # Usage
 //
 //	client := notifizz.NewClient(authSecretKey, sdkSecretKey)

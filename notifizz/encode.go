@@ -98,6 +98,27 @@ func (e *encodeState) trackBody(req *TrackRequest, sdkSecretKey, idempotencyKey 
 	return nil
 }
 
+// trackBodyV2 appends the body of POST /events/track of the v2 API, keys in
+// the order the SDKs 2.x send them.
+func (e *encodeState) trackBodyV2(req *TrackRequest, sdkSecretKey, idempotencyKey string) error {
+	e.raw(`{"eventName":`)
+	e.str(req.EventName)
+	e.raw(`,"properties":`)
+	if err := e.object(req.Properties); err != nil {
+		return err
+	}
+	e.raw(`,"sdkSecretKey":`)
+	e.str(sdkSecretKey)
+	e.raw(`,"idempotencyKey":`)
+	e.str(idempotencyKey)
+	if !req.OccurredAt.IsZero() {
+		e.raw(`,"occurredAt":`)
+		e.str(isoTime(req.OccurredAt))
+	}
+	e.raw("}")
+	return nil
+}
+
 // workflow appends w the way its json tags would, but with an empty array
 // rather than null for missing recipients.
 func (e *encodeState) workflow(w *Workflow) error {

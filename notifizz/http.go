@@ -23,7 +23,8 @@ const maxDrain = 64 << 10
 // call is one logical API request, made in one or more attempts that all
 // send the same body and idempotency key.
 type call struct {
-	endpoint string // "track" or "send", for errors and metrics
+	endpoint string // "track", "send", "identify"..., for errors and metrics
+	method   string // POST when empty
 	url      string
 	body     *payload
 	// idempotencyKey, when set, goes into X-Idempotency-Key; it is what makes
@@ -83,7 +84,11 @@ func (c *Client) roundTrip(ctx context.Context, o *options, k *call, n int) (int
 	}
 	defer cancel()
 
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, k.url, nil)
+	method := k.method
+	if method == "" {
+		method = http.MethodPost
+	}
+	req, err := http.NewRequestWithContext(actx, method, k.url, nil)
 	if err != nil {
 		// Only a malformed base URL gets here; %v keeps the url.Error out of
 		// the chain, where it would look like a retryable net.Error.

@@ -36,11 +36,16 @@ func WithIdempotencyKey(key string) CallOption {
 // that did reach the API would notify the recipients twice. Errors are as for
 // TrackEvent, plus an *InvalidResponseError (ErrInvalidResponse) for a 2xx
 // whose body is not JSON, is larger than 1 MiB or broke off: the API accepted
-// the request, and the error holds what came back, cut at 1 MiB.
+// the request, and the error holds what came back, cut at 1 MiB. Under APIv2,
+// which has no such route, it refuses with ErrInvalidRequest.
 func (c *Client) Send(ctx context.Context, notifID string, properties map[string]any, opts ...CallOption) (json.RawMessage, error) {
 	var co callOptions
 	for _, opt := range opts {
 		opt(&co)
+	}
+	o := c.settings()
+	if o.api == APIv2 {
+		return nil, fmt.Errorf("%w: send: the v2 API has no Notification Center route (the SDKs 2.x removed send)", ErrInvalidRequest)
 	}
 	if notifID == "" {
 		return nil, fmt.Errorf("%w: send: notification id is empty", ErrInvalidRequest)
@@ -65,7 +70,6 @@ func (c *Client) Send(ctx context.Context, notifID string, properties map[string
 	body := newPayload(e)
 	defer body.release()
 
-	o := c.settings()
 	return c.do(ctx, &o, &call{
 		endpoint:       "send",
 		url:            o.baseURL + "/notification/channel/notificationcenter/config/" + url.PathEscape(notifID) + "/track",

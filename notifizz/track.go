@@ -25,6 +25,9 @@ type TrackRequest struct {
 	// SDK does; callers that may resend the same event later (the bridge,
 	// after a redelivery) should pass a stable key instead.
 	IdempotencyKey string
+	// OccurredAt is when the business event happened (APIv2 only; zero:
+	// not sent). The API refuses a date in the future beyond a small skew.
+	OccurredAt time.Time
 }
 
 // TrackEvent sends req in one logical POST {baseURL}/events/track, retried on
@@ -32,23 +35,47 @@ type TrackRequest struct {
 // key every time. It returns nil on success, an *APIError for a non-2xx
 // response, an error wrapping ErrInvalidRequest for a request that was never
 // sent, or the caller's ctx error if ctx ended the call.
+//
+// Under APIv1 the body is {"eventName", "properties", "workflows",
+// "sdkSecretKey", "idempotencyKey"}, and OccurredAt must be zero. Under APIv2
+// it is {"eventName", "properties", "sdkSecretKey", "idempotencyKey",
+// "occurredAt"?}: the event name is trimmed and checked as the API checks it
+// (CheckEventName), and Workflows must be empty.
 func (c *Client) TrackEvent(ctx context.Context, req TrackRequest) error {
-	if req.EventName == "" {
-		return fmt.Errorf("%w: track: event name is empty", ErrInvalidRequest)
+	o := c.settings()
+	if o.api == APIv2 {
+		name, problem := CheckEventName(req.EventName)
+		if problem != "" {
+			return fmt.Errorf("%w: track: event name is invalid (%s)", ErrInvalidRequest, problem)
+		}
+		if len(req.Workflows) > 0 {
+			return fmt.Errorf("%w: track: the v2 API has no workflows (campaigns choose recipients server-side)", ErrInvalidRequest)
+		}
+		req.EventName = name
+	} else {
+		if req.EventName == "" {
+			return fmt.Errorf("%w: track: event name is empty", ErrInvalidRequest)
+		}
+		if !req.OccurredAt.IsZero() {
+			return fmt.Errorf("%w: track: occurredAt needs the v2 API (WithAPI(APIv2))", ErrInvalidRequest)
+		}
 	}
 	key := req.IdempotencyKey
 	if key == "" {
 		key = newIdempotencyKey()
 	}
 	e := getEncodeState()
-	if err := e.trackBody(&req, c.sdkSecretKey, key); err != nil {
+	encode := e.trackBody
+	if o.api == APIv2 {
+		encode = e.trackBodyV2
+	}
+	if err := encode(&req, c.sdkSecretKey, key); err != nil {
 		putEncodeState(e)
 		return fmt.Errorf("%w: track: encode body: %w", ErrInvalidRequest, err)
 	}
 	body := newPayload(e)
 	defer body.release()
 
-	o := c.settings()
 	_, err := c.do(ctx, &o, &call{
 		endpoint:       "track",
 		url:            o.baseURL + "/events/track",
