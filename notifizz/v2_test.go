@@ -173,8 +173,8 @@ func TestV2Calls(t *testing.T) {
 			wantBody: `{"subscriberId":"user_42"}`,
 		},
 		{
-			name: "ping",
-			call: func(c *notifizz.Client) error { return c.Ping(context.Background()) },
+			name:   "ping",
+			call:   func(c *notifizz.Client) error { return c.Ping(context.Background()) },
 			method: "POST", uri: "/v1/sdk/ping",
 			wantBody: `{"sdkSecretKey":"` + sdkSecret + `"}`,
 		},
