@@ -133,6 +133,8 @@ func dispatch(ctx context.Context, args []string, std stdio) error {
 		case "-h", "-help", "--help":
 			printUsage(std.out, cmds)
 			return nil
+		case "-version", "--version":
+			name, args = "version", args[1:]
 		}
 	}
 	if name == "help" {
@@ -217,7 +219,7 @@ func parseFlags(fs *flag.FlagSet, std stdio, args []string) error {
 	err := fs.Parse(args)
 	switch {
 	case err == nil:
-		return nil
+		return flagAfterArguments(fs)
 	case errors.Is(err, flag.ErrHelp):
 		_, _ = std.out.Write(buf.Bytes())
 		return err
@@ -225,6 +227,25 @@ func parseFlags(fs *flag.FlagSet, std stdio, args []string) error {
 		_, _ = std.err.Write(buf.Bytes())
 		return &usageError{msg: err.Error(), printed: true}
 	}
+}
+
+// flagAfterArguments reports a flag of fs written after the first argument, which the flag
+// package would otherwise take as one more argument (and the command would then complain about
+// the number of its arguments, or use "--config" as a key). Only the command's own flags count:
+// an argument such as a key may begin with "-".
+func flagAfterArguments(fs *flag.FlagSet) error {
+	for _, a := range fs.Args() {
+		if len(a) < 2 || a[0] != '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if fs.Lookup(name) != nil || name == "h" || name == "help" {
+			cmd := strings.TrimPrefix(fs.Name(), "notifizz-bridge ")
+			return usagef("%s comes after the arguments: flags go before arguments, e.g. notifizz-bridge %s %s ... "+
+				"(see 'notifizz-bridge help %s')", a, cmd, a, cmd)
+		}
+	}
+	return nil
 }
 
 // configFlag declares the --config flag every command but version shares.

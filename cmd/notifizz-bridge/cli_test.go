@@ -5,6 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -112,6 +114,26 @@ func TestVersionCommand(t *testing.T) {
 	assert.Contains(t, stdout, "go1.")
 }
 
+func TestReadVersion(t *testing.T) {
+	bi := &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "aaaa1111"}, {Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+	}}
+	v := readVersion(bi, "", "")
+	assert.Equal(t, "aaaa1111", v.Revision, "recorded by the toolchain")
+	assert.True(t, v.Modified)
+	assert.Equal(t, "aaaa1111-dirty", v.short())
+
+	v = readVersion(nil, "v1.4.0", "bbbb2222")
+	assert.Equal(t, "v1.4.0", v.Version, "stamped by the linker")
+	assert.Equal(t, "bbbb2222", v.Revision)
+	assert.Contains(t, v.String(), "notifizz-bridge v1.4.0 (bbbb2222) go1.")
+
+	v = readVersion(bi, "", "cccc3333-dirty")
+	assert.Equal(t, "cccc3333", v.Revision, "the stamp wins over what the toolchain recorded")
+	assert.True(t, v.Modified)
+	assert.Empty(t, v.Time, "the recorded time was another revision's")
+}
+
 func TestUsage(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -140,6 +162,14 @@ func TestUsage(t *testing.T) {
 		{"publish bad timeout", []string{"publish", "--timeout", "0s", "commit", "k"}, exitUsage, "", "--timeout must be positive"},
 		{"publish invalid body", []string{"publish", "track", "k", `{"eventName":""}`}, exitError, "", "invalid track body: invalid_message"},
 		{"publish body from stdin", []string{"publish", "workflow", "k", "-"}, exitError, "", "invalid workflow body"},
+		{"publish flag after arguments", []string{"publish", "track", "k", `{}`, "--config", "x.yaml"}, exitUsage, "",
+			"--config comes after the arguments: flags go before arguments, e.g. notifizz-bridge publish --config ... (see 'notifizz-bridge help publish')"},
+		{"token flag after arguments", []string{"token", "user_42", "-config=x.yaml"}, exitUsage, "",
+			"flags go before arguments, e.g. notifizz-bridge token -config=x.yaml ... (see 'notifizz-bridge help token')"},
+		{"help after arguments", []string{"publish", "commit", "k", "--help"}, exitUsage, "", "flags go before arguments"},
+		{"a key may begin with a dash", []string{"publish", "track", "-k", `{"eventName":""}`}, exitError, "", "invalid track body"},
+		{"--version", []string{"--version"}, exitOK, "notifizz-bridge ", ""},
+		{"-version", []string{"-version"}, exitOK, "go1.", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, stdout, stderr := runCLI(t, `{"campaignId":"c"}`, tc.args...)
@@ -175,4 +205,19 @@ func TestEmbeddedClientURL(t *testing.T) {
 	assert.Equal(t, "nats://127.0.0.1:4222", embeddedClientURL(":4222"))
 	assert.Equal(t, "nats://[::1]:4222", embeddedClientURL("[::]:4222"))
 	assert.Equal(t, "nats://10.1.2.3:5222", embeddedClientURL("10.1.2.3:5222"))
+}
+
+// TestPublishSaysItReadsATerminal: publish without JSON reads stdin; at a terminal it says so,
+// or the command would look hung. Piped input gets no such line.
+func TestPublishSaysItReadsATerminal(t *testing.T) {
+	code, _, stderr := runCLI(t, `{"campaignId":"c"}`, "publish", "workflow", "k")
+	assert.Equal(t, exitError, code)
+	assert.NotContains(t, stderr, "reading the workflow body", "piped input")
+
+	stdinIsTerminal = func(io.Reader) bool { return true }
+	t.Cleanup(func() { stdinIsTerminal = isTerminalFile })
+	code, _, stderr = runCLI(t, `{"campaignId":"c"}`, "publish", "workflow", "k")
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, "reading the workflow body from standard input; end it with Ctrl-D (or give the JSON as an argument)\n")
+	assert.Contains(t, stderr, "invalid workflow body", "and then it reads it")
 }

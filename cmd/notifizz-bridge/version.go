@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 )
 
@@ -16,28 +17,48 @@ type versionInfo struct {
 	Go       string
 }
 
+// Stamped at link time by the image's and CI's build (-ldflags "-X main.stampedVersion=...
+// -X main.stampedRevision=..."), because a build without VCS information (-buildvcs=false, a
+// source tree without .git, as in a Docker build) records no revision of its own.
+var (
+	stampedVersion  string
+	stampedRevision string
+)
+
 // buildVersion reads the build information once; it never changes while the process runs.
 var buildVersion = sync.OnceValue(func() versionInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return readVersion(bi, stampedVersion, stampedRevision)
+})
+
+// readVersion merges what the linker stamped, which wins, with what the Go toolchain recorded.
+func readVersion(bi *debug.BuildInfo, version, revision string) versionInfo {
 	v := versionInfo{Version: "(devel)", Go: runtime.Version()}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return v
-	}
-	if bi.Main.Version != "" {
-		v.Version = bi.Main.Version
-	}
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			v.Revision = s.Value
-		case "vcs.time":
-			v.Time = s.Value
-		case "vcs.modified":
-			v.Modified = s.Value == "true"
+	if bi != nil {
+		if bi.Main.Version != "" {
+			v.Version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				v.Revision = s.Value
+			case "vcs.time":
+				v.Time = s.Value
+			case "vcs.modified":
+				v.Modified = s.Value == "true"
+			}
 		}
 	}
+	if version != "" {
+		v.Version = version
+	}
+	if revision != "" && revision != v.Revision {
+		// The toolchain's time and modified flag describe another revision, if any.
+		v.Revision, v.Time, v.Modified = revision, "", strings.HasSuffix(revision, "-dirty")
+		v.Revision = strings.TrimSuffix(v.Revision, "-dirty")
+	}
 	return v
-})
+}
 
 // short is the version for logs and the User-Agent: the module version, or the short VCS
 // revision for a development build that recorded one.
