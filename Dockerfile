@@ -2,7 +2,8 @@
 #
 # notifizz-bridge image: a static binary on distroless, running as a non-root user.
 #
-#   docker build -t notifizz-bridge .
+#   docker build -t notifizz-bridge \
+#     --build-arg VERSION="$(git describe --tags --always --dirty)" --build-arg REVISION="$(git rev-parse HEAD)" .
 #   docker run --rm -p 127.0.0.1:8080:8080 -v notifizz-data:/data \
 #     -e NOTIFIZZ_SDK_SECRET_KEY -e NOTIFIZZ_AUTH_SECRET_KEY notifizz-bridge
 #
@@ -17,8 +18,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
+# What `notifizz-bridge version` says; the build context has no .git to read it from.
+ARG VERSION="(devel)"
+ARG REVISION=""
 # Keep this line identical to the go build line of .ci/build-static.sh, which CI runs.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/notifizz-bridge ./cmd/notifizz-bridge
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.stampedVersion=${VERSION} -X main.stampedRevision=${REVISION}" -o /out/notifizz-bridge ./cmd/notifizz-bridge
 # The embedded server's store must be writable by the non-root user of the final image, which
 # has no shell to create it.
 RUN mkdir -p /out/data/nats
