@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
@@ -105,6 +106,10 @@ func publishCommand(ctx context.Context, std stdio, args []string) error {
 		return err
 	}
 	if msg.fromStdin {
+		if stdinIsTerminal(std.in) {
+			// Otherwise the command looks like it hangs.
+			fmt.Fprintf(std.err, "reading the %s body from standard input; end it with Ctrl-D (or give the JSON as an argument)\n", msg.kind)
+		}
 		if msg.body, err = readBody(std.in); err != nil {
 			return err
 		}
@@ -138,6 +143,19 @@ func publishCommand(ctx context.Context, std stdio, args []string) error {
 // maxStdinBody is larger than any valid body, so that an oversized one reaches validation and
 // gets its proper message rather than being cut.
 const maxStdinBody = 8 << 20
+
+// stdinIsTerminal reports whether r is a terminal, where nobody may know that the command
+// waits for input. A variable, so that tests can stand in for a terminal.
+var stdinIsTerminal = isTerminalFile
+
+func isTerminalFile(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
 
 func readBody(r io.Reader) ([]byte, error) {
 	body, err := io.ReadAll(io.LimitReader(r, maxStdinBody))

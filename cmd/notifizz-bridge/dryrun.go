@@ -14,8 +14,9 @@ import (
 )
 
 // dryRunTransport stands in for the Notifizz API in a dry run: it writes each request as one
-// JSON line, {"method","path","body"}, and answers 200 with {}, so that the bridge acks as
-// after a real call. The lines are the only thing the daemon writes to stdout, so a script can
+// JSON line, {"method","path","headers"?,"body"}, and answers 200 with {}, so that the bridge
+// acks as after a real call. Of the headers, only those that say something about the request
+// are shown (the idempotency key); Authorization would only show the redacted secret. The lines are the only thing the daemon writes to stdout, so a script can
 // read them as JSON Lines.
 type dryRunTransport struct {
 	mu      sync.Mutex // one line at a time: calls run concurrently
@@ -25,10 +26,14 @@ type dryRunTransport struct {
 
 // dryRunLine is one request as printed.
 type dryRunLine struct {
-	Method string          `json:"method"`
-	Path   string          `json:"path"`
-	Body   json.RawMessage `json:"body,omitempty"`
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    json.RawMessage   `json:"body,omitempty"`
 }
+
+// dryRunHeaders are the request headers a dry-run line shows.
+var dryRunHeaders = []string{"X-Idempotency-Key"}
 
 func newDryRunTransport(w io.Writer, secrets ...string) *dryRunTransport {
 	return &dryRunTransport{w: w, secrets: secrets}
@@ -46,10 +51,20 @@ func (t *dryRunTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
+	var headers map[string]string
+	for _, h := range dryRunHeaders {
+		if v := req.Header.Get(h); v != "" {
+			if headers == nil {
+				headers = make(map[string]string, len(dryRunHeaders))
+			}
+			headers[h] = notifizz.Redact(v, schema.Redacted, t.secrets...)
+		}
+	}
 	line, err := marshalJSONLine(dryRunLine{
-		Method: req.Method,
-		Path:   req.URL.EscapedPath(),
-		Body:   t.redact(body),
+		Method:  req.Method,
+		Path:    req.URL.EscapedPath(),
+		Headers: headers,
+		Body:    t.redact(body),
 	})
 	if err != nil {
 		return nil, err

@@ -24,6 +24,8 @@ func TestDryRunTransport(t *testing.T) {
 	body := `{"eventName":"e","properties":{"note":"key is sdk-dry-secret","nested":{"authSecretKey":"a"}},"sdkSecretKey":"sdk-dry-secret","idempotencyKey":"k"}`
 	req, err := http.NewRequest(http.MethodPost, "https://api.example.com/v1/notification/channel/notificationcenter/config/a%2Fb/track", strings.NewReader(body))
 	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer sdk-dry-secret")
+	req.Header.Set("X-Idempotency-Key", "send-42")
 
 	resp, err := tr.RoundTrip(req)
 	require.NoError(t, err)
@@ -37,7 +39,7 @@ func TestDryRunTransport(t *testing.T) {
 	assert.NotContains(t, line, "sdk-dry-secret")
 	assert.Equal(t,
 		`{"method":"POST","path":"/v1/notification/channel/notificationcenter/config/a%2Fb/track",`+
-			`"body":{"eventName":"e","properties":{"note":"key is [REDACTED]","nested":{"authSecretKey":"[REDACTED]"}},"sdkSecretKey":"[REDACTED]","idempotencyKey":"k"}}`+"\n",
+			`"headers":{"X-Idempotency-Key":"send-42"},"body":{"eventName":"e","properties":{"note":"key is [REDACTED]","nested":{"authSecretKey":"[REDACTED]"}},"sdkSecretKey":"[REDACTED]","idempotencyKey":"k"}}`+"\n",
 		line)
 }
 
