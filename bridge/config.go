@@ -278,8 +278,8 @@ func (p PartitionsConfig) validate(bad func(field, format string, args ...any)) 
 }
 
 // FieldError is one problem Config.Validate found, naming the field it concerns by its Go path
-// from Config (e.g. "Coalesce.MaxBytes"). The bridge knows no other names for its settings:
-// whoever fills a Config from a file maps the path to its own key with Message.
+// from Config (e.g. "Coalesce.MaxBytes"), never by a config file's key: whoever fills a Config
+// from a file maps the path to its own key, and names the fields a message mentions with Message.
 type FieldError struct {
 	Field  string // Go path from Config, e.g. "Coalesce.MaxBytes"
 	format string // the message, with a %s verb for each FieldRef in args

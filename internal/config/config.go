@@ -11,8 +11,8 @@ import (
 )
 
 // Config is the daemon's whole configuration: the bridge's part plus what only the daemon uses
-// (connections, HTTP endpoints, logging). Its YAML keys are listed in one place, Config.keys,
-// because they are a contract users script against and must not follow Go field names.
+// (connections, HTTP endpoints, logging). Its YAML keys are listed in one place, the table in
+// keys.go, because they are a contract users script against and must not follow Go field names.
 type Config struct {
 	NATS     NATS
 	Notifizz Notifizz
@@ -65,7 +65,7 @@ type HTTP struct {
 
 // Log configures the logger.
 type Log struct {
-	Level  string // one of the names in logLevels
+	Level  string // "debug", "info", "warn" or "error"
 	Format string // "json" or "text"
 }
 
