@@ -3,6 +3,7 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -15,8 +16,9 @@ const (
 	ModeSliding = "sliding"
 )
 
-// Config is everything the bridge needs besides its connections. The daemon fills it from the
-// YAML file; DefaultConfig gives the documented defaults.
+// Config is everything the bridge needs besides its connections. DefaultConfig gives the
+// documented defaults; Validate names the fields it finds wrong by their Go paths, which the
+// daemon's config package maps to its file's keys.
 type Config struct {
 	Stream          StreamConfig
 	Consumer        ConsumerConfig
@@ -60,7 +62,7 @@ type CoalesceConfig struct {
 	OrphanTimeout time.Duration
 }
 
-// Bounds of coalesce.maxBytes. Below the lower one the bridge's own allowance for the keys it
+// Bounds of Coalesce.MaxBytes. Below the lower one the bridge's own allowance for the keys it
 // adds (about 1 KiB) and an ordinary track leave little room for workflows; the upper one is the
 // largest message a NATS server takes (the hard limit of max_payload), far above the request
 // bodies HTTP APIs accept, and a window that size is already a lot of memory to hold per event.
@@ -132,100 +134,179 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports every problem at once, each with the config key it concerns.
+// Validate reports every problem at once, each a *FieldError naming the field it concerns.
 func (c Config) Validate() error {
 	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, format: format, args: args})
 	}
 	if c.Stream.Name == "" || strings.ContainsAny(c.Stream.Name, ".*> \t") {
-		bad("stream.name", "must be a non-empty name without '.', '*', '>' or spaces")
+		bad("Stream.Name", "must be a non-empty name without '.', '*', '>' or spaces")
 	}
 	if !validSubjectPrefix(c.Stream.SubjectPrefix) {
-		bad("stream.subjectPrefix", "must be dot-separated tokens without wildcards or spaces")
+		bad("Stream.SubjectPrefix", "must be dot-separated tokens without wildcards or spaces")
 	}
 	if c.Stream.Storage != "file" && c.Stream.Storage != "memory" {
-		bad("stream.storage", "must be \"file\" or \"memory\", not %q", c.Stream.Storage)
+		bad("Stream.Storage", "must be \"file\" or \"memory\", not %q", c.Stream.Storage)
 	}
 	if c.Stream.Replicas < 1 || c.Stream.Replicas > 5 {
-		bad("stream.replicas", "must be between 1 and 5, not %d", c.Stream.Replicas)
+		bad("Stream.Replicas", "must be between 1 and 5, not %d", c.Stream.Replicas)
 	}
 	if c.Stream.MaxAge < 0 {
-		bad("stream.maxAge", "must not be negative")
+		bad("Stream.MaxAge", "must not be negative")
 	}
 	if c.Stream.DuplicateWindow < 0 {
-		bad("stream.duplicateWindow", "must not be negative")
+		bad("Stream.DuplicateWindow", "must not be negative")
 	}
 	if c.Consumer.Durable == "" || strings.ContainsAny(c.Consumer.Durable, ".*> \t") {
-		bad("consumer.durable", "must be a non-empty name without '.', '*', '>' or spaces")
+		bad("Consumer.Durable", "must be a non-empty name without '.', '*', '>' or spaces")
 	}
 	if c.Consumer.AckWait < time.Second {
-		bad("consumer.ackWait", "must be at least 1s, not %s", c.Consumer.AckWait)
+		bad("Consumer.AckWait", "must be at least 1s, not %s", c.Consumer.AckWait)
 	}
 	if c.Consumer.MaxDeliver < 1 {
-		bad("consumer.maxDeliver", "must be at least 1, not %d", c.Consumer.MaxDeliver)
+		bad("Consumer.MaxDeliver", "must be at least 1, not %d", c.Consumer.MaxDeliver)
 	}
 	if c.Consumer.MaxAckPending < 1 {
-		bad("consumer.maxAckPending", "must be at least 1, not %d", c.Consumer.MaxAckPending)
+		bad("Consumer.MaxAckPending", "must be at least 1, not %d", c.Consumer.MaxAckPending)
 	}
 	if c.Coalesce.Delay <= 0 {
-		bad("coalesce.delay", "must be positive, not %s", c.Coalesce.Delay)
+		bad("Coalesce.Delay", "must be positive, not %s", c.Coalesce.Delay)
 	}
 	switch c.Coalesce.Mode {
 	case ModeFixed:
 	case ModeSliding:
 		if c.Coalesce.MaxDelay < c.Coalesce.Delay {
-			bad("coalesce.maxDelay", "must be at least coalesce.delay (%s) in sliding mode, not %s", c.Coalesce.Delay, c.Coalesce.MaxDelay)
+			bad("Coalesce.MaxDelay", "must be at least %s (%s) in sliding mode, not %s", FieldRef("Coalesce.Delay"), c.Coalesce.Delay, c.Coalesce.MaxDelay)
 		}
 	default:
-		bad("coalesce.mode", "must be %q or %q, not %q", ModeFixed, ModeSliding, c.Coalesce.Mode)
+		bad("Coalesce.Mode", "must be %q or %q, not %q", ModeFixed, ModeSliding, c.Coalesce.Mode)
 	}
 	if c.Coalesce.MaxWorkflows < 1 {
-		bad("coalesce.maxWorkflows", "must be at least 1, not %d", c.Coalesce.MaxWorkflows)
+		bad("Coalesce.MaxWorkflows", "must be at least 1, not %d", c.Coalesce.MaxWorkflows)
 	}
 	if c.Coalesce.MaxBytes < MinWindowBytes || c.Coalesce.MaxBytes > MaxWindowBytes {
-		bad("coalesce.maxBytes", "must be between %d (64 KiB) and %d (64 MiB) bytes, not %d", MinWindowBytes, MaxWindowBytes, c.Coalesce.MaxBytes)
+		bad("Coalesce.MaxBytes", "must be between %d (64 KiB) and %d (64 MiB) bytes, not %d", MinWindowBytes, MaxWindowBytes, c.Coalesce.MaxBytes)
 	}
 	if c.Coalesce.OrphanTimeout < c.closeBound() {
-		bad("coalesce.orphanTimeout", "must be at least the longest window (%s), not %s", c.closeBound(), c.Coalesce.OrphanTimeout)
+		bad("Coalesce.OrphanTimeout", "must be at least the longest window (%s), not %s", c.closeBound(), c.Coalesce.OrphanTimeout)
 	}
 	if c.Retry.Attempts < 1 {
-		bad("retry.attempts", "must be at least 1, not %d", c.Retry.Attempts)
+		bad("Retry.Attempts", "must be at least 1, not %d", c.Retry.Attempts)
 	}
 	if c.Retry.InitialBackoff <= 0 {
-		bad("retry.initialBackoff", "must be positive, not %s", c.Retry.InitialBackoff)
+		bad("Retry.InitialBackoff", "must be positive, not %s", c.Retry.InitialBackoff)
 	}
 	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
-		bad("retry.maxBackoff", "must be at least retry.initialBackoff, not %s", c.Retry.MaxBackoff)
+		bad("Retry.MaxBackoff", "must be at least %s, not %s", FieldRef("Retry.InitialBackoff"), c.Retry.MaxBackoff)
 	}
 	if c.Retry.NakInitial <= 0 {
-		bad("retry.nakInitial", "must be positive, not %s", c.Retry.NakInitial)
+		bad("Retry.NakInitial", "must be positive, not %s", c.Retry.NakInitial)
 	}
 	if c.Retry.NakMax < c.Retry.NakInitial {
-		bad("retry.nakMax", "must be at least retry.nakInitial, not %s", c.Retry.NakMax)
+		bad("Retry.NakMax", "must be at least %s, not %s", FieldRef("Retry.NakInitial"), c.Retry.NakMax)
 	}
 	if c.DeadLetter.Stream == "" || strings.ContainsAny(c.DeadLetter.Stream, ".*> \t") {
-		bad("deadLetter.stream", "must be a non-empty name without '.', '*', '>' or spaces")
+		bad("DeadLetter.Stream", "must be a non-empty name without '.', '*', '>' or spaces")
 	} else if c.DeadLetter.Stream == c.Stream.Name {
-		bad("deadLetter.stream", "must differ from stream.name")
+		bad("DeadLetter.Stream", "must differ from %s", FieldRef("Stream.Name"))
 	}
 	if !validSubjectPrefix(c.DeadLetter.SubjectPrefix) {
-		bad("deadLetter.subjectPrefix", "must be dot-separated tokens without wildcards or spaces")
+		bad("DeadLetter.SubjectPrefix", "must be dot-separated tokens without wildcards or spaces")
 	} else if c.DeadLetter.SubjectPrefix == c.Stream.SubjectPrefix {
-		bad("deadLetter.subjectPrefix", "must differ from stream.subjectPrefix")
+		bad("DeadLetter.SubjectPrefix", "must differ from %s", FieldRef("Stream.SubjectPrefix"))
 	}
 	c.Partitions.validate(bad)
 	if c.MaxInFlight < 1 {
-		bad("notifizz.maxInFlight", "must be at least 1, not %d", c.MaxInFlight)
+		bad("MaxInFlight", "must be at least 1, not %d", c.MaxInFlight)
 	}
 	if c.RateLimit < 0 {
-		bad("notifizz.rateLimit", "must not be negative")
+		bad("RateLimit", "must not be negative")
 	}
 	if c.ShutdownTimeout <= 0 {
-		bad("shutdownTimeout", "must be positive, not %s", c.ShutdownTimeout)
+		bad("ShutdownTimeout", "must be positive, not %s", c.ShutdownTimeout)
 	}
 	return errors.Join(errs...)
 }
+
+// validate adds the problems of the partitions section to a Config.Validate run.
+func (p PartitionsConfig) validate(bad func(field, format string, args ...any)) {
+	if p.Count == 0 {
+		return // single-replica mode: the other fields are not used
+	}
+	if p.Count < 0 || p.Count > maxPartitions {
+		bad("Partitions.Count", "must be between 0 (a single replica) and %d, not %d", maxPartitions, p.Count)
+	}
+	if !validMemberName(p.Group) {
+		bad("Partitions.Group", "must be a name of at most 64 letters, digits, '-' or '_', not %q", p.Group)
+	}
+	switch {
+	case p.Member == "":
+		bad("Partitions.Member", "must be set when %s is not 0 (the daemon defaults it to the host name)", FieldRef("Partitions.Count"))
+	case !validMemberName(p.Member):
+		bad("Partitions.Member", "must be a name of at most 64 letters, digits, '-' or '_', not %q", p.Member)
+	}
+	switch p.Mode {
+	case PartitionStatic:
+		if len(p.Members) == 0 {
+			bad("Partitions.Members", "must list every member of the static group (this replica's %s among them)", FieldRef("Partitions.Member"))
+			return
+		}
+		seen := make(map[string]bool, len(p.Members))
+		for _, m := range p.Members {
+			if !validMemberName(m) {
+				bad("Partitions.Members", "must be names of at most 64 letters, digits, '-' or '_', not %q", m)
+			}
+			if seen[m] {
+				bad("Partitions.Members", "names %q twice", m)
+			}
+			seen[m] = true
+		}
+		if len(p.Members) > p.Count {
+			bad("Partitions.Members", "has %d members for %d partitions: a member without a partition would never receive a message", len(p.Members), p.Count)
+		}
+		if p.Member != "" && !seen[p.Member] {
+			bad("Partitions.Member", "%q is not in %s", p.Member, FieldRef("Partitions.Members"))
+		}
+	case PartitionElastic:
+		if len(p.Members) > 0 {
+			bad("Partitions.Members", "is only used in static mode: elastic members join the group by themselves")
+		}
+	default:
+		bad("Partitions.Mode", "must be %q or %q, not %q", PartitionStatic, PartitionElastic, p.Mode)
+	}
+}
+
+// FieldError is one problem Config.Validate found, naming the field it concerns by its Go path
+// from Config (e.g. "Coalesce.MaxBytes"), never by a config file's key: whoever fills a Config
+// from a file maps the path to its own key, and names the fields a message mentions with Message.
+type FieldError struct {
+	Field  string // Go path from Config, e.g. "Coalesce.MaxBytes"
+	format string // the message, with a %s verb for each FieldRef in args
+	args   []any
+}
+
+// FieldRef is an argument of a FieldError's message that names another field of Config by its
+// Go path, so that Message can name it as its reader knows it.
+type FieldRef string
+
+// Message returns what is wrong, without the field, naming the other fields it mentions with
+// name (their Go paths when name is nil).
+func (e *FieldError) Message(name func(field string) string) string {
+	args := e.args
+	if name != nil {
+		args = slices.Clone(e.args)
+		for i, a := range args {
+			if ref, ok := a.(FieldRef); ok {
+				args[i] = name(string(ref))
+			}
+		}
+	}
+	return fmt.Sprintf(e.format, args...)
+}
+
+// Error returns "<Go path>: <message>".
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message(nil) }
 
 // closeBound is the longest a window can stay open before it is due.
 func (c Config) closeBound() time.Duration {

@@ -90,24 +90,3 @@ func TestBackoffSchedule(t *testing.T) {
 		})
 	}
 }
-
-func TestConfigValidateReportsEveryProblem(t *testing.T) {
-	cfg := DefaultConfig()
-	assert.NoError(t, cfg.Validate())
-
-	cfg.Stream.Name = "bad.name"
-	cfg.Consumer.AckWait = 0
-	cfg.Coalesce.Mode = "bursty"
-	cfg.Coalesce.OrphanTimeout = time.Millisecond
-	cfg.DeadLetter.SubjectPrefix = cfg.Stream.SubjectPrefix
-	cfg.MaxInFlight = 0
-	err := cfg.Validate()
-	for _, key := range []string{"stream.name", "consumer.ackWait", "coalesce.mode", "coalesce.orphanTimeout", "deadLetter.subjectPrefix", "notifizz.maxInFlight"} {
-		assert.ErrorContains(t, err, key+":")
-	}
-
-	cfg = DefaultConfig()
-	cfg.Coalesce.Mode = ModeSliding
-	cfg.Coalesce.MaxDelay = cfg.Coalesce.Delay / 2
-	assert.ErrorContains(t, cfg.Validate(), "coalesce.maxDelay:")
-}

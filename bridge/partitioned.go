@@ -82,54 +82,6 @@ type PartitionsConfig struct {
 	Members []string
 }
 
-// validate adds the problems of the partitions section to a Config.Validate run.
-func (p PartitionsConfig) validate(bad func(key, format string, args ...any)) {
-	if p.Count == 0 {
-		return // single-replica mode: the other keys are not used
-	}
-	if p.Count < 0 || p.Count > maxPartitions {
-		bad("partitions.count", "must be between 0 (a single replica) and %d, not %d", maxPartitions, p.Count)
-	}
-	if !validMemberName(p.Group) {
-		bad("partitions.group", "must be a name of at most 64 letters, digits, '-' or '_', not %q", p.Group)
-	}
-	switch {
-	case p.Member == "":
-		bad("partitions.member", "must be set when partitions.count is not 0 (the daemon defaults it to the host name)")
-	case !validMemberName(p.Member):
-		bad("partitions.member", "must be a name of at most 64 letters, digits, '-' or '_', not %q", p.Member)
-	}
-	switch p.Mode {
-	case PartitionStatic:
-		if len(p.Members) == 0 {
-			bad("partitions.members", "must list every member of the static group (this replica's partitions.member among them)")
-			return
-		}
-		seen := make(map[string]bool, len(p.Members))
-		for _, m := range p.Members {
-			if !validMemberName(m) {
-				bad("partitions.members", "must be names of at most 64 letters, digits, '-' or '_', not %q", m)
-			}
-			if seen[m] {
-				bad("partitions.members", "names %q twice", m)
-			}
-			seen[m] = true
-		}
-		if len(p.Members) > p.Count {
-			bad("partitions.members", "has %d members for %d partitions: a member without a partition would never receive a message", len(p.Members), p.Count)
-		}
-		if p.Member != "" && !seen[p.Member] {
-			bad("partitions.member", "%q is not in partitions.members", p.Member)
-		}
-	case PartitionElastic:
-		if len(p.Members) > 0 {
-			bad("partitions.members", "is only used in static mode: elastic members join the group by themselves")
-		}
-	default:
-		bad("partitions.mode", "must be %q or %q, not %q", PartitionStatic, PartitionElastic, p.Mode)
-	}
-}
-
 // validMemberName accepts the names pcgroups turns into consumer and stream names
 // (<group>-<member>, <stream>-<group>), which allow no '.', wildcards or spaces.
 func validMemberName(s string) bool {

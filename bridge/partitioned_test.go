@@ -21,53 +21,6 @@ import (
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
-func TestPartitionsValidate(t *testing.T) {
-	tests := []struct {
-		name string
-		p    PartitionsConfig
-		want []string // problems, each starting with its key
-	}{
-		{"single replica ignores the rest", PartitionsConfig{Mode: "nonsense"}, nil},
-		{"static", PartitionsConfig{Count: 6, Mode: PartitionStatic, Group: "g", Member: "b", Members: []string{"a", "b", "c"}}, nil},
-		{"elastic", PartitionsConfig{Count: 6, Mode: PartitionElastic, Group: "g", Member: "host-1"}, nil},
-		{"negative count", PartitionsConfig{Count: -1, Mode: PartitionElastic, Group: "g", Member: "m"},
-			[]string{"partitions.count: must be between 0 (a single replica) and 1024, not -1"}},
-		{"bad names", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "a.b", Member: "host.example.com"},
-			[]string{`partitions.group: must be a name of at most 64 letters, digits, '-' or '_', not "a.b"`,
-				`partitions.member: must be a name of at most 64 letters, digits, '-' or '_', not "host.example.com"`}},
-		{"no member", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "g"},
-			[]string{"partitions.member: must be set when partitions.count is not 0 (the daemon defaults it to the host name)"}},
-		{"unknown mode", PartitionsConfig{Count: 2, Mode: "dynamic", Group: "g", Member: "m"},
-			[]string{`partitions.mode: must be "static" or "elastic", not "dynamic"`}},
-		{"static without members", PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "m"},
-			[]string{"partitions.members: must list every member of the static group (this replica's partitions.member among them)"}},
-		{"static member not listed", PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "m", Members: []string{"a", "b"}},
-			[]string{`partitions.member: "m" is not in partitions.members`}},
-		{"static members beyond partitions", PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "a", Members: []string{"a", "b", "a"}},
-			[]string{`partitions.members: names "a" twice`,
-				"partitions.members: has 3 members for 2 partitions: a member without a partition would never receive a message"}},
-		{"elastic with members", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "g", Member: "m", Members: []string{"m"}},
-			[]string{"partitions.members: is only used in static mode: elastic members join the group by themselves"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
-			cfg.Partitions = tt.p
-			err := cfg.Validate()
-			if tt.want == nil {
-				assert.NoError(t, err)
-				return
-			}
-			require.Error(t, err)
-			var got []string
-			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
-				got = append(got, e.Error())
-			}
-			assert.Equal(t, tt.want, got)
-		})
-	}
-}
-
 // TestPartitionTransform checks the stream's transform against the server: the stored subject
 // carries the partition partitionOf computes, parseSubject reads the published subject back, and
 // streamPartitions reads the count from the stream.

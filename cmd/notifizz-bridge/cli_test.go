@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -13,6 +15,28 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
+
+const examplePath = "../../config.example.yaml"
+
+// clearExampleEnv empties the variables config.example.yaml reads, so that the machine's
+// environment cannot change what the tests see. Empty and unset expand alike.
+func clearExampleEnv(t *testing.T) {
+	t.Helper()
+	for _, v := range []string{
+		"NATS_URL", "NOTIFIZZ_SDK_SECRET_KEY", "NOTIFIZZ_AUTH_SECRET_KEY",
+		"NOTIFIZZ_BRIDGE_NATS_LISTEN", "NOTIFIZZ_BRIDGE_STORE_DIR", "NOTIFIZZ_BRIDGE_HTTP_LISTEN",
+		"NOTIFIZZ_BRIDGE_LOG_LEVEL", "NOTIFIZZ_BRIDGE_LOG_FORMAT",
+	} {
+		t.Setenv(v, "")
+	}
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
+	return path
+}
 
 // runCLI runs the command line in process and returns its exit code and output.
 func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {

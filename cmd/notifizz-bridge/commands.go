@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -22,7 +23,7 @@ func runCommand(ctx context.Context, std stdio, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("run takes no arguments, got %q (flags come before arguments)", fs.Arg(0))
 	}
-	cfg, err := LoadConfig(*configPath, loadOptions{dryRun: *dryRun, needSDKKey: true})
+	cfg, err := config.Load(*configPath, config.Options{DryRun: *dryRun, NeedSDKKey: true})
 	if err != nil {
 		return err
 	}
@@ -39,7 +40,7 @@ func checkCommand(_ context.Context, std stdio, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("check takes no arguments, got %q (flags come before arguments)", fs.Arg(0))
 	}
-	cfg, err := LoadConfig(*configPath, loadOptions{dryRun: *dryRun, needSDKKey: true})
+	cfg, err := config.Load(*configPath, config.Options{DryRun: *dryRun, NeedSDKKey: true})
 	if err != nil {
 		return err
 	}
@@ -60,7 +61,7 @@ func tokenCommand(_ context.Context, std stdio, args []string) error {
 	if fs.NArg() != 1 || fs.Arg(0) == "" {
 		return usagef("token takes one non-empty USER_ID")
 	}
-	cfg, err := LoadConfig(*configPath, loadOptions{})
+	cfg, err := config.Load(*configPath, config.Options{})
 	if err != nil {
 		return err
 	}
@@ -119,7 +120,7 @@ func publishCommand(ctx context.Context, std stdio, args []string) error {
 	if err := schema.Validate(msg.kind, msg.body); err != nil {
 		return fmt.Errorf("invalid %s body: %w", msg.kind, err)
 	}
-	cfg, err := LoadConfig(*configPath, loadOptions{})
+	cfg, err := config.Load(*configPath, config.Options{})
 	if err != nil {
 		return err
 	}

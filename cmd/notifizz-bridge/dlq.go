@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -134,12 +135,12 @@ because it named a secret key, or cut to fit the server's max payload, unless
 
 // openDLQ parses a dlq subcommand's flags, loads the config and connects to NATS; the caller
 // closes the connection.
-func openDLQ(sub string, std stdio, args []string) (dlqFlags, Config, *nats.Conn, jetstream.JetStream, error) {
+func openDLQ(sub string, std stdio, args []string) (dlqFlags, config.Config, *nats.Conn, jetstream.JetStream, error) {
 	f, err := parseDLQFlags(sub, std, args)
 	if err != nil {
-		return f, Config{}, nil, nil, err
+		return f, config.Config{}, nil, nil, err
 	}
-	cfg, err := LoadConfig(*f.config, loadOptions{})
+	cfg, err := config.Load(*f.config, config.Options{})
 	if err != nil {
 		return f, cfg, nil, nil, err
 	}
@@ -273,7 +274,7 @@ func (dl deadLetter) redacted() bool {
 }
 
 // dlqStream binds the dead-letter stream.
-func dlqStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+func dlqStream(ctx context.Context, js jetstream.JetStream, cfg config.Config) (jetstream.Stream, error) {
 	name := cfg.Bridge.DeadLetter.Stream
 	sctx, cancel := context.WithTimeout(ctx, dlqTimeout)
 	defer cancel()
@@ -287,7 +288,7 @@ func dlqStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstre
 // eachDeadLetter calls fn for each dead letter of s (bound by dlqStream) that f's --key and
 // --reason select, in stream order, up to the last one stored when s was bound (so that a replay
 // that fails again is not replayed twice in one run). The key is filtered by the server.
-func eachDeadLetter(ctx context.Context, s jetstream.Stream, cfg Config, f dlqFlags, fn func(deadLetter) error) error {
+func eachDeadLetter(ctx context.Context, s jetstream.Stream, cfg config.Config, f dlqFlags, fn func(deadLetter) error) error {
 	name, key := cfg.Bridge.DeadLetter.Stream, *f.key
 	sctx, cancel := context.WithTimeout(ctx, dlqTimeout)
 	defer cancel()
@@ -343,7 +344,7 @@ func eachDeadLetter(ctx context.Context, s jetstream.Stream, cfg Config, f dlqFl
 	return nil
 }
 
-func newDeadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, cfg Config) deadLetter {
+func newDeadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, cfg config.Config) deadLetter {
 	h := m.Headers()
 	dl := deadLetter{
 		seq: meta.Sequence.Stream, time: meta.Timestamp, header: h, data: m.Data(),
@@ -365,7 +366,7 @@ func newDeadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, cfg Config) dea
 // replayOne publishes the original message again and waits for the stream's ack. Its
 // Nats-Msg-Id names the dead letter, so replaying it twice within the duplicate window (a
 // delete that failed, a replay run twice) stores it once.
-func replayOne(ctx context.Context, js jetstream.JetStream, cfg Config, dl deadLetter) (*jetstream.PubAck, error) {
+func replayOne(ctx context.Context, js jetstream.JetStream, cfg config.Config, dl deadLetter) (*jetstream.PubAck, error) {
 	m := nats.NewMsg(dl.subject)
 	m.Header = replayHeaders(dl.header)
 	m.Data = dl.data
@@ -398,8 +399,8 @@ func replayHeaders(h nats.Header) nats.Header {
 // connectTool connects a short-lived command with the config's NATS settings (the external
 // server, or the embedded one's listen address) and extra, which names the connection and sets
 // its connect timeout.
-func connectTool(cfg Config, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
-	url, target := cfg.NATS.URL, redactURL(cfg.NATS.URL)
+func connectTool(cfg config.Config, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	url, target := cfg.NATS.URL, config.RedactURL(cfg.NATS.URL)
 	if url == "" {
 		url = embeddedClientURL(cfg.NATS.Embedded.Listen)
 		target = "embedded " + cfg.NATS.Embedded.Listen

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 )
 
 // headerMsg is a dead letter as read back from the stream: only its headers and body matter.
@@ -33,7 +34,7 @@ func TestDeadLetterReplaySubjectDropsPartition(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := config.Default()
 			cfg.Bridge.Partitions.Count = tt.partitions
 			m := headerMsg{h: nats.Header{}}
 			m.h.Set(bridge.HeaderOriginalSubject, tt.original)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 
@@ -47,7 +48,7 @@ func TestDryRunTransport(t *testing.T) {
 // a secret holding them appears escaped; it is scrubbed in that form too.
 func TestDryRunScrubsHTMLEscapedSecret(t *testing.T) {
 	var out bytes.Buffer
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.Notifizz.DryRun = true
 	cfg.Notifizz.SDKSecretKey = "s<k&y>1"
 	c := newAPIClient(cfg, &out, discardLogger())
@@ -74,7 +75,7 @@ func TestDryRunTransportNonJSONBody(t *testing.T) {
 // goroutines: every line must come out whole.
 func TestDryRunClientSerialisesLines(t *testing.T) {
 	var out bytes.Buffer
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.Notifizz.DryRun = true
 	cfg.Notifizz.SDKSecretKey = "sdk-concurrent-secret"
 	c := newAPIClient(cfg, &out, discardLogger())

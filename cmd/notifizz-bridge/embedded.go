@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 )
 
 // embeddedReadyTimeout bounds how long the embedded server may take to listen; JetStream
@@ -30,7 +32,7 @@ type embeddedServer struct {
 // nats.url is empty. Its client port is a real TCP listener, so that the publish command and the
 // nats CLI can talk to it; the daemon itself connects in-process. It refuses to start when
 // another process holds the store directory (see lockStore).
-func startEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*embeddedServer, error) {
+func startEmbedded(cfg config.Embedded, log *slog.Logger) (*embeddedServer, error) {
 	host, portText, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen: %w", err)
@@ -52,7 +54,7 @@ func startEmbedded(cfg EmbeddedConfig, log *slog.Logger) (*embeddedServer, error
 }
 
 // startNATS starts the embedded server on host:port with its store in cfg.StoreDir.
-func startNATS(host string, port int, cfg EmbeddedConfig, log *slog.Logger) (*server.Server, error) {
+func startNATS(host string, port int, cfg config.Embedded, log *slog.Logger) (*server.Server, error) {
 	srv, err := server.NewServer(&server.Options{
 		// A fixed name keeps the JetStream store's identity stable across restarts.
 		ServerName: "notifizz-bridge",
@@ -113,7 +115,7 @@ func embeddedClientURL(listen string) string {
 
 // clientOptions turns the config's client settings for an external server into nats.go options.
 // They carry the credentials, so none of them is ever logged.
-func clientOptions(cfg NATSConfig) ([]nats.Option, error) {
+func clientOptions(cfg config.NATS) ([]nats.Option, error) {
 	var opts []nats.Option
 	if cfg.URL == "" {
 		return opts, nil

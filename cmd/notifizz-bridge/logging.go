@@ -10,19 +10,14 @@ import (
 	"sync/atomic"
 
 	"github.com/nats-io/nats-server/v2/server"
-)
 
-var logLevels = map[string]slog.Level{
-	"debug": slog.LevelDebug,
-	"info":  slog.LevelInfo,
-	"warn":  slog.LevelWarn,
-	"error": slog.LevelError,
-}
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
+)
 
 // newLogger returns the daemon's logger. It writes to w (stderr), because stdout carries the
 // dry-run output and nothing else.
-func newLogger(cfg LogConfig, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: logLevels[cfg.Level]}
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

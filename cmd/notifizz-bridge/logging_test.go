@@ -9,13 +9,15 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 )
 
 // TestRouteStdLog: what a library prints with the standard logger (pcgroups does) comes out as
 // one record of the daemon's format per line, at error level for an error and warn otherwise.
 func TestRouteStdLog(t *testing.T) {
 	var out bytes.Buffer
-	routeStdLog(newLogger(LogConfig{Level: "info", Format: "json"}, &out))
+	routeStdLog(newLogger(config.Log{Level: "info", Format: "json"}, &out))
 	t.Cleanup(func() {
 		stdlog.SetOutput(os.Stderr)
 		stdlog.SetFlags(stdlog.LstdFlags)

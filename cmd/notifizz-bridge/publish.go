@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -59,7 +60,7 @@ func problemText(err error) string {
 
 // publishOne connects with the config's NATS settings and publishes m through the schema
 // producer, which validates the body and sets Nats-Msg-Id.
-func publishOne(ctx context.Context, cfg Config, m publishMsg) (*jetstream.PubAck, error) {
+func publishOne(ctx context.Context, cfg config.Config, m publishMsg) (*jetstream.PubAck, error) {
 	opts := []nats.Option{nats.Name("notifizz-bridge publish")}
 	if deadline, ok := ctx.Deadline(); ok {
 		// The connect timeout is the only part of connecting ctx cannot bound.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 
@@ -24,9 +25,9 @@ const flushTimeout = 2 * time.Second
 // runDaemon runs the bridge until ctx is done, then shuts down in order: the bridge (it drains,
 // hands open windows back and waits for calls in flight within shutdownTimeout), the HTTP endpoint, the NATS connection, the
 // embedded server. Dry-run lines go to stdout, logs to stderr.
-func runDaemon(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
-	if !cfg.Notifizz.DryRun && cfg.Notifizz.SDKSecretKey == "" {
-		return errNoSDKKey // LoadConfig reports it first; this guards other callers
+func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
+	if err := cfg.RequireSDKKey(); err != nil {
+		return err // config.Load reports it first; this guards other callers
 	}
 	log := newLogger(cfg.Log, stderr)
 	routeStdLog(log)
@@ -114,7 +115,7 @@ func consumerAttr(b bridge.Config) slog.Attr {
 
 // newAPIClient builds the Notifizz client; in a dry run its transport prints instead of
 // sending. The client does the short in-process retries, the bridge the naks after them.
-func newAPIClient(cfg Config, stdout io.Writer, log *slog.Logger) *notifizz.Client {
+func newAPIClient(cfg config.Config, stdout io.Writer, log *slog.Logger) *notifizz.Client {
 	n := cfg.Notifizz
 	opts := []notifizz.Option{
 		notifizz.WithBaseURL(n.BaseURL),
@@ -153,7 +154,7 @@ type natsConn struct {
 // connectDaemon connects for the long run: it reconnects forever and logs every change of
 // connection state. A failure of the first connection (a wrong credential, a server that is
 // not there) is returned, so that a misconfigured daemon does not start.
-func connectDaemon(cfg NATSConfig, log *slog.Logger) (*natsConn, error) {
+func connectDaemon(cfg config.NATS, log *slog.Logger) (*natsConn, error) {
 	opts := []nats.Option{
 		nats.Name("notifizz-bridge"),
 		// JetStream keeps the messages during an outage and the consumer resumes after it, so
@@ -185,7 +186,7 @@ func connectDaemon(cfg NATSConfig, log *slog.Logger) (*natsConn, error) {
 		}
 		return &natsConn{nc: nc, srv: srv, target: "embedded " + cfg.Embedded.Listen}, nil
 	}
-	target := redactURL(cfg.URL)
+	target := config.RedactURL(cfg.URL)
 	auth, err := clientOptions(cfg)
 	if err != nil {
 		return nil, err

@@ -11,10 +11,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 )
 
 func TestEmbeddedStoreDirIsLockedWhileItRuns(t *testing.T) {
-	cfg := EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "nats")}
+	cfg := config.Embedded{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "nats")}
 	first, err := startEmbedded(cfg, discardLogger())
 	require.NoError(t, err)
 

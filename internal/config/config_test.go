@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"errors"
@@ -38,13 +38,13 @@ func writeFile(t *testing.T, name, content string) string {
 	return path
 }
 
-// problems returns the messages of a *ConfigError.
+// problems returns the messages of the Problems in err.
 func problems(t *testing.T, err error) []string {
 	t.Helper()
-	var ce *ConfigError
-	require.ErrorAs(t, err, &ce)
+	var ps Problems
+	require.ErrorAs(t, err, &ps)
 	var out []string
-	for _, p := range ce.Problems {
+	for _, p := range ps {
 		out = append(out, p.Error())
 	}
 	return out
@@ -72,10 +72,10 @@ func TestConfigKeys(t *testing.T) {
 	var c Config
 	var got []string
 	secrets := map[string]bool{}
-	for _, f := range c.fields() {
-		got = append(got, f.key)
-		if f.secret {
-			secrets[f.key] = true
+	for _, k := range c.keys() {
+		got = append(got, k.name)
+		if k.secret {
+			secrets[k.name] = true
 		}
 	}
 	assert.Equal(t, want, got)
@@ -86,11 +86,11 @@ func TestConfigKeys(t *testing.T) {
 
 func TestExampleConfigLoads(t *testing.T) {
 	clearExampleEnv(t)
-	cfg, err := LoadConfig(examplePath, loadOptions{dryRun: true, needSDKKey: true})
+	cfg, err := Load(examplePath, Options{DryRun: true, NeedSDKKey: true})
 	require.NoError(t, err)
 
 	// The example shows the defaults.
-	want := DefaultConfig()
+	want := Default()
 	want.Notifizz.DryRun = true
 	assert.Equal(t, want, cfg)
 }
@@ -121,8 +121,8 @@ func TestExampleConfigDocumentsEveryKey(t *testing.T) {
 	}
 	walk("", doc.Content[0])
 	var c Config
-	for _, f := range c.fields() {
-		assert.Contains(t, inFile, f.key, "config.example.yaml does not show %s", f.key)
+	for _, k := range c.keys() {
+		assert.Contains(t, inFile, k.name, "config.example.yaml does not show %s", k.name)
 	}
 }
 
@@ -131,7 +131,7 @@ func TestExampleConfigFromEnvironment(t *testing.T) {
 	t.Setenv("NOTIFIZZ_SDK_SECRET_KEY", `sdk "quoted": #secret`)
 	t.Setenv("NOTIFIZZ_BRIDGE_HTTP_LISTEN", "0.0.0.0:9090")
 	t.Setenv("NATS_URL", "nats://nats-1:4222,nats://nats-2:4222")
-	cfg, err := LoadConfig(examplePath, loadOptions{needSDKKey: true})
+	cfg, err := Load(examplePath, Options{NeedSDKKey: true})
 	require.NoError(t, err)
 	// A value with YAML syntax in it stays one string: expansion happens after parsing.
 	assert.Equal(t, `sdk "quoted": #secret`, cfg.Notifizz.SDKSecretKey)
@@ -140,19 +140,19 @@ func TestExampleConfigFromEnvironment(t *testing.T) {
 	assert.Equal(t, defaultStoreDir, cfg.NATS.Embedded.StoreDir, "${VAR:-default} takes the default")
 }
 
-func TestLoadConfigWithoutFileGivesDefaults(t *testing.T) {
-	cfg, err := LoadConfig("", loadOptions{})
+func TestLoadWithoutFileGivesDefaults(t *testing.T) {
+	cfg, err := Load("", Options{})
 	require.NoError(t, err)
-	assert.Equal(t, DefaultConfig(), cfg)
+	assert.Equal(t, Default(), cfg)
 	assert.Equal(t, "127.0.0.1:4222", cfg.NATS.Embedded.Listen)
 	assert.Equal(t, "./data/nats", cfg.NATS.Embedded.StoreDir)
 	assert.Equal(t, "127.0.0.1:8080", cfg.HTTP.Listen)
-	assert.Equal(t, LogConfig{Level: "info", Format: "text"}, cfg.Log)
+	assert.Equal(t, Log{Level: "info", Format: "text"}, cfg.Log)
 	assert.Equal(t, 10*time.Second, cfg.Notifizz.Timeout)
 	assert.Equal(t, "https://eu.api.notifizz.com/v1", cfg.Notifizz.BaseURL)
 }
 
-func TestLoadConfigDecodes(t *testing.T) {
+func TestLoadDecodes(t *testing.T) {
 	path := writeFile(t, "c.yaml", `
 nats:
   url: nats://localhost:4222
@@ -176,9 +176,9 @@ log:
 http:
 shutdownTimeout: 1m30s
 `)
-	cfg, err := LoadConfig(path, loadOptions{})
+	cfg, err := Load(path, Options{})
 	require.NoError(t, err)
-	want := DefaultConfig()
+	want := Default()
 	want.NATS.URL, want.NATS.User, want.NATS.Password = "nats://localhost:4222", "bridge", "p@ss: word"
 	want.Bridge.Stream.Create, want.Bridge.Stream.Replicas, want.Bridge.Stream.MaxAge = false, 3, 24*time.Hour
 	want.Bridge.Coalesce.Delay, want.Bridge.Coalesce.Mode, want.Bridge.Coalesce.MaxDelay = 250*time.Millisecond, "sliding", 2*time.Second
@@ -188,7 +188,7 @@ shutdownTimeout: 1m30s
 	assert.Equal(t, want, cfg)
 }
 
-func TestLoadConfigReportsEveryProblemWithItsLine(t *testing.T) {
+func TestLoadReportsEveryProblemWithItsLine(t *testing.T) {
 	path := writeFile(t, "bad.yaml", `nats:
   url: ""
 coalesce:
@@ -211,7 +211,7 @@ consumer:
   ackWait: 1s
   ackWait: 2s
 `)
-	_, err := LoadConfig(path, loadOptions{})
+	_, err := Load(path, Options{})
 	require.Error(t, err)
 	assert.Equal(t, []string{
 		`line 4: coalesce.delay: invalid duration "1x" (write a Go duration such as "1s", "500ms" or "2m")`,
@@ -233,7 +233,7 @@ consumer:
 // TestCoalesceMaxBytes covers coalesce.maxBytes from file to check: an integer number of bytes
 // within its bounds, reported with its line otherwise, and printed back.
 func TestCoalesceMaxBytes(t *testing.T) {
-	assert.Equal(t, 4<<20, DefaultConfig().Bridge.Coalesce.MaxBytes)
+	assert.Equal(t, 4<<20, Default().Bridge.Coalesce.MaxBytes)
 	tests := []struct {
 		value   string
 		want    int
@@ -253,7 +253,7 @@ func TestCoalesceMaxBytes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.value, func(t *testing.T) {
 			path := writeFile(t, "c.yaml", "coalesce:\n  maxWorkflows: 10\n  maxBytes: "+tt.value+"\n")
-			cfg, err := LoadConfig(path, loadOptions{})
+			cfg, err := Load(path, Options{})
 			if tt.problem != "" {
 				assert.Equal(t, []string{tt.problem}, problems(t, err))
 				return
@@ -267,13 +267,13 @@ func TestCoalesceMaxBytes(t *testing.T) {
 	}
 }
 
-func TestLoadConfigUnknownNestedKey(t *testing.T) {
+func TestLoadUnknownNestedKey(t *testing.T) {
 	path := writeFile(t, "c.yaml", "coalesce:\n  delay: 1s\n\n  dleay: 2s\n")
-	_, err := LoadConfig(path, loadOptions{})
+	_, err := Load(path, Options{})
 	assert.EqualError(t, err, path+`: invalid configuration: line 4: unknown key "coalesce.dleay" (did you mean "coalesce.delay"?)`)
 }
 
-func TestLoadConfigStructureErrors(t *testing.T) {
+func TestLoadStructureErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, yaml, want string
 	}{
@@ -284,21 +284,21 @@ func TestLoadConfigStructureErrors(t *testing.T) {
 		{"mapping for a value", "http:\n  listen:\n    host: x\n", "line 2: http.listen: must be a single value, not a mapping"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := LoadConfig(writeFile(t, "c.yaml", tc.yaml), loadOptions{})
+			_, err := Load(writeFile(t, "c.yaml", tc.yaml), Options{})
 			assert.Equal(t, []string{tc.want}, problems(t, err))
 		})
 	}
 }
 
-func TestLoadConfigEmptyFileGivesDefaults(t *testing.T) {
+func TestLoadEmptyFileGivesDefaults(t *testing.T) {
 	for _, content := range []string{"", "# only a comment\n", "~\n"} {
-		cfg, err := LoadConfig(writeFile(t, "c.yaml", content), loadOptions{})
+		cfg, err := Load(writeFile(t, "c.yaml", content), Options{})
 		require.NoError(t, err)
-		assert.Equal(t, DefaultConfig(), cfg)
+		assert.Equal(t, Default(), cfg)
 	}
 }
 
-func TestLoadConfigExpandsEnvironment(t *testing.T) {
+func TestLoadExpandsEnvironment(t *testing.T) {
 	t.Setenv("NB_TEST_DELAY", "3s")
 	t.Setenv("NB_TEST_EMPTY", "")
 	t.Setenv("NB_TEST_USER", "svc")
@@ -314,20 +314,20 @@ nats:
   embedded:
     storeDir: "$${NOT_A_VAR}/pa$word"
 `)
-	cfg, err := LoadConfig(path, loadOptions{})
+	cfg, err := Load(path, Options{})
 	require.NoError(t, err)
 	assert.Equal(t, 3*time.Second, cfg.Bridge.Coalesce.Delay)
-	assert.Equal(t, DefaultConfig().Bridge.Coalesce.MaxDelay, cfg.Bridge.Coalesce.MaxDelay, "an unset variable keeps the default")
+	assert.Equal(t, Default().Bridge.Coalesce.MaxDelay, cfg.Bridge.Coalesce.MaxDelay, "an unset variable keeps the default")
 	assert.Equal(t, 42, cfg.Bridge.Coalesce.MaxWorkflows)
 	assert.Equal(t, "EVENTS", cfg.Bridge.Stream.Name)
 	assert.Equal(t, "nats://svc@localhost:4222", cfg.NATS.URL)
 	assert.Equal(t, "${NOT_A_VAR}/pa$word", cfg.NATS.Embedded.StoreDir)
 }
 
-func TestLoadConfigEnvironmentErrors(t *testing.T) {
+func TestLoadEnvironmentErrors(t *testing.T) {
 	t.Setenv("NB_TEST_BAD_DURATION", "soon")
 	path := writeFile(t, "c.yaml", "coalesce:\n  delay: ${NB_TEST_BAD_DURATION}\nnats:\n  url: ${NATS\n")
-	_, err := LoadConfig(path, loadOptions{})
+	_, err := Load(path, Options{})
 	assert.Equal(t, []string{
 		`line 2: coalesce.delay: invalid duration "soon" (write a Go duration such as "1s", "500ms" or "2m")`,
 		`line 4: nats.url: unterminated ${ (write $${ for a literal ${)`,
@@ -370,32 +370,32 @@ func TestValidateNATS(t *testing.T) {
 	require.NoError(t, os.WriteFile(creds, []byte("x"), 0o600))
 	for _, tc := range []struct {
 		name string
-		edit func(*NATSConfig)
+		edit func(*NATS)
 		want []string
 	}{
-		{"embedded default", func(*NATSConfig) {}, nil},
-		{"embedded bad listen", func(n *NATSConfig) { n.Embedded.Listen = "localhost"; n.Embedded.StoreDir = "" }, []string{
+		{"embedded default", func(*NATS) {}, nil},
+		{"embedded bad listen", func(n *NATS) { n.Embedded.Listen = "localhost"; n.Embedded.StoreDir = "" }, []string{
 			`nats.embedded.listen: must be host:port, not "localhost"`,
 			"nats.embedded.storeDir: must not be empty when nats.url is empty",
 		}},
-		{"port zero", func(n *NATSConfig) { n.Embedded.Listen = "127.0.0.1:0" }, []string{
+		{"port zero", func(n *NATS) { n.Embedded.Listen = "127.0.0.1:0" }, []string{
 			`nats.embedded.listen: must be host:port with a port from 1 to 65535, not "127.0.0.1:0"`,
 		}},
-		{"credentials without url", func(n *NATSConfig) { n.Token = "t" }, []string{
+		{"credentials without url", func(n *NATS) { n.Token = "t" }, []string{
 			"nats.token: is only used with an external server, but nats.url is empty (the embedded server is used)",
 		}},
-		{"external ok", func(n *NATSConfig) { n.URL = "nats://a:4222, tls://b:4222"; n.CredsFile = creds }, nil},
-		{"bad urls are redacted", func(n *NATSConfig) { n.URL = "http://u:secretpw@a:4222,nats://"; n.Token = "t" }, []string{
+		{"external ok", func(n *NATS) { n.URL = "nats://a:4222, tls://b:4222"; n.CredsFile = creds }, nil},
+		{"bad urls are redacted", func(n *NATS) { n.URL = "http://u:secretpw@a:4222,nats://"; n.Token = "t" }, []string{
 			`nats.url: "http://[REDACTED]@a:4222" must start with nats://, tls://, ws:// or wss://`,
 			`nats.url: "nats://" has no host`,
 		}},
-		{"two auth methods", func(n *NATSConfig) { n.URL = "nats://a:4222"; n.Token = "t"; n.User = "u"; n.Password = "p" }, []string{
+		{"two auth methods", func(n *NATS) { n.URL = "nats://a:4222"; n.Token = "t"; n.User = "u"; n.Password = "p" }, []string{
 			"nats: set only one way to authenticate, not nats.token and nats.user/nats.password",
 		}},
-		{"user without password", func(n *NATSConfig) { n.URL = "nats://a:4222"; n.User = "u" }, []string{
+		{"user without password", func(n *NATS) { n.URL = "nats://a:4222"; n.User = "u" }, []string{
 			"nats.password: is required with nats.user",
 		}},
-		{"missing files", func(n *NATSConfig) {
+		{"missing files", func(n *NATS) {
 			n.URL = "nats://a:4222"
 			n.CredsFile = filepath.Join(dir, "missing.creds")
 			n.TLS.CertFile = creds
@@ -405,7 +405,7 @@ func TestValidateNATS(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := DefaultConfig()
+			cfg := Default()
 			tc.edit(&cfg.NATS)
 			err := cfg.Validate()
 			if tc.want == nil {
@@ -425,7 +425,7 @@ func TestValidateNATS(t *testing.T) {
 }
 
 func TestValidateIncludesBridgeProblems(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := Default()
 	cfg.Bridge.Coalesce.Mode = "eager"
 	cfg.Bridge.MaxInFlight = 0
 	cfg.Notifizz.Timeout = 0
@@ -445,7 +445,7 @@ func TestValidateIncludesBridgeProblems(t *testing.T) {
 }
 
 func TestValidateSDKKeyControlCharacters(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := Default()
 	cfg.Notifizz.SDKSecretKey = "sk-live-123\n"
 	err := cfg.Validate()
 	require.Error(t, err)
@@ -457,19 +457,19 @@ func TestValidateSDKKeyControlCharacters(t *testing.T) {
 
 func TestNoSDKKeyRefusal(t *testing.T) {
 	path := writeFile(t, "c.yaml", "notifizz:\n  sdkSecretKey: ${NB_TEST_UNSET_KEY}\n")
-	_, err := LoadConfig(path, loadOptions{needSDKKey: true})
+	_, err := Load(path, Options{NeedSDKKey: true})
 	require.Error(t, err)
-	assert.ErrorIs(t, err, errNoSDKKey)
+	assert.ErrorIs(t, err, ErrNoSDKKey)
 	assert.Contains(t, err.Error(), "line 2: notifizz.sdkSecretKey: is empty")
 
-	_, err = LoadConfig(path, loadOptions{needSDKKey: true, dryRun: true})
+	_, err = Load(path, Options{NeedSDKKey: true, DryRun: true})
 	assert.NoError(t, err)
-	_, err = LoadConfig(writeFile(t, "c.yaml", "notifizz:\n  dryRun: true\n"), loadOptions{needSDKKey: true})
+	_, err = Load(writeFile(t, "c.yaml", "notifizz:\n  dryRun: true\n"), Options{NeedSDKKey: true})
 	assert.NoError(t, err)
 }
 
 func TestConfigYAMLRedactsSecrets(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := Default()
 	cfg.NATS.URL = "nats://svc:natspw-123@a:4222,nats://tok-456@b:4222"
 	cfg.NATS.Password = "natspw-123"
 	cfg.NATS.Token = "tok-456"
@@ -490,7 +490,7 @@ func TestConfigYAMLRedactsSecrets(t *testing.T) {
 	cfg.NATS.Password = ""
 	out, err = cfg.YAML()
 	require.NoError(t, err)
-	back := DefaultConfig()
+	back := Default()
 	_, errs := back.decode(out, func(string) (string, bool) { return "", false })
 	require.Empty(t, errs)
 	assert.Equal(t, cfg.Bridge, back.Bridge)
@@ -498,11 +498,11 @@ func TestConfigYAMLRedactsSecrets(t *testing.T) {
 	assert.Equal(t, schema.Redacted, back.NATS.Token)
 }
 
-func TestConfigErrorUnwraps(t *testing.T) {
+func TestProblemsUnwrap(t *testing.T) {
 	sentinel := errors.New("boom")
-	err := error(&ConfigError{Problems: []error{errors.New("a"), sentinel}})
+	err := error(Problems{{Msg: "a"}, {Key: "x.y", Line: 3, Msg: "boom", err: sentinel}})
 	assert.ErrorIs(t, err, sentinel)
-	assert.Equal(t, "invalid configuration, 2 problems:\n  a\n  boom", err.Error())
+	assert.Equal(t, "invalid configuration, 2 problems:\n  a\n  line 3: x.y: boom", err.Error())
 }
 
 func TestRedactURL(t *testing.T) {
@@ -515,15 +515,15 @@ func TestRedactURL(t *testing.T) {
 		"nats://u:p@ss@a:4222":                "nats://[REDACTED]@a:4222",
 		"nats://a:4222,nats://x:y@b:1,c:4222": "nats://a:4222,nats://[REDACTED]@b:1,c:4222",
 	} {
-		assert.Equal(t, want, redactURL(in), in)
+		assert.Equal(t, want, RedactURL(in), in)
 	}
 }
 
 func TestEditDistanceSuggestions(t *testing.T) {
-	d := decoder{leaves: map[string]field{}, sections: map[string]bool{}}
+	d := decoder{leaves: map[string]key{}, sections: map[string]bool{}}
 	var c Config
-	for _, f := range c.fields() {
-		d.leaves[f.key] = f
+	for _, k := range c.keys() {
+		d.leaves[k.name] = k
 	}
 	assert.Equal(t, ` (did you mean "notifizz.baseUrl"?)`, d.suggest("notifizz.baseURL"))
 	assert.Equal(t, ` (did you mean "shutdownTimeout"?)`, d.suggest("shutdowntimeout"))

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -12,7 +12,7 @@ import (
 )
 
 func TestPartitionsConfigDefaults(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := Default()
 	p := cfg.Bridge.Partitions
 	assert.Zero(t, p.Count, "a single replica by default")
 	assert.Equal(t, bridge.PartitionStatic, p.Mode)
@@ -42,7 +42,7 @@ partitions:
   member: bridge-1
   members: ${BRIDGE_MEMBERS}
 `)
-	cfg, err := LoadConfig(path, loadOptions{dryRun: true})
+	cfg, err := Load(path, Options{DryRun: true})
 	require.NoError(t, err)
 	assert.Equal(t, bridge.PartitionsConfig{
 		Count: 12, Mode: bridge.PartitionStatic, Group: "bridges", Member: "bridge-1",
@@ -52,7 +52,7 @@ partitions:
 	out, err := cfg.YAML()
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "partitions:\n  count: 12\n  mode: static\n  group: bridges\n  member: bridge-1\n  members: bridge-0,bridge-1,bridge-2\n")
-	back := DefaultConfig()
+	back := Default()
 	_, errs := back.decode(out, func(string) (string, bool) { return "", false })
 	require.Empty(t, errs)
 	assert.Equal(t, cfg.Bridge.Partitions, back.Bridge.Partitions, "check's output reads back")
@@ -65,7 +65,7 @@ func TestLoadPartitionsConfigProblems(t *testing.T) {
   member: d
   members: a,b,c
 `)
-	_, err := LoadConfig(path, loadOptions{dryRun: true})
+	_, err := Load(path, Options{DryRun: true})
 	assert.Equal(t, []string{
 		`line 4: partitions.member: "d" is not in partitions.members`,
 		"line 5: partitions.members: has 3 members for 2 partitions: a member without a partition would never receive a message",
@@ -77,7 +77,7 @@ func TestLoadPartitionsConfigProblems(t *testing.T) {
   member: host.example.com
   members: a
 `)
-	_, err = LoadConfig(path, loadOptions{dryRun: true})
+	_, err = Load(path, Options{DryRun: true})
 	assert.Equal(t, []string{
 		`line 4: partitions.member: must be a name of at most 64 letters, digits, '-' or '_', not "host.example.com"`,
 		"line 5: partitions.members: is only used in static mode: elastic members join the group by themselves",

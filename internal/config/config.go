@@ -1,0 +1,129 @@
+package config
+
+import (
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+)
+
+// Config is the daemon's whole configuration: the bridge's part plus what only the daemon uses
+// (connections, HTTP endpoints, logging). Its YAML keys are listed in one place, the table in
+// keys.go, because they are a contract users script against and must not follow Go field names.
+type Config struct {
+	NATS     NATS
+	Notifizz Notifizz
+	HTTP     HTTP
+	Log      Log
+	// Bridge holds the stream, consumer, partitions, coalesce, retry and deadLetter sections,
+	// and notifizz.maxInFlight, notifizz.rateLimit and shutdownTimeout.
+	Bridge bridge.Config
+}
+
+// NATS says which NATS server to use: an external one when URL is set, otherwise one embedded
+// in the process.
+type NATS struct {
+	URL          string // comma-separated server URLs; empty starts the embedded server
+	CredsFile    string
+	NkeySeedFile string
+	Token        string
+	User         string
+	Password     string
+	TLS          TLS
+	Embedded     Embedded
+}
+
+// TLS names the files for TLS to an external server.
+type TLS struct {
+	CAFile   string
+	CertFile string
+	KeyFile  string
+}
+
+// Embedded configures the in-process JetStream server used when NATS.URL is empty.
+type Embedded struct {
+	Listen   string
+	StoreDir string
+}
+
+// Notifizz configures the Notifizz API client.
+type Notifizz struct {
+	BaseURL       string
+	SDKSecretKey  string
+	AuthSecretKey string
+	Timeout       time.Duration // per HTTP attempt
+	DryRun        bool
+}
+
+// HTTP configures the health and metrics endpoints.
+type HTTP struct {
+	Listen string
+}
+
+// Log configures the logger.
+type Log struct {
+	Level  string // "debug", "info", "warn" or "error"
+	Format string // "json" or "text"
+}
+
+// logLevels are the values of Log.Level.
+var logLevels = map[string]slog.Level{
+	"debug": slog.LevelDebug,
+	"info":  slog.LevelInfo,
+	"warn":  slog.LevelWarn,
+	"error": slog.LevelError,
+}
+
+// SlogLevel returns the level Level names; a validated Log names one.
+func (l Log) SlogLevel() slog.Level { return logLevels[l.Level] }
+
+// Defaults of the daemon's own keys. Loopback listeners keep a fresh install private; a
+// container overrides them (see config.example.yaml and the Dockerfile).
+const (
+	defaultEmbeddedListen = "127.0.0.1:4222"
+	defaultStoreDir       = "./data/nats"
+	defaultHTTPListen     = "127.0.0.1:8080"
+	defaultLogLevel       = "info"
+	// Text reads well in a terminal, where a fresh install is first tried; deployments that
+	// ship logs to a collector set the format to json.
+	defaultLogFormat = "text"
+)
+
+// Default returns the documented defaults; secrets have none.
+func Default() Config {
+	c := Config{
+		NATS: NATS{
+			Embedded: Embedded{Listen: defaultEmbeddedListen, StoreDir: defaultStoreDir},
+		},
+		Notifizz: Notifizz{
+			BaseURL: notifizz.DefaultBaseURL,
+			Timeout: notifizz.DefaultTimeout,
+		},
+		HTTP:   HTTP{Listen: defaultHTTPListen},
+		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
+		Bridge: bridge.DefaultConfig(),
+	}
+	c.Bridge.Partitions.Member = defaultMember()
+	return c
+}
+
+// defaultMember is this replica's name in a consumer group when none is configured: the host's
+// name, which tells replicas apart in most deployments (pod names, container ids). Member names
+// become consumer names, which allow no '.', so only the first label of a fully qualified name
+// is kept, and characters a name cannot hold become '-'.
+func defaultMember() string {
+	host, err := os.Hostname()
+	if err != nil {
+		return "" // Validate asks for a member when partitions are used
+	}
+	host, _, _ = strings.Cut(host, ".")
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, host)
+}

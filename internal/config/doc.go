@@ -1,0 +1,8 @@
+// Package config is the daemon's configuration file: its keys, loading (YAML with environment
+// expansion), validation, defaults and the rendering that `check` prints.
+//
+// Every YAML key is spelled once, in the table of keys.go, beside the Go field it sets. The
+// bridge validates its own settings and names what is wrong by Go field (bridge.FieldError);
+// this package alone maps those fields to keys and gives each problem the line of its key
+// (Problem). The daemon's own settings (connections, HTTP, logging) are validated here.
+package config
