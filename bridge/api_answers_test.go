@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 )
 
 // logBuffer collects the bridge's log lines; the bridge writes from its workers while the test
@@ -64,7 +66,7 @@ func TestRedirectDeadLettersAPIRejected(t *testing.T) {
 	require.NoError(t, err)
 
 	for _, seq := range []uint64{tAck.Sequence, cAck.Sequence, sAck.Sequence} {
-		e.waitTerminated(tr, seq, ReasonAPIRejected)
+		e.waitTerminated(tr, seq, string(deadletter.ReasonAPIRejected))
 	}
 	dls := e.deadLetters(3)
 	wantStatus := map[string]string{
@@ -75,11 +77,11 @@ func TestRedirectDeadLettersAPIRejected(t *testing.T) {
 		"notifizz.send": "/v2/notification/channel/notificationcenter/config/n1/track",
 	}
 	for _, d := range dls {
-		subject := d.Header.Get(HeaderOriginalSubject)
+		subject := d.Header.Get(deadletter.HeaderOriginalSubject)
 		kind := subject[:strings.LastIndexByte(subject, '.')]
-		assert.Equal(t, ReasonAPIRejected, d.Header.Get(HeaderReason), subject)
-		assert.Equal(t, wantStatus[kind], d.Header.Get(HeaderAPIStatus), subject)
-		detail := d.Header.Get(HeaderError)
+		assert.Equal(t, string(deadletter.ReasonAPIRejected), d.Header.Get(deadletter.HeaderReason), subject)
+		assert.Equal(t, wantStatus[kind], d.Header.Get(deadletter.HeaderAPIStatus), subject)
+		detail := d.Header.Get(deadletter.HeaderError)
 		assert.Contains(t, detail, `"`+moved.URL+wantPath[kind]+`"`, "where the API pointed")
 		assert.Contains(t, detail, "notifizz.baseUrl", "what to change")
 		assert.NotContains(t, detail, testSDKKey)

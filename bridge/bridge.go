@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -218,7 +219,7 @@ func (b *Bridge) provisionStreams(ctx context.Context) error {
 	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.DeadLetter.Stream,
 		Description: "notifizz-bridge: dead letters, with their reason in headers",
-		Subjects:    []string{cfg.DeadLetter.SubjectPrefix + ".*.*"},
+		Subjects:    []string{deadletter.Filter(cfg.DeadLetter.SubjectPrefix)},
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     storage,
 		Replicas:    cfg.Stream.Replicas,
@@ -296,7 +297,7 @@ func (b *Bridge) decode(m jetstream.Msg) inbound {
 	if in.kind == schema.KindTrack || in.kind == schema.KindSend {
 		var present bool
 		if in.headerKey, present = idempotencyKeyOf(m); present && in.headerKey == "" {
-			b.log.Warn("ignoring an invalid "+HeaderIdempotencyKey+" header (want 1 to 255 printable ASCII characters)",
+			b.log.Warn("ignoring an invalid "+deadletter.HeaderIdempotencyKey+" header (want 1 to 255 printable ASCII characters)",
 				"kind", in.kind, "event_key", in.key, "stream_seq", in.seq)
 		}
 	}

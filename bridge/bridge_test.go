@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -235,9 +236,9 @@ func TestMaxWorkflowsOverflowDeadLetters(t *testing.T) {
 		seqs = append(seqs, ack.Sequence)
 	}
 	dl := e.deadLetters(1)
-	assert.Equal(t, ReasonTooManyWorkflows, dl[0].Header.Get(HeaderReason))
-	assert.Equal(t, seqStr(seqs[2]), dl[0].Header.Get(HeaderOriginalSequence))
-	e.waitTerminated(tr, seqs[2], ReasonTooManyWorkflows)
+	assert.Equal(t, string(deadletter.ReasonTooManyWorkflows), dl[0].Header.Get(deadletter.HeaderReason))
+	assert.Equal(t, seqStr(seqs[2]), dl[0].Header.Get(deadletter.HeaderOriginalSequence))
+	e.waitTerminated(tr, seqs[2], string(deadletter.ReasonTooManyWorkflows))
 	calls := e.api.waitCalls(t, 1)
 	assert.Equal(t, []string{"c0", "c1"}, workflowIDs(calls[0]))
 	e.settled(e.cfg)
@@ -299,8 +300,8 @@ func TestMaxBytesOverflowDeadLetters(t *testing.T) {
 	dls := e.deadLetters(len(overflow) + 1)
 	assert.Len(t, dls, len(overflow)+1)
 	for _, d := range dls {
-		assert.Equal(t, string(schema.ReasonTooLarge), d.Header.Get(HeaderReason), d.Header.Get(HeaderOriginalSubject))
-		assert.Contains(t, d.Header.Get(HeaderError), "coalesce.maxBytes")
+		assert.Equal(t, string(schema.ReasonTooLarge), d.Header.Get(deadletter.HeaderReason), d.Header.Get(deadletter.HeaderOriginalSubject))
+		assert.Contains(t, d.Header.Get(deadletter.HeaderError), "coalesce.maxBytes")
 	}
 
 	calls := map[string]apiCall{}
@@ -399,9 +400,9 @@ func TestOrphanWorkflowDeadLettersMissingTrack(t *testing.T) {
 	require.NoError(t, err)
 	dl := e.deadLetters(1)
 	assert.GreaterOrEqual(t, time.Since(start), 500*time.Millisecond, "not before the orphan timeout")
-	assert.Equal(t, ReasonMissingTrack, dl[0].Header.Get(HeaderReason))
+	assert.Equal(t, string(deadletter.ReasonMissingTrack), dl[0].Header.Get(deadletter.HeaderReason))
 	assert.Equal(t, "notifizz.dlq.workflow.lonely", dl[0].Subject)
-	e.waitTerminated(tr, ack.Sequence, ReasonMissingTrack)
+	e.waitTerminated(tr, ack.Sequence, string(deadletter.ReasonMissingTrack))
 	assert.Empty(t, e.api.snapshot())
 	e.settled(e.cfg)
 }
@@ -419,8 +420,8 @@ func TestDuplicateTrack(t *testing.T) {
 	ack, err := e.prod.Track(ctx, "k1", "ev", map[string]any{"v": 2})
 	require.NoError(t, err)
 	dl := e.deadLetters(1)
-	assert.Equal(t, ReasonDuplicateTrack, dl[0].Header.Get(HeaderReason))
-	e.waitTerminated(tr, ack.Sequence, ReasonDuplicateTrack)
+	assert.Equal(t, string(deadletter.ReasonDuplicateTrack), dl[0].Header.Get(deadletter.HeaderReason))
+	e.waitTerminated(tr, ack.Sequence, string(deadletter.ReasonDuplicateTrack))
 	calls := e.api.waitCalls(t, 1)
 	assert.Equal(t, map[string]any{"v": float64(1)}, calls[0].Body["properties"])
 	e.settled(e.cfg)
@@ -457,7 +458,7 @@ func TestLateWorkflowAfterFlushBecomesOrphan(t *testing.T) {
 	_, err = e.prod.Workflow(ctx, "k1", "late", recipients("u")...)
 	require.NoError(t, err)
 	dl := e.deadLetters(1)
-	assert.Equal(t, ReasonMissingTrack, dl[0].Header.Get(HeaderReason))
+	assert.Equal(t, string(deadletter.ReasonMissingTrack), dl[0].Header.Get(deadletter.HeaderReason))
 	e.settled(e.cfg)
 	assert.Len(t, e.api.snapshot(), 1, "the late workflow made no call")
 }
@@ -538,7 +539,7 @@ func TestDeadLetterReasonsAndHeaders(t *testing.T) {
 		{"invalid json", "notifizz.track.k-json", `{"eventName":`, "invalid_json", nil},
 		{"invalid message", "notifizz.workflow.k-msg", `{"campaignId":"c","recipients":[{"id":"u"}]}`, "invalid_message",
 			func(t *testing.T, d deadLetter) {
-				assert.Contains(t, d.Header.Get(HeaderError), "recipients[0].email")
+				assert.Contains(t, d.Header.Get(deadletter.HeaderError), "recipients[0].email")
 			}},
 		{"secret in message", "notifizz.track.k-secret", `{"eventName":"e","properties":{},"sdkSecretKey":"leaked-value-123"}`, "secret_in_message",
 			func(t *testing.T, d deadLetter) {
@@ -561,12 +562,12 @@ func TestDeadLetterReasonsAndHeaders(t *testing.T) {
 			d := dls[before]
 			kind, key := splitSubject(tt.subject)
 			assert.Equal(t, "notifizz.dlq."+kind+"."+key, d.Subject)
-			assert.Equal(t, tt.reason, d.Header.Get(HeaderReason))
-			assert.NotEmpty(t, d.Header.Get(HeaderError))
-			assert.Equal(t, tt.subject, d.Header.Get(HeaderOriginalSubject))
-			assert.Equal(t, seqStr(seq), d.Header.Get(HeaderOriginalSequence))
-			assert.Equal(t, "1", d.Header.Get(HeaderDeliveries))
-			assert.Empty(t, d.Header.Get(HeaderAPIStatus))
+			assert.Equal(t, tt.reason, d.Header.Get(deadletter.HeaderReason))
+			assert.NotEmpty(t, d.Header.Get(deadletter.HeaderError))
+			assert.Equal(t, tt.subject, d.Header.Get(deadletter.HeaderOriginalSubject))
+			assert.Equal(t, seqStr(seq), d.Header.Get(deadletter.HeaderOriginalSequence))
+			assert.Equal(t, "1", d.Header.Get(deadletter.HeaderDeliveries))
+			assert.Empty(t, d.Header.Get(deadletter.HeaderAPIStatus))
 			assert.Equal(t, "dlq-NOTIFIZZ-"+seqStr(seq), d.Header.Get(nats.MsgIdHdr))
 			assert.Equal(t, "trace-1", d.Header.Get("X-Trace"), "original headers kept")
 			if !strings.Contains(tt.body, "leaked-value") {
@@ -664,13 +665,13 @@ func TestPermanentRejectionDeadLettersAfterOneCall(t *testing.T) {
 	require.NoError(t, err)
 	dls := e.deadLetters(3)
 	for _, seq := range []uint64{tAck.Sequence, wAck.Sequence, cAck.Sequence} {
-		e.waitTerminated(tr, seq, ReasonAPIRejected)
+		e.waitTerminated(tr, seq, string(deadletter.ReasonAPIRejected))
 	}
 	for _, d := range dls {
-		assert.Equal(t, ReasonAPIRejected, d.Header.Get(HeaderReason))
-		assert.Equal(t, "400", d.Header.Get(HeaderAPIStatus))
-		assert.Contains(t, d.Header.Get(HeaderError), "unknown campaign", "body excerpt")
-		assert.NotContains(t, d.Header.Get(HeaderError), testSDKKey)
+		assert.Equal(t, string(deadletter.ReasonAPIRejected), d.Header.Get(deadletter.HeaderReason))
+		assert.Equal(t, "400", d.Header.Get(deadletter.HeaderAPIStatus))
+		assert.Contains(t, d.Header.Get(deadletter.HeaderError), "unknown campaign", "body excerpt")
+		assert.NotContains(t, d.Header.Get(deadletter.HeaderError), testSDKKey)
 	}
 	e.settled(e.cfg)
 	assert.Len(t, e.api.snapshot(), 1, "a 4xx is never retried")
@@ -689,17 +690,17 @@ func TestNeverRecoveringAPINaksThenMaxDeliveries(t *testing.T) {
 	require.NoError(t, err)
 	_, err = e.prod.Commit(ctx, "k1")
 	require.NoError(t, err)
-	e.waitTerminated(tr, ack.Sequence, ReasonMaxDeliveries)
+	e.waitTerminated(tr, ack.Sequence, string(deadletter.ReasonMaxDeliveries))
 	dls := e.deadLetters(1)
 	var d deadLetter
 	for _, x := range dls {
-		if x.Header.Get(HeaderOriginalSequence) == seqStr(ack.Sequence) {
+		if x.Header.Get(deadletter.HeaderOriginalSequence) == seqStr(ack.Sequence) {
 			d = x
 		}
 	}
-	assert.Equal(t, ReasonMaxDeliveries, d.Header.Get(HeaderReason))
-	assert.Equal(t, "3", d.Header.Get(HeaderDeliveries))
-	assert.Equal(t, "500", d.Header.Get(HeaderAPIStatus))
+	assert.Equal(t, string(deadletter.ReasonMaxDeliveries), d.Header.Get(deadletter.HeaderReason))
+	assert.Equal(t, "3", d.Header.Get(deadletter.HeaderDeliveries))
+	assert.Equal(t, "500", d.Header.Get(deadletter.HeaderAPIStatus))
 	calls := e.api.snapshot()
 	assert.Len(t, calls, 9, "three deliveries of three attempts each")
 	// The gaps between deliveries grow: the first nak waits ~100 ms, the second ~200 ms.
@@ -841,8 +842,8 @@ func TestBindToOperatorManagedStreamsAndUnknownSubject(t *testing.T) {
 	e.waitTerminated(tr, seq, string(schema.ReasonUnknownSubject))
 	dl := e.deadLetters(1)
 	assert.Equal(t, "notifizz.dlq.unknown."+seqStr(seq), dl[0].Subject)
-	assert.Equal(t, string(schema.ReasonUnknownSubject), dl[0].Header.Get(HeaderReason))
-	assert.Equal(t, "notifizz.bogus.k1", dl[0].Header.Get(HeaderOriginalSubject))
+	assert.Equal(t, string(schema.ReasonUnknownSubject), dl[0].Header.Get(deadletter.HeaderReason))
+	assert.Equal(t, "notifizz.bogus.k1", dl[0].Header.Get(deadletter.HeaderOriginalSubject))
 
 	// Valid traffic flows through the bound consumer.
 	_, err = e.prod.Track(ctx, "k1", "ev", nil)

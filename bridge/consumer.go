@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 )
 
 // rebindMaxBackoff caps the pause between two attempts to bind a consumer that went away.
@@ -323,7 +325,7 @@ func (c *coordinator) finishWindows(now time.Time) {
 			c.ignoreLoneCommits(w)
 		default:
 			c.closeWindow(w)
-			c.enqueue(&job{kind: jobDeadLetter, members: append(w.workflows, w.commits...), reason: ReasonMissingTrack,
+			c.enqueue(&job{kind: jobDeadLetter, members: append(w.workflows, w.commits...), reason: deadletter.ReasonMissingTrack,
 				detail: "the stream was deleted before the event's track arrived"})
 		}
 	}

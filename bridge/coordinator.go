@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -269,9 +270,9 @@ func (c *coordinator) onMessage(in inbound) {
 	}
 	h := &heldMsg{decoded: in.decoded, touched: in.received}
 	if in.err != nil {
-		reason := string(schema.ReasonOf(in.err))
+		reason := schema.ReasonOf(in.err)
 		if reason == "" {
-			reason = string(schema.ReasonInvalidMessage)
+			reason = deadletter.ReasonInvalidMessage
 		}
 		c.hold(h)
 		c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: reason, detail: in.err.Error()})
@@ -306,19 +307,19 @@ func (c *coordinator) onMessage(in inbound) {
 				return
 			}
 			c.hold(h)
-			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: ReasonDuplicateTrack,
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonDuplicateTrack,
 				detail: fmt.Sprintf("a different track is already open for this key (stream sequence %d)", w.track.seq)})
 			return
 		}
 		if n := len(in.track.Workflows); n > c.b.cfg.Coalesce.MaxWorkflows {
 			c.hold(h)
-			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: ReasonTooManyWorkflows,
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonTooManyWorkflows,
 				detail: fmt.Sprintf("the track carries %d workflows, more than coalesce.maxWorkflows (%d)", n, c.b.cfg.Coalesce.MaxWorkflows)})
 			return
 		}
 		if limit := c.b.cfg.Coalesce.MaxBytes; requestEnvelope+in.size > limit {
 			c.hold(h)
-			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: string(schema.ReasonTooLarge),
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonTooLarge,
 				detail: fmt.Sprintf("the track alone makes a request of up to %d bytes, more than coalesce.maxBytes (%d)", requestEnvelope+in.size, limit)})
 			return
 		}
@@ -337,7 +338,7 @@ func (c *coordinator) onMessage(in inbound) {
 		w := c.windows[in.key]
 		if w != nil && w.nWorkflows >= c.b.cfg.Coalesce.MaxWorkflows {
 			c.hold(h)
-			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: ReasonTooManyWorkflows,
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonTooManyWorkflows,
 				detail: fmt.Sprintf("the event already has coalesce.maxWorkflows (%d) workflows", c.b.cfg.Coalesce.MaxWorkflows)})
 			return
 		}
@@ -347,7 +348,7 @@ func (c *coordinator) onMessage(in inbound) {
 		}
 		if limit := c.b.cfg.Coalesce.MaxBytes; used+in.size > limit {
 			c.hold(h)
-			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: string(schema.ReasonTooLarge),
+			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonTooLarge,
 				detail: fmt.Sprintf("the workflow would take the event's request to up to %d bytes, more than coalesce.maxBytes (%d)", used+in.size, limit)})
 			return
 		}
@@ -440,7 +441,7 @@ func (c *coordinator) onTimer(now time.Time) {
 			}
 			c.closeWindow(w)
 			members := append(slices.Clone(w.workflows), w.commits...)
-			c.enqueue(&job{kind: jobDeadLetter, members: members, reason: ReasonMissingTrack,
+			c.enqueue(&job{kind: jobDeadLetter, members: members, reason: deadletter.ReasonMissingTrack,
 				detail: fmt.Sprintf("no track arrived within coalesce.orphanTimeout (%s) of the first message", c.b.cfg.Coalesce.OrphanTimeout)})
 		}
 	}
@@ -464,7 +465,7 @@ func (c *coordinator) flush(w *window, now time.Time) {
 		for _, h := range w.workflows[cut:] {
 			w.bytes -= h.size
 		}
-		c.enqueue(&job{kind: jobDeadLetter, members: slices.Clone(w.workflows[cut:]), reason: ReasonTooManyWorkflows,
+		c.enqueue(&job{kind: jobDeadLetter, members: slices.Clone(w.workflows[cut:]), reason: deadletter.ReasonTooManyWorkflows,
 			detail: fmt.Sprintf("the event has more than coalesce.maxWorkflows (%d) workflows", c.b.cfg.Coalesce.MaxWorkflows)})
 		w.workflows = w.workflows[:cut]
 	}
@@ -476,7 +477,7 @@ func (c *coordinator) flush(w *window, now time.Time) {
 			cut--
 			w.bytes -= w.workflows[cut].size
 		}
-		c.enqueue(&job{kind: jobDeadLetter, members: slices.Clone(w.workflows[cut:]), reason: string(schema.ReasonTooLarge),
+		c.enqueue(&job{kind: jobDeadLetter, members: slices.Clone(w.workflows[cut:]), reason: deadletter.ReasonTooLarge,
 			detail: fmt.Sprintf("the event's request would exceed coalesce.maxBytes (%d bytes)", limit)})
 		w.workflows = w.workflows[:cut]
 	}

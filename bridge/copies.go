@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -81,7 +82,7 @@ func (b *Bridge) DeadLetterProblem() string {
 		msg += fmt.Sprintf(", %d messages waiting for their copy", n)
 	}
 	if e := b.copies.lastErr.Load(); e != nil {
-		msg += ": " + headerText(*e)
+		msg += ": " + deadletter.HeaderText(*e)
 	}
 	return msg
 }
@@ -184,7 +185,7 @@ func (c *coordinator) handBack(members []*heldMsg, d decision) {
 			b.nakAll([]*heldMsg{h}, 0)
 			continue
 		}
-		if d.reason == string(schema.ReasonSecretInMessage) {
+		if d.reason == deadletter.ReasonSecretInMessage {
 			// Publishing it again would put the secret back on the bus.
 			b.log.Error("message holding a secret naked on its last delivery at shutdown, without a dead-letter copy: "+
 				"it stays in the stream until its limits remove it",
@@ -215,7 +216,7 @@ func (c *coordinator) handBack(members []*heldMsg, d decision) {
 
 // requeue publishes the original message again to the subject its producer used, so that the
 // stream delivers it anew: what a nak does for a message that is not on its last delivery. It
-// carries the idempotency key the bridge used (HeaderIdempotencyKey), so that the event reaches
+// carries the idempotency key the bridge used (deadletter.HeaderIdempotencyKey), so that the event reaches
 // the API under it, and a Nats-Msg-Id of its own, or the stream would take it for the original.
 func (b *Bridge) requeue(ctx context.Context, h *heldMsg, d decision) error {
 	subject := h.msg.Subject()
@@ -225,10 +226,10 @@ func (b *Bridge) requeue(ctx context.Context, h *heldMsg, d decision) error {
 		}
 	}
 	m := nats.NewMsg(subject)
-	m.Header = carriedHeaders(h.msg.Headers())
+	m.Header = deadletter.CarriedHeaders(h.msg.Headers())
 	m.Data = h.msg.Data()
 	if key := usedKey(h, d); key != "" {
-		m.Header.Set(HeaderIdempotencyKey, key)
+		m.Header.Set(deadletter.HeaderIdempotencyKey, key)
 	}
 	m.Header.Set(jetstream.MsgIDHeader, "requeue-"+h.stream+"-"+strconv.FormatUint(h.seq, 10))
 	_, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(b.cfg.Stream.Name))

@@ -5,17 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
-	"github.com/notifizz-bridge/notifizz-bridge/schema"
-)
-
-// Dead-letter reasons written by the bridge itself; the decoding reasons come from package schema.
-const (
-	ReasonAPIRejected      = "api_rejected"
-	ReasonMaxDeliveries    = "max_deliveries"
-	ReasonMissingTrack     = "missing_track"
-	ReasonDuplicateTrack   = "duplicate_track"
-	ReasonTooManyWorkflows = "too_many_workflows"
 )
 
 // action is what happens to the messages of one API call.
@@ -41,11 +32,11 @@ func (a action) String() string {
 // decision is the verdict on one API call's outcome.
 type decision struct {
 	action action
-	delay  time.Duration // for actNak; 0 naks for immediate redelivery
-	reason string        // for actDeadLetter
-	status int           // HTTP status, 0 when there was none
-	detail string        // human text for the dead letter and logs; never holds a secret
-	key    string        // the idempotency key of the call, recorded in its dead letters
+	delay  time.Duration     // for actNak; 0 naks for immediate redelivery
+	reason deadletter.Reason // for actDeadLetter
+	status int               // HTTP status, 0 when there was none
+	detail string            // human text for the dead letter and logs; never holds a secret
+	key    string            // the idempotency key of the call, recorded in its dead letters
 }
 
 // backoff is the nak schedule: exponential by delivery count from initial, capped at max, with
@@ -94,23 +85,23 @@ func decide(err error, aborted bool, delivered uint64, b backoff, jitter float64
 	}
 	if errors.Is(err, notifizz.ErrInvalidRequest) {
 		// The client refused to make the request (net/http would have): no retry can send it.
-		return decision{action: actDeadLetter, reason: string(schema.ReasonInvalidMessage), detail: err.Error()}
+		return decision{action: actDeadLetter, reason: deadletter.ReasonInvalidMessage, detail: err.Error()}
 	}
 	var apiErr *notifizz.APIError
 	status := 0
 	if errors.As(err, &apiErr) {
 		status = apiErr.StatusCode
 		if status >= 300 && status <= 399 {
-			return decision{action: actDeadLetter, reason: ReasonAPIRejected, status: status,
+			return decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: status,
 				detail: "notifizz.baseUrl needs updating: " + err.Error()}
 		}
 		if !apiErr.Retryable() {
-			return decision{action: actDeadLetter, reason: ReasonAPIRejected, status: status, detail: err.Error()}
+			return decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: status, detail: err.Error()}
 		}
 	}
 	if b.maxDeliver > 0 && delivered >= uint64(b.maxDeliver) {
 		return decision{
-			action: actDeadLetter, reason: ReasonMaxDeliveries, status: status,
+			action: actDeadLetter, reason: deadletter.ReasonMaxDeliveries, status: status,
 			detail: fmt.Sprintf("still failing after %d deliveries: %v", delivered, err),
 		}
 	}

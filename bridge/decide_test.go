@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 
@@ -28,9 +29,9 @@ func TestDecide(t *testing.T) {
 		{"success acks", nil, false, 1, decision{action: actAck}},
 		{"success acks even on the last delivery", nil, false, 5, decision{action: actAck}},
 		{"shutdown naks at once", context.Canceled, true, 1, decision{action: actNak}},
-		{"400 dead-letters", &notifizz.APIError{StatusCode: 400}, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 400}},
-		{"401 dead-letters", &notifizz.APIError{StatusCode: 401}, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 401}},
-		{"404 wrapped dead-letters", fmt.Errorf("call: %w", &notifizz.APIError{StatusCode: 404}), false, 2, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 404}},
+		{"400 dead-letters", &notifizz.APIError{StatusCode: 400}, false, 1, decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: 400}},
+		{"401 dead-letters", &notifizz.APIError{StatusCode: 401}, false, 1, decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: 401}},
+		{"404 wrapped dead-letters", fmt.Errorf("call: %w", &notifizz.APIError{StatusCode: 404}), false, 2, decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: 404}},
 		{"503 naks with backoff", &notifizz.APIError{StatusCode: 503}, false, 1, decision{action: actNak, status: 503, delay: time.Second}},
 		{"503 third delivery naks 4s", &notifizz.APIError{StatusCode: 503}, false, 3, decision{action: actNak, status: 503, delay: 4 * time.Second}},
 		{"backoff is capped", &notifizz.APIError{StatusCode: 500}, false, 4, decision{action: actNak, status: 500, delay: 8 * time.Second}},
@@ -40,10 +41,10 @@ func TestDecide(t *testing.T) {
 		{"network error naks", netErr, false, 1, decision{action: actNak, delay: time.Second}},
 		{"a request the client refuses dead-letters", fmt.Errorf("%w: send: header X-Idempotency-Key holds a control character", notifizz.ErrInvalidRequest), false, 1,
 			decision{action: actDeadLetter, reason: "invalid_message"}},
-		{"last delivery dead-letters", &notifizz.APIError{StatusCode: 503}, false, 5, decision{action: actDeadLetter, reason: ReasonMaxDeliveries, status: 503}},
-		{"last delivery of a network error dead-letters", netErr, false, 6, decision{action: actDeadLetter, reason: ReasonMaxDeliveries}},
-		{"301 dead-letters", movedErr, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 301}},
-		{"307 dead-letters", &notifizz.APIError{StatusCode: 307}, false, 1, decision{action: actDeadLetter, reason: ReasonAPIRejected, status: 307}},
+		{"last delivery dead-letters", &notifizz.APIError{StatusCode: 503}, false, 5, decision{action: actDeadLetter, reason: deadletter.ReasonMaxDeliveries, status: 503}},
+		{"last delivery of a network error dead-letters", netErr, false, 6, decision{action: actDeadLetter, reason: deadletter.ReasonMaxDeliveries}},
+		{"301 dead-letters", movedErr, false, 1, decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: 301}},
+		{"307 dead-letters", &notifizz.APIError{StatusCode: 307}, false, 1, decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: 307}},
 		{"2xx with junk acks", junk, false, 1, decision{action: actAck, status: 200}},
 		{"2xx with junk acks on the last delivery", junk, false, 5, decision{action: actAck, status: 200}},
 		{"2xx with junk acks even when shutdown cut it short", fmt.Errorf("send: %w", junk), true, 1, decision{action: actAck, status: 200}},

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -92,8 +93,8 @@ func TestDeadLetterStreamOutage(t *testing.T) {
 			e.waitTerminated(tr, seq, string(schema.ReasonInvalidJSON))
 			dls := e.deadLetters(int(tt.before) + 1)
 			d := dls[tt.before]
-			assert.Equal(t, string(schema.ReasonInvalidJSON), d.Header.Get(HeaderReason))
-			assert.Equal(t, seqStr(seq), d.Header.Get(HeaderOriginalSequence))
+			assert.Equal(t, string(schema.ReasonInvalidJSON), d.Header.Get(deadletter.HeaderReason))
+			assert.Equal(t, seqStr(seq), d.Header.Get(deadletter.HeaderOriginalSequence))
 			e.settled(e.cfg)
 			assert.Zero(t, maxDeliveries.Load(), "the server gave up on a message")
 		})
@@ -115,9 +116,9 @@ func TestDeadLetterTruncatedToMaxPayload(t *testing.T) {
 
 	e.waitTerminated(tr, seq, string(schema.ReasonInvalidJSON))
 	d := e.deadLetters(1)[0]
-	assert.Equal(t, string(schema.ReasonInvalidJSON), d.Header.Get(HeaderReason))
-	assert.Equal(t, seqStr(seq), d.Header.Get(HeaderOriginalSequence))
-	assert.Equal(t, strconv.Itoa(len(body)), d.Header.Get(HeaderTruncated))
+	assert.Equal(t, string(schema.ReasonInvalidJSON), d.Header.Get(deadletter.HeaderReason))
+	assert.Equal(t, seqStr(seq), d.Header.Get(deadletter.HeaderOriginalSequence))
+	assert.Equal(t, strconv.Itoa(len(body)), d.Header.Get(deadletter.HeaderTruncated))
 	assert.NotEmpty(t, d.Data)
 	assert.Less(t, len(d.Data), len(body))
 	assert.True(t, bytes.HasPrefix(body, d.Data), "the copy's body is the start of the original")
@@ -221,7 +222,7 @@ func TestDeadLetterCopyHandedBackAtShutdown(t *testing.T) {
 	m, err := s.GetLastMsgForSubject(ctx, "notifizz.track.rejected")
 	require.NoError(t, err)
 	assert.Greater(t, m.Sequence, ack.Sequence, "published again")
-	assert.Equal(t, first, m.Header.Get(HeaderIdempotencyKey))
+	assert.Equal(t, first, m.Header.Get(deadletter.HeaderIdempotencyKey))
 
 	e.start(nil) // provisions the dead-letter stream again
 	calls := e.api.waitCalls(t, 2)
@@ -243,7 +244,7 @@ func TestDeadLetterCopyDropsPublishDirectives(t *testing.T) {
 	hdr.Set(jetstream.ExpectedLastSubjSeqHeader, seqStr(first))
 	seq := e.publishRaw("notifizz.track.expect", []byte(`{"eventName":`), hdr)
 	dl := e.deadLetters(1)
-	assert.Equal(t, "invalid_json", dl[0].Header.Get(HeaderReason))
+	assert.Equal(t, "invalid_json", dl[0].Header.Get(deadletter.HeaderReason))
 	assert.Empty(t, dl[0].Header.Get(jetstream.ExpectedLastSubjSeqHeader), "the producer's expectation is not carried")
 	e.waitTerminated(tr, seq, "invalid_json")
 }

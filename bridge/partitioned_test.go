@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/synadia-io/orbit.go/pcgroups"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -170,9 +171,9 @@ func TestPartitionedDeadLetterSubjects(t *testing.T) {
 
 			dl := e.deadLetters(1)[0]
 			assert.Equal(t, "notifizz.dlq.workflow.bad-7", dl.Subject)
-			assert.Equal(t, stored.Subject, dl.Header.Get(HeaderOriginalSubject))
-			assert.Equal(t, seqStr(seq), dl.Header.Get(HeaderOriginalSequence), "the stream's sequence, in both modes")
-			assert.Equal(t, "invalid_message", dl.Header.Get(HeaderReason))
+			assert.Equal(t, stored.Subject, dl.Header.Get(deadletter.HeaderOriginalSubject))
+			assert.Equal(t, seqStr(seq), dl.Header.Get(deadletter.HeaderOriginalSequence), "the stream's sequence, in both modes")
+			assert.Equal(t, "invalid_message", dl.Header.Get(deadletter.HeaderReason))
 		})
 	}
 }

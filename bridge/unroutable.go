@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -295,11 +296,13 @@ func (u *unroutable) deadLetter(ctx context.Context, m *nats.Msg) {
 	}
 	// The copy's id is drawn once, so a retry of a publish whose ack was lost is stored once.
 	id := rand.Text()
-	d := decision{action: actDeadLetter, reason: string(schema.ReasonUnknownSubject), detail: detail}
-	cp := deadLetterCopy(b.cfg.DeadLetter.SubjectPrefix+".unknown."+id, m.Subject, m.Header, m.Data, d)
-	cp.Header.Del(HeaderOriginalSequence) // it was never in a stream
-	cp.Header.Set(HeaderDeliveries, "1")
-	cp.Header.Set(jetstream.MsgIDHeader, "dlq-unknown-"+id)
+	// No OriginalSequence: it was never in a stream.
+	l := deadletter.Letter{
+		Subject: deadletter.UnknownSubject(b.cfg.DeadLetter.SubjectPrefix, id), ID: deadletter.UnknownMsgID(id),
+		Reason: deadletter.ReasonUnknownSubject, Error: detail, OriginalSubject: m.Subject, Deliveries: 1,
+		Header: m.Header, Data: m.Data,
+	}
+	cp := l.Msg()
 	wait := b.cfg.Retry.NakInitial
 	for attempt := 1; ; attempt++ {
 		err := b.publishDeadLetter(ctx, cp)
@@ -323,8 +326,8 @@ func (u *unroutable) deadLetter(ctx context.Context, m *nats.Msg) {
 		}
 		wait = min(wait*2, b.cfg.Retry.NakMax)
 	}
-	b.log.Warn("message dead-lettered", "subject", m.Subject, "reason", d.reason, "error", d.detail)
-	b.m.deadLetters.WithLabelValues(d.reason).Inc()
+	b.log.Warn("message dead-lettered", "subject", m.Subject, "reason", l.Reason, "error", l.Error)
+	b.m.deadLetters.WithLabelValues(string(l.Reason)).Inc()
 	b.m.unroutable.WithLabelValues(unroutableDeadLettered).Inc()
 }
 

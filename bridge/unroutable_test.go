@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -76,19 +77,19 @@ func TestUnroutableSubjectsAreDeadLettered(t *testing.T) {
 	assert.Equal(t, len(mistyped), len(dls), "one dead letter each, nothing else")
 	seen := map[string]bool{}
 	for _, dl := range dls {
-		orig := dl.Header.Get(HeaderOriginalSubject)
+		orig := dl.Header.Get(deadletter.HeaderOriginalSubject)
 		want, ok := mistyped[orig]
 		if !assert.True(t, ok, "dead letter of %q", orig) {
 			continue
 		}
 		seen[orig] = true
 		assert.True(t, strings.HasPrefix(dl.Subject, "notifizz.dlq.unknown."), dl.Subject)
-		assert.Equal(t, string(schema.ReasonUnknownSubject), dl.Header.Get(HeaderReason))
-		assert.Contains(t, dl.Header.Get(HeaderError), want)
+		assert.Equal(t, string(schema.ReasonUnknownSubject), dl.Header.Get(deadletter.HeaderReason))
+		assert.Contains(t, dl.Header.Get(deadletter.HeaderError), want)
 		assert.Equal(t, body, string(dl.Data))
 		assert.Equal(t, "trace-"+orig, dl.Header.Get("X-Trace"), "the original headers are kept")
-		assert.Empty(t, dl.Header.Get(HeaderOriginalSequence), "it was never in a stream")
-		assert.Equal(t, "1", dl.Header.Get(HeaderDeliveries))
+		assert.Empty(t, dl.Header.Get(deadletter.HeaderOriginalSequence), "it was never in a stream")
+		assert.Equal(t, "1", dl.Header.Get(deadletter.HeaderDeliveries))
 		assert.True(t, strings.HasPrefix(dl.Header.Get(jetstream.MsgIDHeader), "dlq-unknown-"))
 	}
 	assert.Len(t, seen, len(mistyped))
@@ -159,7 +160,7 @@ func TestUnroutableRecordedOnceByReplicas(t *testing.T) {
 			assert.Equal(t, n, len(dls), "each message once")
 			subjects := map[string]bool{}
 			for _, dl := range dls {
-				subjects[dl.Header.Get(HeaderOriginalSubject)] = true
+				subjects[dl.Header.Get(deadletter.HeaderOriginalSubject)] = true
 			}
 			assert.Len(t, subjects, n)
 			assert.Equal(t, float64(n), counts[0]()+counts[1](), "dead-lettered once in all")
@@ -198,13 +199,13 @@ func TestUnroutableFollowsTheStreams(t *testing.T) {
 	require.Len(t, dls, 2)
 	bySubject := map[string]deadLetter{}
 	for _, dl := range dls {
-		bySubject[dl.Header.Get(HeaderOriginalSubject)] = dl
+		bySubject[dl.Header.Get(deadletter.HeaderOriginalSubject)] = dl
 	}
 	require.Contains(t, bySubject, "notifizz.bogus.k1")
 	require.Contains(t, bySubject, "notifizz.track.a.b")
 	assert.Equal(t, "notifizz.dlq.unknown.1", bySubject["notifizz.bogus.k1"].Subject, "the consumer's copy")
-	assert.Equal(t, "1", bySubject["notifizz.bogus.k1"].Header.Get(HeaderOriginalSequence))
-	assert.Empty(t, bySubject["notifizz.track.a.b"].Header.Get(HeaderOriginalSequence), "the watcher's copy")
+	assert.Equal(t, "1", bySubject["notifizz.bogus.k1"].Header.Get(deadletter.HeaderOriginalSequence))
+	assert.Empty(t, bySubject["notifizz.track.a.b"].Header.Get(deadletter.HeaderOriginalSequence), "the watcher's copy")
 	assert.Equal(t, float64(1), r.counter(t, "notifizz_bridge_unroutable_messages_total", nil))
 	audit, err := e.js.Stream(ctx, "AUDIT")
 	require.NoError(t, err)

@@ -1,42 +1,21 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
-
-// Dead-letter headers: the contract operators script against (DESIGN §4).
-const (
-	HeaderReason           = "Notifizz-Dlq-Reason"
-	HeaderError            = "Notifizz-Dlq-Error"
-	HeaderOriginalSubject  = "Notifizz-Original-Subject"
-	HeaderOriginalSequence = "Notifizz-Original-Sequence"
-	HeaderDeliveries       = "Notifizz-Deliveries"
-	HeaderAPIStatus        = "Notifizz-Api-Status"
-	// HeaderTruncated marks a copy whose body was cut to fit the server's max payload; its
-	// value is the size of the original body in bytes.
-	HeaderTruncated = "Notifizz-Dlq-Truncated"
-	// HeaderIdempotencyKey is the idempotency key the bridge used (or would use) for the
-	// message's event or send. A dead-letter copy carries it, and so does its replay: a track
-	// or send message that carries it is sent under it (see idempotencyKeyOf).
-	HeaderIdempotencyKey = "Notifizz-Idempotency-Key"
-)
-
-// maxHeaderText bounds the human text written into a dead letter's header.
-const maxHeaderText = 1024
 
 // deadLetterTimeout bounds one dead-letter publish; a slow publish is tried again later.
 const deadLetterTimeout = 5 * time.Second
@@ -54,8 +33,8 @@ const (
 type job struct {
 	kind    jobKind
 	members []*heldMsg
-	reason  string // jobDeadLetter
-	detail  string // jobDeadLetter
+	reason  deadletter.Reason // jobDeadLetter
+	detail  string            // jobDeadLetter
 
 	// copy is set on a jobDeadLetter that tries again to store copies that failed: the
 	// decision they were made with and the wait before the next attempt (see awaitCopies).
@@ -164,7 +143,7 @@ func idempotencyKeyOf(m jetstream.Msg) (key string, present bool) {
 	if h == nil {
 		return "", false
 	}
-	v, ok := h[HeaderIdempotencyKey]
+	v, ok := h[deadletter.HeaderIdempotencyKey]
 	if !ok || len(v) == 0 {
 		return "", false
 	}
@@ -321,10 +300,10 @@ func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decisi
 		b.noteCopyStored()
 		b.log.Warn("message dead-lettered", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq,
 			"num_delivered", h.delivered, "reason", d.reason, "status", d.status, "error", d.detail)
-		b.m.deadLetters.WithLabelValues(d.reason).Inc()
+		b.m.deadLetters.WithLabelValues(string(d.reason)).Inc()
 		b.m.message(h.kind, outcomeDeadLettered)
 		b.settled.note(h.stream, h.seq)
-		if err := h.msg.TermWithReason(d.reason); err != nil {
+		if err := h.msg.TermWithReason(string(d.reason)); err != nil {
 			// The redelivery this causes is acked (see settledSeqs), its copy being stored.
 			b.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
 		}
@@ -339,55 +318,13 @@ func (b *Bridge) lastDelivery(h *heldMsg) bool {
 
 // deadLetter publishes the dead-letter copy of one message and waits for the stream's ack.
 func (b *Bridge) deadLetter(ctx context.Context, h *heldMsg, d decision) error {
-	m := deadLetterCopy(b.deadLetterSubject(h), h.msg.Subject(), h.msg.Headers(), h.msg.Data(), d)
-	m.Header.Set(HeaderOriginalSequence, strconv.FormatUint(h.seq, 10))
-	m.Header.Set(HeaderDeliveries, strconv.FormatUint(h.delivered, 10))
-	if key := usedKey(h, d); key != "" {
-		m.Header.Set(HeaderIdempotencyKey, key)
+	l := deadletter.Letter{
+		Subject: b.deadLetterSubject(h), ID: deadletter.MsgID(h.stream, h.seq),
+		Reason: d.reason, Error: d.detail, OriginalSubject: h.msg.Subject(), OriginalSequence: h.seq,
+		Deliveries: h.delivered, APIStatus: d.status, IdempotencyKey: usedKey(h, d),
+		Header: h.msg.Headers(), Data: h.msg.Data(),
 	}
-	m.Header.Set(jetstream.MsgIDHeader, "dlq-"+h.stream+"-"+strconv.FormatUint(h.seq, 10))
-	return b.publishDeadLetter(ctx, m)
-}
-
-// deadLetterCopy builds the dead-letter copy, to subject, of a message received on original:
-// its headers and body (redacted when it may hold a secret) and the headers every dead letter
-// carries. The caller adds where the original sat (sequence, deliveries) and the copy's
-// Nats-Msg-Id.
-func deadLetterCopy(subject, original string, hdr nats.Header, data []byte, d decision) *nats.Msg {
-	m := nats.NewMsg(subject)
-	m.Header = carriedHeaders(hdr)
-	m.Data = data
-	if d.reason == string(schema.ReasonSecretInMessage) || mayHoldSecret(m.Data) {
-		// Secrets never travel on the bus: the copy carries the body with them redacted. A
-		// body refused for another reason (too large, not JSON) may carry one too.
-		m.Data = schema.Redact(m.Data)
-	}
-	m.Header.Set(HeaderReason, d.reason)
-	m.Header.Set(HeaderError, headerText(d.detail))
-	m.Header.Set(HeaderOriginalSubject, original)
-	if d.status != 0 {
-		m.Header.Set(HeaderAPIStatus, strconv.Itoa(d.status))
-	} else {
-		m.Header.Del(HeaderAPIStatus)
-	}
-	m.Header.Del(HeaderTruncated)
-	return m
-}
-
-// carriedHeaders returns a copy of the headers of a message the bridge publishes again (a
-// dead-letter copy, a requeue), without the directives its producer gave the stream that stored
-// it: expectations (Nats-Expected-*), a per-message TTL, a rollup or a batch would make the next
-// stream refuse the copy every time, or act on it a second time.
-func carriedHeaders(hdr nats.Header) nats.Header {
-	out := nats.Header{}
-	for k, v := range hdr {
-		if strings.HasPrefix(k, "Nats-Expected-") || strings.HasPrefix(k, "Nats-Batch-") ||
-			k == "Nats-TTL" || k == "Nats-Rollup" {
-			continue
-		}
-		out[k] = append([]string(nil), v...)
-	}
-	return out
+	return b.publishDeadLetter(ctx, l.Msg())
 }
 
 // publishDeadLetter publishes a dead-letter copy to the dead-letter stream, cut to fit the
@@ -395,23 +332,11 @@ func carriedHeaders(hdr nats.Header) nats.Header {
 func (b *Bridge) publishDeadLetter(ctx context.Context, m *nats.Msg) error {
 	// Set here rather than by the publish option, so that the size below counts it.
 	m.Header.Set(jetstream.ExpectedStreamHeader, b.cfg.DeadLetter.Stream)
-	truncate(m, b.js.Conn().MaxPayload())
+	deadletter.Fit(m, b.js.Conn().MaxPayload())
 	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
 	defer cancel()
 	_, err := b.js.PublishMsg(ctx, m)
 	return err
-}
-
-// truncate cuts the body of m so that its headers and body fit in maxPayload bytes, and marks a
-// cut body with HeaderTruncated, the original size. A body close to the max payload fits in the
-// stream, but its copy, with the dead-letter headers added, would not.
-func truncate(m *nats.Msg, maxPayload int64) {
-	if maxPayload <= 0 || int64(m.Size()-len(m.Subject)-len(m.Reply)) <= maxPayload {
-		return
-	}
-	m.Header.Set(HeaderTruncated, strconv.Itoa(len(m.Data)))
-	headers := int64(m.Size() - len(m.Subject) - len(m.Reply) - len(m.Data))
-	m.Data = m.Data[:max(0, min(int64(len(m.Data)), maxPayload-headers))]
 }
 
 // usedKey is the idempotency key a dead letter records: the one the call used when there was
@@ -428,31 +353,12 @@ func usedKey(h *heldMsg, d decision) string {
 	return ""
 }
 
-// mayHoldSecret reports whether a body names a secret key in plain text.
-func mayHoldSecret(data []byte) bool {
-	return bytes.Contains(data, []byte("sdkSecretKey")) || bytes.Contains(data, []byte("authSecretKey"))
-}
-
 // deadLetterSubject is <prefix>.<kind>.<key>; a message whose subject could not be parsed has
 // neither, and goes to <prefix>.unknown.<stream sequence>.
 func (b *Bridge) deadLetterSubject(h *heldMsg) string {
 	p := b.cfg.DeadLetter.SubjectPrefix
 	if h.kind == "" || h.key == "" {
-		return p + ".unknown." + strconv.FormatUint(h.seq, 10)
+		return deadletter.UnknownSubject(p, strconv.FormatUint(h.seq, 10))
 	}
-	return p + "." + string(h.kind) + "." + h.key
-}
-
-// headerText makes human text safe for a header: one line, bounded.
-func headerText(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > maxHeaderText {
-		s = s[:maxHeaderText]
-	}
-	return s
+	return deadletter.Subject(p, h.kind, h.key)
 }

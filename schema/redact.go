@@ -34,6 +34,11 @@ func Redact(data []byte) []byte {
 	return append(out, data[last:]...)
 }
 
+// SecretKeys returns the keys whose values are credentials of the Notifizz account, in the
+// order the documentation names them: a message naming one is refused with
+// ReasonSecretInMessage, and Redact hides their values.
+func SecretKeys() []string { return []string{secretSDKKey, secretAuthKey} }
+
 func isBlank(data []byte) bool {
 	for _, c := range data {
 		switch c {

@@ -25,7 +25,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/faultapi"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -333,29 +333,29 @@ chaos:
 	copies := map[uint64]bool{}
 	figs.deadLetters = map[string]int{}
 	for _, m := range dlq {
-		reason := m.Header.Get(bridge.HeaderReason)
+		reason := m.Header.Get(deadletter.HeaderReason)
 		assert.NotEmpty(t, reason, "dead letter %d has a reason", m.Seq)
 		figs.deadLetters[reason]++
-		seq, err := strconv.ParseUint(m.Header.Get(bridge.HeaderOriginalSequence), 10, 64)
+		seq, err := strconv.ParseUint(m.Header.Get(deadletter.HeaderOriginalSequence), 10, 64)
 		assert.NoError(t, err, "dead letter %d has its original sequence", m.Seq)
 		copies[seq] = true
 		// A workflow whose ack was lost in a crash comes back after its event was sent and
 		// ends as missing_track. It was delivered, so nothing is lost; any other dead letter
 		// in this run is a loss.
-		kind, key, _ := schema.ParseSubject("notifizz", m.Header.Get(bridge.HeaderOriginalSubject))
+		kind, key, _ := schema.ParseSubject("notifizz", m.Header.Get(deadletter.HeaderOriginalSubject))
 		switch {
-		case reason == bridge.ReasonMissingTrack && kind == schema.KindWorkflow:
+		case reason == string(deadletter.ReasonMissingTrack) && kind == schema.KindWorkflow:
 			var w schema.Workflow
 			require.NoError(t, json.Unmarshal(m.Data, &w))
 			if assert.True(t, byEvent[key].Workflows[w.CampaignID],
 				"dead-lettered workflow %s of %s was never delivered: lost", w.CampaignID, key) {
 				figs.spuriousDeadLetters++
 			}
-		case reason == bridge.ReasonMissingTrack && kind == schema.KindCommit:
+		case reason == string(deadletter.ReasonMissingTrack) && kind == schema.KindCommit:
 			figs.spuriousDeadLetters++ // a commit carries nothing to lose
 		default:
 			assert.Fail(t, "unexpected dead letter", "reason %s, subject %s, error %s",
-				reason, m.Subject, m.Header.Get(bridge.HeaderError))
+				reason, m.Subject, m.Header.Get(deadletter.HeaderError))
 		}
 	}
 	termMu.Lock()

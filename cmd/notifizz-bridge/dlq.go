@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -17,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -51,13 +50,16 @@ sent, and one whose body was cut to fit the server's max payload
 Run "notifizz-bridge dlq list --help" or "dlq replay --help" for the flags.`
 )
 
-// knownReasons are the values of Notifizz-Dlq-Reason, so that a misspelt --reason is an error
-// rather than an empty list.
-var knownReasons = []string{
-	string(schema.ReasonInvalidJSON), string(schema.ReasonInvalidMessage), string(schema.ReasonSecretInMessage),
-	string(schema.ReasonTooLarge), string(schema.ReasonUnknownSubject),
-	bridge.ReasonAPIRejected, bridge.ReasonMaxDeliveries, bridge.ReasonMissingTrack,
-	bridge.ReasonDuplicateTrack, bridge.ReasonTooManyWorkflows,
+// reasonList is every dead-letter reason, for the --reason flag's help and error.
+func reasonList() string {
+	var b strings.Builder
+	for i, r := range deadletter.Reasons() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(string(r))
+	}
+	return b.String()
 }
 
 // dlqTimeout bounds one dlq command's connection and each of its requests.
@@ -110,7 +112,7 @@ because it named a secret key, or cut to fit the server's max payload, unless
 	}
 	f := dlqFlags{
 		config: configFlag(fs),
-		reason: fs.String("reason", "", "only dead letters with reason `R` ("+strings.Join(knownReasons, ", ")+")"),
+		reason: fs.String("reason", "", "only dead letters with reason `R` ("+reasonList()+")"),
 		key:    fs.String("key", "", "only dead letters of the event key `K`"),
 	}
 	if sub == "replay" {
@@ -122,8 +124,8 @@ because it named a secret key, or cut to fit the server's max payload, unless
 	if fs.NArg() > 0 {
 		return f, usagef("dlq %s takes no arguments, got %q (flags come before arguments)", sub, fs.Arg(0))
 	}
-	if *f.reason != "" && !slices.Contains(knownReasons, *f.reason) {
-		return f, usagef("--reason %q is not a dead-letter reason; one of %s", *f.reason, strings.Join(knownReasons, ", "))
+	if *f.reason != "" && !deadletter.Known(deadletter.Reason(*f.reason)) {
+		return f, usagef("--reason %q is not a dead-letter reason; one of %s", *f.reason, reasonList())
 	}
 	if *f.key != "" {
 		if err := schema.ValidateKey(*f.key); err != nil {
@@ -163,8 +165,8 @@ func dlqListCommand(ctx context.Context, std stdio, args []string) error {
 	n := 0
 	err = eachDeadLetter(ctx, s, cfg, f, func(dl deadLetter) error {
 		n++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dl.time.UTC().Format(time.RFC3339), orDash(dl.reason),
-			orDash(dl.subject), orDash(dl.key), orDash(shorten(dl.header.Get(bridge.HeaderError), maxErrorColumn)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dl.time.UTC().Format(time.RFC3339), orDash(string(dl.Reason)),
+			orDash(dl.target), orDash(dl.key), orDash(shorten(dl.Error, maxErrorColumn)))
 		return nil
 	})
 	if ferr := tw.Flush(); err == nil {
@@ -188,29 +190,29 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 		return err
 	}
 	var replayed int
-	refused, cut := map[string]int{}, map[string]int{}
+	refused, cut := map[deadletter.Reason]int{}, map[deadletter.Reason]int{}
 	var failures []error
 	err = eachDeadLetter(ctx, stream, cfg, f, func(dl deadLetter) error {
-		if *f.reason == "" && dl.redacted() {
-			refused[dl.reason]++
+		if *f.reason == "" && dl.Redacted() {
+			refused[dl.Reason]++
 			return nil
 		}
-		if *f.reason == "" && dl.header.Get(bridge.HeaderTruncated) != "" {
-			cut[dl.reason]++
+		if *f.reason == "" && dl.Truncated {
+			cut[dl.Reason]++
 			return nil
 		}
-		if dl.subject == "" {
-			failures = append(failures, fmt.Errorf("dead letter %d: no %s header, so no subject to replay to", dl.seq, bridge.HeaderOriginalSubject))
+		if dl.target == "" {
+			failures = append(failures, fmt.Errorf("dead letter %d: no %s header, so no subject to replay to", dl.seq, deadletter.HeaderOriginalSubject))
 			return nil
 		}
 		if *f.dryRun {
 			replayed++
-			_, err := fmt.Fprintf(std.out, "would replay dead letter %d (%s) to %s\n", dl.seq, dl.reason, dl.subject)
+			_, err := fmt.Fprintf(std.out, "would replay dead letter %d (%s) to %s\n", dl.seq, dl.Reason, dl.target)
 			return err
 		}
 		ack, err := replayOne(ctx, js, cfg, dl)
 		if err != nil {
-			failures = append(failures, fmt.Errorf("dead letter %d (%s, %s): %w", dl.seq, dl.reason, dl.subject, err))
+			failures = append(failures, fmt.Errorf("dead letter %d (%s, %s): %w", dl.seq, dl.Reason, dl.target, err))
 			return nil
 		}
 		// Only now, with the publish acknowledged, may the dead letter go: were the delete
@@ -222,7 +224,7 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 			return nil
 		}
 		replayed++
-		_, err = fmt.Fprintf(std.out, "replayed dead letter %d (%s) to %s: %s seq %d\n", dl.seq, dl.reason, dl.subject, ack.Stream, ack.Sequence)
+		_, err = fmt.Fprintf(std.out, "replayed dead letter %d (%s) to %s: %s seq %d\n", dl.seq, dl.Reason, dl.target, ack.Stream, ack.Sequence)
 		return err
 	})
 	if err != nil {
@@ -243,34 +245,18 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 		fmt.Fprintf(std.err, "skipped %s with reason %s: their body was cut to fit the server's max payload (%s), "+
 			"so replaying one would publish only its start. Have the producer publish it again, "+
 			"or pass --reason %s to replay the cut copies anyway.\n",
-			plural(cut[reason], "dead letter"), reason, bridge.HeaderTruncated, reason)
+			plural(cut[reason], "dead letter"), reason, deadletter.HeaderTruncated, reason)
 	}
 	return errors.Join(failures...)
 }
 
 // deadLetter is one message of the dead-letter stream, as the dlq commands read it.
 type deadLetter struct {
-	seq     uint64
-	time    time.Time
-	reason  string
-	subject string // the original subject
-	key     string // the event key, parsed from the original subject; empty when it has none
-	header  nats.Header
-	data    []byte
-}
-
-// redacted reports whether the body is a redacted copy: always for secret_in_message, and for
-// any other reason when the bridge redacted the body because it named a secret key.
-func (dl deadLetter) redacted() bool {
-	if dl.reason == string(schema.ReasonSecretInMessage) {
-		return true
-	}
-	red := []byte(strconv.Quote(schema.Redacted))
-	if bytes.Equal(bytes.TrimSpace(dl.data), red) {
-		return true
-	}
-	return bytes.Contains(dl.data, red) &&
-		(bytes.Contains(dl.data, []byte("sdkSecretKey")) || bytes.Contains(dl.data, []byte("authSecretKey")))
+	deadletter.Letter
+	seq    uint64
+	time   time.Time
+	target string // where a replay goes: the original subject, without a partition
+	key    string // the event key, parsed from the original subject; empty when it has none
 }
 
 // dlqStream binds the dead-letter stream.
@@ -299,7 +285,7 @@ func eachDeadLetter(ctx context.Context, s jetstream.Stream, cfg config.Config, 
 	// A short inactivity threshold: the server removes the reader soon after the command.
 	occ := jetstream.OrderedConsumerConfig{InactiveThreshold: 3 * dlqTimeout}
 	if key != "" {
-		occ.FilterSubjects = []string{cfg.Bridge.DeadLetter.SubjectPrefix + ".*." + key}
+		occ.FilterSubjects = []string{deadletter.KeyFilter(cfg.Bridge.DeadLetter.SubjectPrefix, key)}
 	}
 	cons, err := s.OrderedConsumer(sctx, occ)
 	if err != nil {
@@ -327,7 +313,7 @@ func eachDeadLetter(ctx context.Context, s jetstream.Stream, cfg config.Config, 
 				return nil
 			}
 			dl := newDeadLetter(m, meta, cfg)
-			if *f.reason != "" && dl.reason != *f.reason {
+			if *f.reason != "" && string(dl.Reason) != *f.reason {
 				continue
 			}
 			if err := fn(dl); err != nil {
@@ -345,19 +331,16 @@ func eachDeadLetter(ctx context.Context, s jetstream.Stream, cfg config.Config, 
 }
 
 func newDeadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, cfg config.Config) deadLetter {
-	h := m.Headers()
-	dl := deadLetter{
-		seq: meta.Sequence.Stream, time: meta.Timestamp, header: h, data: m.Data(),
-		reason: h.Get(bridge.HeaderReason), subject: h.Get(bridge.HeaderOriginalSubject),
-	}
+	l := deadletter.Parse(m.Subject(), m.Headers(), m.Data())
+	dl := deadLetter{Letter: l, seq: meta.Sequence.Stream, time: meta.Timestamp, target: l.OriginalSubject}
 	if cfg.Bridge.Partitions.Count > 0 {
 		// A partitioned stream stores subjects with the partition in front; the replay goes to
 		// the subject producers publish to, which the stream's transform partitions again.
-		if _, published, ok := schema.SplitPartition(dl.subject); ok {
-			dl.subject = published
+		if _, published, ok := schema.SplitPartition(dl.target); ok {
+			dl.target = published
 		}
 	}
-	if _, key, err := schema.ParseSubject(cfg.Bridge.Stream.SubjectPrefix, dl.subject); err == nil {
+	if _, key, err := schema.ParseSubject(cfg.Bridge.Stream.SubjectPrefix, dl.target); err == nil {
 		dl.key = key
 	}
 	return dl
@@ -367,33 +350,14 @@ func newDeadLetter(m jetstream.Msg, meta *jetstream.MsgMetadata, cfg config.Conf
 // Nats-Msg-Id names the dead letter, so replaying it twice within the duplicate window (a
 // delete that failed, a replay run twice) stores it once.
 func replayOne(ctx context.Context, js jetstream.JetStream, cfg config.Config, dl deadLetter) (*jetstream.PubAck, error) {
-	m := nats.NewMsg(dl.subject)
-	m.Header = replayHeaders(dl.header)
-	m.Data = dl.data
+	m := nats.NewMsg(dl.target)
+	m.Header = deadletter.ReplayHeaders(dl.Header)
+	m.Data = dl.Data
 	ctx, cancel := context.WithTimeout(ctx, dlqTimeout)
 	defer cancel()
 	return js.PublishMsg(ctx, m,
-		jetstream.WithMsgID("replay-"+cfg.Bridge.DeadLetter.Stream+"-"+strconv.FormatUint(dl.seq, 10)),
+		jetstream.WithMsgID(deadletter.ReplayMsgID(cfg.Bridge.DeadLetter.Stream, dl.seq)),
 		jetstream.WithExpectStream(cfg.Bridge.Stream.Name))
-}
-
-// replayHeaders returns the original message's headers: the dead letter's minus what the bridge
-// added (Notifizz-Dlq-*, Notifizz-Original-*, Notifizz-Deliveries, Notifizz-Api-Status), its
-// Nats-Msg-Id (the dead letter's, not the original's) and the publish expectations the copy was
-// stored with, which would make the replay fail. Notifizz-Idempotency-Key stays: the bridge
-// sends a replayed track or send under the key its first attempt used.
-func replayHeaders(h nats.Header) nats.Header {
-	out := nats.Header{}
-	for k, v := range h {
-		switch {
-		case strings.HasPrefix(k, "Notifizz-Dlq-"), strings.HasPrefix(k, "Notifizz-Original-"),
-			k == bridge.HeaderDeliveries, k == bridge.HeaderAPIStatus,
-			k == jetstream.MsgIDHeader, strings.HasPrefix(k, "Nats-Expected-"):
-			continue
-		}
-		out[k] = slices.Clone(v)
-	}
-	return out
 }
 
 // connectTool connects a short-lived command with the config's NATS settings (the external

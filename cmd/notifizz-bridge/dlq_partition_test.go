@@ -7,16 +7,18 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 
-	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 )
 
-// headerMsg is a dead letter as read back from the stream: only its headers and body matter.
+// headerMsg is a dead letter as read back from the stream: only its subject, headers and body
+// matter.
 type headerMsg struct {
 	jetstream.Msg
 	h nats.Header
 }
 
+func (m headerMsg) Subject() string      { return "notifizz.dlq.workflow.order-1" }
 func (m headerMsg) Headers() nats.Header { return m.h }
 func (m headerMsg) Data() []byte         { return []byte(`{}`) }
 
@@ -37,10 +39,10 @@ func TestDeadLetterReplaySubjectDropsPartition(t *testing.T) {
 			cfg := config.Default()
 			cfg.Bridge.Partitions.Count = tt.partitions
 			m := headerMsg{h: nats.Header{}}
-			m.h.Set(bridge.HeaderOriginalSubject, tt.original)
-			m.h.Set(bridge.HeaderReason, bridge.ReasonAPIRejected)
+			m.h.Set(deadletter.HeaderOriginalSubject, tt.original)
+			m.h.Set(deadletter.HeaderReason, string(deadletter.ReasonAPIRejected))
 			dl := newDeadLetter(m, &jetstream.MsgMetadata{}, cfg)
-			assert.Equal(t, tt.subject, dl.subject)
+			assert.Equal(t, tt.subject, dl.target)
 			assert.Equal(t, tt.key, dl.key)
 		})
 	}

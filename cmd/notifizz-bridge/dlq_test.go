@@ -17,30 +17,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/faultapi"
 )
-
-func TestReplayHeaders(t *testing.T) {
-	in := nats.Header{
-		"X-Trace":                      {"t1"},
-		"Traceparent":                  {"00-abc-def-01"},
-		bridge.HeaderReason:            {"api_rejected"},
-		bridge.HeaderError:             {"400"},
-		bridge.HeaderOriginalSubject:   {"notifizz.track.k"},
-		bridge.HeaderOriginalSequence:  {"7"},
-		bridge.HeaderDeliveries:        {"1"},
-		bridge.HeaderAPIStatus:         {"400"},
-		jetstream.MsgIDHeader:          {"dlq-NOTIFIZZ-7"},
-		jetstream.ExpectedStreamHeader: {"NOTIFIZZ_DLQ"},
-		bridge.HeaderTruncated:         {"1048561"},
-		bridge.HeaderIdempotencyKey:    {"key-1"},
-	}
-	out := replayHeaders(in)
-	assert.Equal(t, nats.Header{"X-Trace": {"t1"}, "Traceparent": {"00-abc-def-01"}, bridge.HeaderIdempotencyKey: {"key-1"}}, out)
-	out["X-Trace"][0] = "changed"
-	assert.Equal(t, "t1", in.Get("X-Trace"), "a copy, not the dead letter's own slice")
-}
 
 // TestDLQListAndReplay is the operator's path: the API rejects an event (api_rejected), the API
 // is fixed, the event is replayed, delivered once and gone from the dead-letter stream; a
@@ -155,9 +134,9 @@ shutdownTimeout: 5s
 	require.NoError(t, err)
 	assert.Equal(t, "trace-1", last.Header.Get("X-Trace"))
 	assert.Regexp(t, `^replay-NOTIFIZZ_DLQ-\d+$`, last.Header.Get(jetstream.MsgIDHeader))
-	assert.Equal(t, s.Keys[0], last.Header.Get(bridge.HeaderIdempotencyKey), "the key of the first call is replayed")
+	assert.Equal(t, s.Keys[0], last.Header.Get(deadletter.HeaderIdempotencyKey), "the key of the first call is replayed")
 	for k := range last.Header {
-		assert.False(t, strings.HasPrefix(k, "Notifizz-") && k != bridge.HeaderIdempotencyKey, "header %s replayed", k)
+		assert.False(t, strings.HasPrefix(k, "Notifizz-") && k != deadletter.HeaderIdempotencyKey, "header %s replayed", k)
 	}
 
 	// Nothing left to replay but the refused copy; asking for it by reason replays it, and the

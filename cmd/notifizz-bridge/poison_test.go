@@ -16,7 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/faultapi"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -181,18 +181,18 @@ log:
 	}
 	assert.Equal(t, len(seqs), len(dlq), "one dead letter per poison message, and none for valid ones: %v", subjects)
 	for _, dl := range dlq {
-		seq, err := strconv.ParseUint(dl.Header.Get(bridge.HeaderOriginalSequence), 10, 64)
+		seq, err := strconv.ParseUint(dl.Header.Get(deadletter.HeaderOriginalSequence), 10, 64)
 		require.NoError(t, err)
 		p, ok := seqs[seq]
-		if !assert.True(t, ok, "dead letter %d is not of a poison message: %s %s", dl.Seq, dl.Header.Get(bridge.HeaderOriginalSubject), dl.Header.Get(bridge.HeaderError)) {
+		if !assert.True(t, ok, "dead letter %d is not of a poison message: %s %s", dl.Seq, dl.Header.Get(deadletter.HeaderOriginalSubject), dl.Header.Get(deadletter.HeaderError)) {
 			continue
 		}
 		delete(seqs, seq)
-		assert.Equal(t, p.reason, dl.Header.Get(bridge.HeaderReason), p.name)
+		assert.Equal(t, p.reason, dl.Header.Get(deadletter.HeaderReason), p.name)
 		assert.Equal(t, p.name, dl.Header.Get("X-Poison"), "the original headers are kept")
-		assert.Equal(t, p.subject, dl.Header.Get(bridge.HeaderOriginalSubject))
-		assert.NotEmpty(t, dl.Header.Get(bridge.HeaderError), p.name)
-		assert.LessOrEqual(t, len(dl.Header.Get(bridge.HeaderError)), 1024, "the error header is bounded")
+		assert.Equal(t, p.subject, dl.Header.Get(deadletter.HeaderOriginalSubject))
+		assert.NotEmpty(t, dl.Header.Get(deadletter.HeaderError), p.name)
+		assert.LessOrEqual(t, len(dl.Header.Get(deadletter.HeaderError)), 1024, "the error header is bounded")
 		if p.secret != "" {
 			assert.NotContains(t, string(dl.Data), p.secret, "%s: the secret is redacted in the copy", p.name)
 			assert.Contains(t, string(dl.Data), schema.Redacted, p.name)
