@@ -40,8 +40,8 @@ type Source interface {
 }
 
 // Sink is what a Source delivers into; the bridge implements it. Every call but Deliver and
-// Ready is carried out in order with the messages delivered before it, and returns once it has
-// been. A source calls it only from within Consume.
+// Ready is carried out in order with the messages delivered before it, and, but HoldUntil,
+// returns once it has been. A source calls it only from within Consume.
 type Sink interface {
 	// Deliver hands over one message; it may block while the bridge is busy.
 	Deliver(m jetstream.Msg)

@@ -21,7 +21,11 @@ func (s *sink) Deliver(m jetstream.Msg) { s.in <- s.b.decode(m) }
 
 func (s *sink) Ready(ok bool) { s.b.ready.Store(ok) }
 
-func (s *sink) HoldUntil(t time.Time) { s.do(func(c *coordinator) { c.holdUntil(t) }) }
+// HoldUntil does not wait: a group member calls it from its message callback, which must not
+// stall the pulls (a pinned consumer's pin expires when its client stops pulling).
+func (s *sink) HoldUntil(t time.Time) {
+	s.in <- inbound{control: func(c *coordinator) { c.holdUntil(t) }}
+}
 
 func (s *sink) Rebound() {
 	s.do(func(c *coordinator) {

@@ -15,7 +15,8 @@ import (
 )
 
 // Sink is where a Member delivers its messages: the bridge. Every call but Deliver and Ready is
-// carried out in order with the messages delivered before it, and returns once it has been.
+// carried out in order with the messages delivered before it, and, but HoldUntil, returns once
+// it has been.
 type Sink interface {
 	// Deliver hands over one message; it may block while the bridge is busy.
 	Deliver(m jetstream.Msg)
