@@ -25,13 +25,43 @@ type API interface {
 	Send(ctx context.Context, notifID string, properties map[string]any, opts ...notifizz.CallOption) (json.RawMessage, error)
 }
 
-// Source delivers the stream's messages. It is the seam where a partitioned consumer group can
-// replace the single durable consumer.
+// Source delivers the stream's messages into the bridge: the bridge's own durable consumer, a
+// consumer group's member (package group), or a source given with WithSource. Run drives every
+// source the same way: Bound, then Consume, then, once every message is settled, Leave.
 type Source interface {
-	// Consume calls handle for each message, never from two goroutines at once, and calls ready
-	// once it is bound and pulling. When ctx is done it stops pulling, hands over what it has
-	// buffered, and returns only when handle will not be called again.
-	Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error
+	// Bound returns the consumer as it was bound before anything was pulled, or nil: what it
+	// shows delivered and not acked, a predecessor held, and windows wait for it to come back.
+	Bound() *jetstream.ConsumerInfo
+	// Consume delivers messages into sink, never from two goroutines at once, until ctx is
+	// done, and returns only once it will not call sink again.
+	Consume(ctx context.Context, sink Sink) error
+	// Leave runs once Consume has returned and every message it delivered is settled; a source
+	// lets go there of what it holds in the server (a group member's partitions).
+	Leave()
+}
+
+// Sink is what a Source delivers into; the bridge implements it. Every call but Deliver and
+// Ready is carried out in order with the messages delivered before it, and, but HoldUntil,
+// returns once it has been. A source calls it only from within Consume.
+type Sink interface {
+	// Deliver hands over one message; it may block while the bridge is busy.
+	Deliver(m jetstream.Msg)
+	// Ready reports whether the source is bound and pulling (Bridge.Ready).
+	Ready(ok bool)
+	// HoldUntil holds every window until t: a consumer changed hands, and pieces its previous
+	// holder had may come back on their ack timers until then.
+	HoldUntil(t time.Time)
+	// Rebound says the consumer was created again: it delivers what is left in stream order, so
+	// the hold at start ends, and any delivery may be a copy of a message settled lately.
+	Rebound()
+	// ReleaseKeys naks the open windows whose event key keys accepts (all when nil), and with
+	// queued the calls no worker has started, so that the next consumer of their messages builds
+	// them again; it returns how many it released.
+	ReleaseKeys(keys func(key string) bool, queued bool) int
+	// Finish settles what the bridge holds now that the stream it came from is gone (a window
+	// with its track is sent, one without is dead-lettered), and returns once nothing is held
+	// or ctx is done.
+	Finish(ctx context.Context)
 }
 
 // Option configures a Bridge.
@@ -110,29 +140,15 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return errors.New("bridge: Run called twice")
 	}
+	if err := b.provisionStreams(ctx); err != nil {
+		return err
+	}
 	src := b.source
-	var group *partitionedSource
-	var single *consumerSource
-	// The consumer as bound, before this bridge pulled anything: what it shows pending was
-	// held by a predecessor (see recovery).
-	var bound *jetstream.ConsumerInfo
-	switch {
-	case src != nil:
-		if err := b.provisionStreams(ctx); err != nil {
+	if src == nil {
+		var err error
+		if src, err = b.newSource(ctx); err != nil {
 			return err
 		}
-	case b.cfg.Partitions.Count > 0:
-		ps, err := b.newPartitionedSource(ctx)
-		if err != nil {
-			return err
-		}
-		src, group, bound = ps, ps, ps.bound
-	default:
-		cs, err := b.provision(ctx)
-		if err != nil {
-			return err
-		}
-		src, single, bound = cs, cs, cs.cons.CachedInfo()
 	}
 
 	// Provisioned by now: the watcher reads what the streams capture.
@@ -151,20 +167,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 		}
 	}()
 
+	bound := src.Bound() // before Consume, which may bind another consumer
 	in := make(chan inbound, 1024)
-	control := func(f func(*coordinator)) { in <- inbound{control: f} }
-	if group != nil {
-		group.control = control
-	}
-	if single != nil {
-		single.control = control
-	}
 	srcErr := make(chan error, 1)
 	// The source goroutine owns in: it closes it once the source has returned, which is the
 	// coordinator's signal that no more messages will come.
 	go func() {
 		defer close(in)
-		srcErr <- src.Consume(ctx, func(m jetstream.Msg) { in <- b.decode(m) }, func() { b.ready.Store(true) })
+		srcErr <- src.Consume(ctx, &sink{b: b, in: in})
 	}()
 
 	c := newCoordinator(b)
@@ -172,10 +182,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	c.run(ctx, in)
 	b.ready.Store(false)
 	err = <-srcErr
-	if group != nil {
-		// Only now, with every held message settled, may this replica's partitions move.
-		group.leave()
-	}
+	// Only now, with every held message settled, may a group member's partitions move.
+	src.Leave()
 	return err
 }
 
@@ -231,16 +239,17 @@ func (b *Bridge) provisionStreams(ctx context.Context) error {
 	return nil
 }
 
-// provision prepares the streams and returns the durable consumer to read from.
-func (b *Bridge) provision(ctx context.Context) (*consumerSource, error) {
-	if err := b.provisionStreams(ctx); err != nil {
-		return nil, err
+// newSource returns the source the config asks for, once the streams are provisioned: a member
+// of the consumer group when the stream is partitioned, the durable consumer otherwise.
+func (b *Bridge) newSource(ctx context.Context) (Source, error) {
+	if b.cfg.Partitions.Count > 0 {
+		return b.newGroupSource(ctx)
 	}
 	cons, err := b.bindConsumer(ctx, 0)
 	if err != nil {
 		return nil, err
 	}
-	return b.newConsumerSource(ctx, cons)
+	return b.newConsumerSource(cons), nil
 }
 
 // decoded is a message with what the bridge learned of it: where it sits in the stream, which
@@ -265,7 +274,7 @@ type inbound struct {
 	err      error // a *schema.Error when the message can never be processed
 	fatal    error // the message has no JetStream metadata: it cannot be acked at all
 	received time.Time
-	control  func(*coordinator) // not a message: work the partitioned source asks of the coordinator
+	control  func(*coordinator) // not a message: a request of the source, through its Sink (sink.go)
 }
 
 // decode parses the subject and the body. It runs on the consumer's goroutine, so the

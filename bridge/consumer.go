@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
 )
 
 // rebindMaxBackoff caps the pause between two attempts to bind a consumer that went away.
@@ -74,25 +74,32 @@ func (b *Bridge) bindConsumer(ctx context.Context, start uint64) (jetstream.Cons
 type consumerSource struct {
 	b         *Bridge
 	cons      jetstream.Consumer
-	batch     int // messages per pull
-	pullBytes int // bytes per pull (see pullBytes)
-	// control runs a function on the coordinator's goroutine, in order with the messages handed
-	// over; Run sets it before Consume.
-	control func(func(*coordinator))
+	batch     int                     // messages per pull
+	pullBytes int                     // bytes per pull (see pullBytes)
+	bound     *jetstream.ConsumerInfo // the consumer as first bound, before anything was pulled
 
 	// The fields below belong to Consume's goroutine.
+	sink       Sink
 	floor      uint64 // the consumer's ack floor (a stream sequence) as last read: all up to it is settled
 	streamGone bool   // the stream was found missing since the consumer went: the next one is new
 }
 
 // newConsumerSource returns the source for cons, a consumer the bridge has just bound.
-func (b *Bridge) newConsumerSource(ctx context.Context, cons jetstream.Consumer) (*consumerSource, error) {
+func (b *Bridge) newConsumerSource(cons jetstream.Consumer) *consumerSource {
 	return &consumerSource{
 		b: b, cons: cons, batch: min(b.cfg.Consumer.MaxAckPending, 1000),
 		pullBytes: pullBytes(b.js.Conn().MaxPayload()),
+		bound:     cons.CachedInfo(),
 		floor:     cons.CachedInfo().AckFloor.Stream,
-	}, nil
+	}
 }
+
+// Bound returns the consumer as it was when the bridge bound it at start: what it shows pending,
+// a predecessor held.
+func (s *consumerSource) Bound() *jetstream.ConsumerInfo { return s.bound }
+
+// Leave does nothing: the durable consumer stays for the next start.
+func (s *consumerSource) Leave() {}
 
 // pullBytes bounds the bytes of one pull request, and so what the client buffers (about two
 // requests' worth): a batch of large messages would otherwise buffer batch × the server's max
@@ -103,16 +110,17 @@ func pullBytes(maxPayload int64) int {
 }
 
 // Consume reads the consumer until ctx is done, binding it again whenever it goes away.
-func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
+func (s *consumerSource) Consume(ctx context.Context, sink Sink) error {
+	s.sink = sink
 	for {
-		gone, err := s.consume(ctx, handle, ready)
+		gone, err := s.consume(ctx)
 		if err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		s.b.ready.Store(false)
+		s.sink.Ready(false)
 		s.b.log.Warn("the consumer is gone: not ready until it is bound again",
 			"stream", s.b.cfg.Stream.Name, "consumer", s.b.cfg.Consumer.Durable, "ack_floor", s.floor, "error", gone)
 		if s.rebind(ctx) != nil {
@@ -122,12 +130,12 @@ func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg)
 }
 
 // consume reads the bound consumer until ctx is done (gone is nil) or the consumer is found gone
-// (gone says how). It returns when handle will not be called again.
-func (s *consumerSource) consume(ctx context.Context, handle func(jetstream.Msg), ready func()) (gone, err error) {
+// (gone says how). It returns when the sink will not be called again from the pull.
+func (s *consumerSource) consume(ctx context.Context) (gone, err error) {
 	check := make(chan error, 1)
 	// A short PullExpiry: when the consumer sits at MaxAckPending, a pull waits for its whole
 	// expiry before the next one is issued, so a long one stalls the bridge after a burst.
-	cc, err := s.cons.Consume(handle,
+	cc, err := s.cons.Consume(s.sink.Deliver,
 		jetstream.PullExpiry(5*time.Second),
 		jetstream.PullMaxMessagesWithBytesLimit(s.batch, s.pullBytes),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -141,7 +149,7 @@ func (s *consumerSource) consume(ctx context.Context, handle func(jetstream.Msg)
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w", err)
 	}
-	ready()
+	s.sink.Ready(true)
 	gone = s.watch(ctx, cc.Closed(), check)
 	if gone == nil {
 		// Stop is asynchronous; Drain hands over what is buffered and Closed tells when the
@@ -160,7 +168,7 @@ func (s *consumerSource) consume(ctx context.Context, handle func(jetstream.Msg)
 // deleted consumer to a pull it has pending, and missed heartbeats when it has none to report to;
 // the consumer's info is also read every beat, which keeps the ack floor known.
 func (s *consumerSource) watch(ctx context.Context, closed <-chan struct{}, check <-chan error) error {
-	tick := time.NewTicker(beatEvery(s.b.cfg.Consumer.AckWait))
+	tick := time.NewTicker(group.BeatEvery(s.b.cfg.Consumer.AckWait))
 	defer tick.Stop()
 	for {
 		select {
@@ -184,7 +192,7 @@ func (s *consumerSource) watch(ctx context.Context, closed <-chan struct{}, chec
 // Its creation time is not compared: a server restarting restores its consumers a moment after
 // it answers, and an info read in between shows another creation time for the same consumer.
 func (s *consumerSource) readInfo(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, beatEvery(s.b.cfg.Consumer.AckWait))
+	ctx, cancel := context.WithTimeout(ctx, group.BeatEvery(s.b.cfg.Consumer.AckWait))
 	defer cancel()
 	info, err := s.cons.Info(ctx)
 	switch {
@@ -270,10 +278,7 @@ func (s *consumerSource) tryRebind(ctx context.Context, settled *bool) error {
 	// Every delivery of the new consumer may be a copy of a message settled through the old
 	// one beyond its ack floor, and it delivers what is left in stream order: no hold is needed
 	// for what the old one held.
-	s.control(func(c *coordinator) {
-		c.copiesAnywhere = true
-		c.endStartHold(time.Now())
-	})
+	s.sink.Rebound()
 	s.b.log.Info("bound the consumer again", "stream", cfg.Stream.Name, "consumer", cfg.Consumer.Durable,
 		"deliver_policy", info.Config.DeliverPolicy.String(), "start_seq", info.Config.OptStartSeq)
 	return nil
@@ -285,9 +290,7 @@ func (s *consumerSource) tryRebind(ctx context.Context, settled *bool) error {
 // to their end; their acks reach the next consumer by its name, and a copy of theirs that it
 // delivers meanwhile is known as held, then as settled.
 func (s *consumerSource) release() {
-	done := make(chan int, 1)
-	s.control(func(c *coordinator) { done <- c.releaseWindows(true, nil) })
-	if n := <-done; n > 0 {
+	if n := s.sink.ReleaseKeys(nil, true); n > 0 {
 		s.b.log.Info("released open windows to the next consumer", "windows", n)
 	}
 }
@@ -296,37 +299,16 @@ func (s *consumerSource) release() {
 // else now, so a window with a track is sent at once and one without is dead-lettered
 // (missing_track), and it waits until the workers are done with them, so that no sequence of
 // the old stream is held when the new one delivers its own.
-func (s *consumerSource) finish(ctx context.Context) {
-	s.control(func(c *coordinator) { c.finishWindows(time.Now()) })
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		empty := make(chan bool, 1)
-		s.control(func(c *coordinator) { empty <- len(c.held) == 0 })
-		if <-empty {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
-}
+func (s *consumerSource) finish(ctx context.Context) { s.sink.Finish(ctx) }
 
-// finishWindows flushes every window that has a track and dead-letters the pieces of those that
-// have none (missing_track): their stream is gone.
-func (c *coordinator) finishWindows(now time.Time) {
-	for _, w := range c.windows {
-		switch {
-		case w.track != nil:
-			c.flush(w, now)
-		case len(w.workflows) == 0:
-			c.ignoreLoneCommits(w)
-		default:
-			c.closeWindow(w)
-			c.enqueue(&job{kind: jobDeadLetter, members: append(w.workflows, w.commits...), reason: deadletter.ReasonMissingTrack,
-				detail: "the stream was deleted before the event's track arrived"})
-		}
+// sleepCtx waits for d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }

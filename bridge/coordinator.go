@@ -237,7 +237,7 @@ func (c *coordinator) ackNow(in inbound, outcome string) {
 
 func (c *coordinator) onMessage(in inbound) {
 	if in.control != nil {
-		in.control(c) // a request from the partitioned source, in order with its messages
+		in.control(c) // a request of the source through its Sink (sink.go), in order with its messages
 		return
 	}
 	log := c.b.log

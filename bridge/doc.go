@@ -8,11 +8,14 @@
 // the API under the key of its first attempt.
 //
 // One goroutine (the coordinator) owns every window, the timer heap and the set of held
-// messages; the consumer's callback only decodes and hands messages on, and a fixed pool of
-// workers makes the API calls and settles the messages. Nothing else shares mutable state.
+// messages. A Source (the durable consumer, a consumer group's member, or one given with
+// WithSource) delivers into a Sink: the bridge decodes each message on the source's goroutine and
+// hands it to the coordinator, and turns the source's other requests (hold, release, rebound) into
+// work the coordinator does between two messages. A fixed pool of workers makes the API calls and
+// settles the messages. Nothing else shares mutable state.
 //
 // Several bridges can share one stream (Config.Partitions): the stream's subject transform puts
 // a partition, a hash of the event key, in front of each subject, and a pcgroups consumer group
 // gives each partition to one bridge at a time, so that the pieces of an event still meet in
-// one coordinator (partitioned.go, docs/SCALING.md).
+// one coordinator (package bridge/group, docs/SCALING.md).
 package bridge

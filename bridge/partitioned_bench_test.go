@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 
@@ -177,14 +178,14 @@ func benchReplicas(b *testing.B, mode string, replicas, partitions, keys, workfl
 // benchSettled reports whether the consumers of cfg hold nothing more.
 func benchSettled(js jetstream.JetStream, cfg Config) bool {
 	if cfg.Partitions.Mode == PartitionElastic && cfg.Partitions.Count > 0 {
-		s, err := js.Stream(context.Background(), elasticStreamName(cfg.Stream.Name, cfg.Partitions.Group))
+		s, err := js.Stream(context.Background(), group.ElasticStreamName(cfg.Stream.Name, cfg.Partitions.Group))
 		return err == nil && s.CachedInfo().State.Msgs == 0
 	}
 	names := []string{cfg.Consumer.Durable}
 	if cfg.Partitions.Count > 0 {
 		names = names[:0]
 		for _, m := range cfg.Partitions.Members {
-			names = append(names, staticConsumerName(cfg.Partitions.Group, m))
+			names = append(names, group.StaticConsumerName(cfg.Partitions.Group, m))
 		}
 	}
 	for _, name := range names {

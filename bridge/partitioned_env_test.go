@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/synadia-io/orbit.go/pcgroups"
 
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -360,7 +361,7 @@ func staticSettled(t *testing.T, js jetstream.JetStream, cfg Config) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		for _, m := range cfg.Partitions.Members {
 			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			cons, err := js.Consumer(rctx, cfg.Stream.Name, staticConsumerName(cfg.Partitions.Group, m))
+			cons, err := js.Consumer(rctx, cfg.Stream.Name, group.StaticConsumerName(cfg.Partitions.Group, m))
 			cancel()
 			if !assert.NoError(c, err, "member %s", m) {
 				continue
@@ -379,7 +380,7 @@ func elasticSettled(t *testing.T, js jetstream.JetStream, cfg Config) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
-		s, err := js.Stream(rctx, elasticStreamName(cfg.Stream.Name, cfg.Partitions.Group))
+		s, err := js.Stream(rctx, group.ElasticStreamName(cfg.Stream.Name, cfg.Partitions.Group))
 		if assert.NoError(c, err) {
 			assert.Zero(c, s.CachedInfo().State.Msgs, "messages in the work-queue stream")
 		}
@@ -399,7 +400,7 @@ func elasticStable(t *testing.T, js jetstream.JetStream, cfg Config, members ...
 		}
 		assert.ElementsMatch(c, members, gc.Members)
 		for _, m := range members {
-			cons, err := js.Consumer(rctx, elasticStreamName(cfg.Stream.Name, cfg.Partitions.Group), m)
+			cons, err := js.Consumer(rctx, group.ElasticStreamName(cfg.Stream.Name, cfg.Partitions.Group), m)
 			if assert.NoError(c, err, "member %s", m) {
 				assert.Equal(c, pcgroups.ElasticGetPartitionFilters(*gc, m), cons.CachedInfo().Config.FilterSubjects, "member %s", m)
 			}

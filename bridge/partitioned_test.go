@@ -3,8 +3,6 @@ package bridge
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/synadia-io/orbit.go/pcgroups"
 
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -49,7 +47,7 @@ func TestPartitionTransform(t *testing.T) {
 		require.NoError(t, err)
 		m, err := s.GetMsg(ctx, ack.Sequence)
 		require.NoError(t, err)
-		p := partitionOf(key, 7)
+		p := group.PartitionOf(key, 7)
 		seen[p] = true
 		assert.Equal(t, strconv.Itoa(p)+".acme.notifizz.commit."+key, m.Subject, "key %s", key)
 		kind, k, err := b.parseSubject(m.Subject)
@@ -167,7 +165,7 @@ func TestPartitionedDeadLetterSubjects(t *testing.T) {
 			require.NoError(t, err)
 			stored, err := s.GetMsg(ctx, seq)
 			require.NoError(t, err)
-			require.Equal(t, strconv.Itoa(partitionOf("bad-7", 5))+".notifizz.workflow.bad-7", stored.Subject)
+			require.Equal(t, strconv.Itoa(group.PartitionOf("bad-7", 5))+".notifizz.workflow.bad-7", stored.Subject)
 
 			dl := e.deadLetters(1)[0]
 			assert.Equal(t, "notifizz.dlq.workflow.bad-7", dl.Subject)
@@ -256,7 +254,7 @@ func TestElasticDeadMemberIsDropped(t *testing.T) {
 	checkEvents(t, cfg.Stream.Name, events, calls)
 	taken := 0 // events of r1's partitions that r0 or r2 sent
 	for _, ev := range events {
-		if !r1Parts[strconv.Itoa(partitionOf(ev.key, cfg.Partitions.Count))] {
+		if !r1Parts[strconv.Itoa(group.PartitionOf(ev.key, cfg.Partitions.Count))] {
 			continue
 		}
 		for _, c := range calls[ev.key] {
@@ -322,7 +320,7 @@ func TestElasticGroupCutOffFromNATS(t *testing.T) {
 		mu      sync.Mutex
 		changes [][]string // the memberships written since the group was stable
 	)
-	kv, err := e.js.KeyValue(ctx, elasticBucket)
+	kv, err := e.js.KeyValue(ctx, group.ElasticBucket)
 	require.NoError(t, err)
 	wctx, stopWatch := context.WithCancel(ctx)
 	w, err := kv.Watch(wctx, cfg.Stream.Name+"."+cfg.Partitions.Group, jetstream.UpdatesOnly())
@@ -343,7 +341,7 @@ func TestElasticGroupCutOffFromNATS(t *testing.T) {
 	px.cut()
 	// The outage lasts three times what makes a member dead: the length of the scenario, not a
 	// wait for a state.
-	<-time.After(3 * deadAfter(cfg.Consumer.AckWait))
+	<-time.After(3 * group.DeadAfter(cfg.Consumer.AckWait))
 	px.restore()
 
 	pub := <-publishInBackground(publishers(t, 2, e.srv.ClientURL()), eventKeys("k", 300), nil)
@@ -419,10 +417,10 @@ func TestMemberCrashKeepsWorkflowsTogether(t *testing.T) {
 			cfg.Coalesce.Delay = 300 * time.Millisecond
 			// The group and the member's consumer, as the dead instance had them.
 			r := e.startReplica("m0", cfg)
-			stream, consumer := cfg.Stream.Name, staticConsumerName(cfg.Partitions.Group, "m0")
+			stream, consumer := cfg.Stream.Name, group.StaticConsumerName(cfg.Partitions.Group, "m0")
 			if mode == PartitionElastic {
 				elasticStable(t, e.js, cfg, "m0")
-				stream, consumer = elasticStreamName(cfg.Stream.Name, cfg.Partitions.Group), "m0"
+				stream, consumer = group.ElasticStreamName(cfg.Stream.Name, cfg.Partitions.Group), "m0"
 			}
 			// The dead instance: it holds the pin and pulls the first two pieces.
 			nc, js := connectURLs(t, []string{e.srv.ClientURL()})
@@ -478,7 +476,7 @@ func TestStaticDeadMemberIsCovered(t *testing.T) {
 	filters := pcgroups.GeneratePartitionFilters([]string{"m0", "m1", "m2"}, 3, nil, "m1", ">")
 	require.Len(t, filters, 1)
 	m1Part, _, _ := strings.Cut(filters[0], ".")
-	ofM1 := func(key string) bool { return strconv.Itoa(partitionOf(key, cfg.Partitions.Count)) == m1Part }
+	ofM1 := func(key string) bool { return strconv.Itoa(group.PartitionOf(key, cfg.Partitions.Count)) == m1Part }
 	prods := publishers(t, 4, e.srv.ClientURL())
 
 	// m1 dies holding the tracks and workflows of its partition's events, before their commits
@@ -519,7 +517,7 @@ func TestStaticDeadMemberIsCovered(t *testing.T) {
 
 	// m1 comes back: m2 gives its partition back, stepping down from the pin it holds.
 	pinned := func() string {
-		cons, err := e.js.Consumer(ctx, cfg.Stream.Name, staticConsumerName(cfg.Partitions.Group, "m1"))
+		cons, err := e.js.Consumer(ctx, cfg.Stream.Name, group.StaticConsumerName(cfg.Partitions.Group, "m1"))
 		if err != nil {
 			return ""
 		}
@@ -592,7 +590,7 @@ func TestHeartbeatBucketComesBack(t *testing.T) {
 	e.startReplica("m0", cfg)
 	e.startReplica("m1", cfg)
 	beats := func() []string {
-		kv, err := e.js.KeyValue(ctx, livenessBucket)
+		kv, err := e.js.KeyValue(ctx, group.LivenessBucket)
 		if err != nil {
 			return nil
 		}
@@ -604,7 +602,7 @@ func TestHeartbeatBucketComesBack(t *testing.T) {
 	}
 	want := []string{cfg.Stream.Name + ".bridges.m0", cfg.Stream.Name + ".bridges.m1"}
 	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, sortedCopy(beats())) }, scaleWait, pollEvery)
-	require.NoError(t, e.js.DeleteKeyValue(ctx, livenessBucket))
+	require.NoError(t, e.js.DeleteKeyValue(ctx, group.LivenessBucket))
 	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, sortedCopy(beats())) }, scaleWait, pollEvery,
 		"the bucket never came back with both beats")
 }
@@ -615,14 +613,14 @@ func TestHeartbeatBucketCreatedLater(t *testing.T) {
 	e := newEnv(t)
 	cfg := e.partitioned(PartitionStatic, 2, "m0", "m1")
 	e.startReplica("m0", cfg).stop(t) // the streams and the group, as an operator would have them
-	require.NoError(t, e.js.DeleteKeyValue(ctx, livenessBucket))
+	require.NoError(t, e.js.DeleteKeyValue(ctx, group.LivenessBucket))
 	cfg.Stream.Create = false
 	e.startReplica("m0", cfg)
 	e.startReplica("m1", cfg)
-	_, err := e.js.KeyValue(ctx, livenessBucket)
+	_, err := e.js.KeyValue(ctx, group.LivenessBucket)
 	require.ErrorIs(t, err, jetstream.ErrBucketNotFound, "the replicas do not create it")
 
-	kv, err := e.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: livenessBucket, History: 1})
+	kv, err := e.js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: group.LivenessBucket, History: 1})
 	require.NoError(t, err)
 	want := []string{cfg.Stream.Name + ".bridges.m0", cfg.Stream.Name + ".bridges.m1"}
 	require.Eventually(t, func() bool {
@@ -715,24 +713,4 @@ func TestStaticMemberSettingsAreFixed(t *testing.T) {
 	err = b.Run(c)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `partitions: consume static group "bridges" on stream NOTIFIZZ as member "m0"`)
-}
-
-// TestRetryTransient: creating a group retries what a cluster electing its leaders answers (no
-// responders), and gives up at once on anything else.
-func TestRetryTransient(t *testing.T) {
-	calls := 0
-	err := retryTransient(ctx, func() error {
-		if calls++; calls < 3 {
-			return fmt.Errorf("create group: %w", nats.ErrNoResponders)
-		}
-		return nil
-	})
-	require.NoError(t, err)
-	assert.Equal(t, 3, calls)
-
-	calls = 0
-	refused := errors.New("refused")
-	err = retryTransient(ctx, func() error { calls++; return refused })
-	assert.ErrorIs(t, err, refused)
-	assert.Equal(t, 1, calls)
 }

@@ -51,14 +51,18 @@ type copySource struct {
 	resend chan struct{}
 }
 
-func (s *copySource) Consume(ctx context.Context, handle func(jetstream.Msg), ready func()) error {
+func (s *copySource) Bound() *jetstream.ConsumerInfo { return nil }
+
+func (s *copySource) Leave() {}
+
+func (s *copySource) Consume(ctx context.Context, sink Sink) error {
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, s.stream, jetstream.ConsumerConfig{
 		Durable: "copies", AckPolicy: jetstream.AckExplicitPolicy, AckWait: time.Minute,
 	})
 	if err != nil {
 		return err
 	}
-	ready()
+	sink.Ready(true)
 	batch, err := cons.Fetch(s.n, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		return err
@@ -66,7 +70,7 @@ func (s *copySource) Consume(ctx context.Context, handle func(jetstream.Msg), re
 	var got []jetstream.Msg
 	for m := range batch.Messages() {
 		got = append(got, m)
-		handle(m)
+		sink.Deliver(m)
 	}
 	if err := batch.Error(); err != nil {
 		return err
@@ -74,7 +78,7 @@ func (s *copySource) Consume(ctx context.Context, handle func(jetstream.Msg), re
 	select {
 	case <-s.resend:
 		for _, m := range got {
-			handle(redelivered{Msg: m, nc: s.js.Conn()})
+			sink.Deliver(redelivered{Msg: m, nc: s.js.Conn()})
 		}
 	case <-ctx.Done():
 		return nil

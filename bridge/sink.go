@@ -1,0 +1,137 @@
+package bridge
+
+import (
+	"context"
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// sink is the bridge's side of a Source: it decodes what the source delivers on the source's
+// goroutine and hands it to the coordinator over in, and turns every other call into a request
+// that the coordinator carries out between two messages (inbound.control), so that a source
+// never touches the coordinator's state.
+type sink struct {
+	b  *Bridge
+	in chan<- inbound // closed by Run once Consume has returned
+}
+
+func (s *sink) Deliver(m jetstream.Msg) { s.in <- s.b.decode(m) }
+
+func (s *sink) Ready(ok bool) { s.b.ready.Store(ok) }
+
+// HoldUntil does not wait: a group member calls it from its message callback, which must not
+// stall the pulls (a pinned consumer's pin expires when its client stops pulling).
+func (s *sink) HoldUntil(t time.Time) {
+	s.in <- inbound{control: func(c *coordinator) { c.holdUntil(t) }}
+}
+
+func (s *sink) Rebound() {
+	s.do(func(c *coordinator) {
+		c.copiesAnywhere = true
+		c.endStartHold(time.Now())
+	})
+}
+
+func (s *sink) ReleaseKeys(keys func(key string) bool, queued bool) int {
+	var n int
+	s.do(func(c *coordinator) { n = c.releaseWindows(queued, keys) })
+	return n
+}
+
+func (s *sink) Finish(ctx context.Context) {
+	s.do(func(c *coordinator) { c.finishWindows(time.Now()) })
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var empty bool
+		s.do(func(c *coordinator) { empty = len(c.held) == 0 })
+		if empty {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// do runs f on the coordinator's goroutine, after the messages delivered so far, and waits until
+// it has run. The coordinator reads in until it is closed, so the wait always ends.
+func (s *sink) do(f func(*coordinator)) {
+	done := make(chan struct{})
+	s.in <- inbound{control: func(c *coordinator) {
+		f(c)
+		close(done)
+	}}
+	<-done
+}
+
+// releaseWindows naks the messages of every open window whose key mine accepts (every window
+// when mine is nil), and, with queued, of the flush and send calls still waiting for a worker,
+// and forgets them: the next consumer of their partitions builds the windows again from the
+// redeliveries. It returns how many windows and calls it released. Calls a worker has started
+// run to their end. A nak would lose a message on its last delivery, which the server does not
+// deliver again: a window holding one is flushed instead, and a call holding one stays queued,
+// so that it is sent from here.
+func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) int {
+	n := 0
+	now := time.Now()
+	for _, w := range c.windows {
+		if mine != nil && !mine(w.key) {
+			continue
+		}
+		members := append(slices.Clone(w.workflows), w.commits...)
+		if w.track != nil {
+			members = append(members, w.track)
+		}
+		if slices.ContainsFunc(members, c.b.lastDelivery) {
+			if w.track != nil {
+				c.flush(w, now)
+			}
+			continue // without a track, it ends as missing_track at its orphan timeout
+		}
+		c.closeWindow(w)
+		c.b.nakAll(members, 0)
+		c.release(members)
+		n++
+	}
+	if !queued {
+		return n
+	}
+	kept := c.queue[:0]
+	for _, j := range c.queue {
+		// A dead letter does not depend on what the next consumer holds: it goes ahead.
+		if j.kind == jobDeadLetter || slices.ContainsFunc(j.members, c.b.lastDelivery) ||
+			mine != nil && len(j.members) > 0 && !mine(j.members[0].key) {
+			kept = append(kept, j)
+			continue
+		}
+		c.b.nakAll(j.members, 0)
+		c.release(j.members)
+		n++
+	}
+	clear(c.queue[len(kept):])
+	c.queue = kept
+	return n
+}
+
+// finishWindows flushes every window that has a track and dead-letters the pieces of those that
+// have none (missing_track): their stream is gone.
+func (c *coordinator) finishWindows(now time.Time) {
+	for _, w := range c.windows {
+		switch {
+		case w.track != nil:
+			c.flush(w, now)
+		case len(w.workflows) == 0:
+			c.ignoreLoneCommits(w)
+		default:
+			c.closeWindow(w)
+			c.enqueue(&job{kind: jobDeadLetter, members: append(w.workflows, w.commits...), reason: deadletter.ReasonMissingTrack,
+				detail: "the stream was deleted before the event's track arrived"})
+		}
+	}
+}
