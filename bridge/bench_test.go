@@ -105,7 +105,7 @@ func BenchmarkWindowPath(b *testing.B) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		newCoordinator(br).run(context.Background(), in)
+		br.coordinator().run(context.Background(), in)
 	}()
 	for _, m := range msgs {
 		in <- br.decode(m)
@@ -162,7 +162,7 @@ func BenchmarkSettleAck(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		br.settle(ctx, members, decision{action: actAck})
+		br.settler.settle(ctx, members, decision{action: actAck})
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(members)), "ns/msg")
 }

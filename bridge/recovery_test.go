@@ -140,14 +140,14 @@ func TestTakeoverHoldOutlastsStartHold(t *testing.T) {
 	e.cfg.Consumer.AckWait = 2 * time.Second
 	b, err := New(e.cfg, e.js, e.client())
 	require.NoError(t, err)
-	c := newCoordinator(b)
+	c := b.coordinator()
 	start := time.Now()
 	c.startRecovery(&jetstream.ConsumerInfo{NumAckPending: 1, Delivered: jetstream.SequenceInfo{Stream: 10}}, nil, start)
 	c.holdUntil(start.Add(4 * time.Second)) // a pin moved here
 	// The one message pending at start comes back.
 	c.noteRedelivery(inbound{decoded: decoded{seq: 5, delivered: 2}}, start.Add(1600*time.Millisecond))
-	assert.Equal(t, start.Add(4*time.Second), c.holding(start.Add(1600*time.Millisecond)), "the takeover hold still runs")
-	assert.True(t, c.holding(start.Add(4*time.Second)).IsZero(), "and ends when it should")
+	assert.Equal(t, start.Add(4*time.Second), c.rec.holding(start.Add(1600*time.Millisecond)), "the takeover hold still runs")
+	assert.True(t, c.rec.holding(start.Add(4*time.Second)).IsZero(), "and ends when it should")
 }
 
 // die plays a bridge that pulls n messages from the durable consumer and dies without settling
