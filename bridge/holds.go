@@ -8,8 +8,10 @@ import (
 )
 
 // What the coordinator does with its windows while a recovery hold is on (see recovery, which
-// decides when holds start and end). None of it runs in steady state: the normal flush path
-// (flushWhenFree, onTimer) asks c.rec only when c.rec.active says a hold is on.
+// decides when holds start and end). In steady state only checkReconnects (on each tick and
+// redelivery) and noteRedelivery (on each redelivery) run, to notice a hold start or end; the
+// normal flush path (flushWhenFree, onTimer) asks c.rec about a window only when c.rec.active
+// says a hold is on.
 
 // startRecovery starts the hold at start when info (the consumer as it was bound, before this
 // bridge pulled anything) shows messages delivered but not acked, and watches conn for

@@ -27,7 +27,7 @@ import "time"
 //
 // A recovery only decides: it is given what is pending and the time, and says until when windows
 // wait. It does no I/O and reads no clock; the coordinator acts on its answers (see holds.go),
-// and asks it only while active reports a hold.
+// and asks it about a window only while active reports a hold.
 type recovery struct {
 	ackWait time.Duration // consumer.ackWait
 	nakMax  time.Duration // retry.nakMax
