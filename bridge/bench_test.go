@@ -10,46 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
-
-// memMsg is an in-memory jetstream.Msg for the window-path benchmark: it isolates the
-// coordinator and workers from the network.
-type memMsg struct {
-	subject string
-	data    []byte
-	meta    jetstream.MsgMetadata
-	acks    *ackCounter
-}
-
-// ackCounter closes done when the expected number of acks arrived.
-type ackCounter struct {
-	n, want atomic.Int64
-	done    chan struct{}
-}
-
-func (c *ackCounter) Add(int64) {
-	if c.n.Add(1) == c.want.Load() {
-		close(c.done)
-	}
-}
-
-func (m *memMsg) Metadata() (*jetstream.MsgMetadata, error) { return &m.meta, nil }
-func (m *memMsg) Data() []byte                              { return m.data }
-func (m *memMsg) Headers() nats.Header                      { return nil }
-func (m *memMsg) Subject() string                           { return m.subject }
-func (m *memMsg) Reply() string                             { return "" }
-func (m *memMsg) Ack() error                                { m.acks.Add(1); return nil }
-func (m *memMsg) DoubleAck(context.Context) error           { m.acks.Add(1); return nil }
-func (m *memMsg) Nak() error                                { return nil }
-func (m *memMsg) NakWithDelay(time.Duration) error          { return nil }
-func (m *memMsg) InProgress() error                         { return nil }
-func (m *memMsg) Term() error                               { return nil }
-func (m *memMsg) TermWithReason(string) error               { return nil }
 
 // instantAPI answers every call at once.
 type instantAPI struct{ calls atomic.Int64 }
@@ -105,7 +70,7 @@ func BenchmarkWindowPath(b *testing.B) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		newCoordinator(br).run(context.Background(), in)
+		br.coordinator().run(context.Background(), in)
 	}()
 	for _, m := range msgs {
 		in <- br.decode(m)
@@ -138,9 +103,6 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// stubJS satisfies jetstream.JetStream for a benchmark that never touches the server.
-type stubJS struct{ jetstream.JetStream }
-
 // BenchmarkSettleAck measures the settling of one flushed event (one track, ten workflows and a
 // commit, all acked), which counts every message in notifizz_bridge_messages_total.
 func BenchmarkSettleAck(b *testing.B) {
@@ -162,7 +124,7 @@ func BenchmarkSettleAck(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		br.settle(ctx, members, decision{action: actAck})
+		br.settler.settle(ctx, members, decision{action: actAck})
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(members)), "ns/msg")
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
 
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
@@ -87,9 +86,9 @@ type Bridge struct {
 	reg     prometheus.Registerer
 	source  Source
 	m       *metrics
-	limiter *rate.Limiter
-	settled *settledSeqs // what the workers and the coordinator settled lately
-	backoff backoff
+	settler *settler     // how the workers and the coordinator settle messages
+	calls   *caller      // what each worker runs
+	settled *settledSeqs // what the workers and the coordinator settled lately (the settler's)
 	ready   atomic.Bool
 	copies  copyHealth // whether dead-letter copies are being stored (see Problem)
 	// noKeepAlive turns the InProgress sweep off; only tests set it.
@@ -105,10 +104,7 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 	if js == nil || api == nil {
 		return nil, errors.New("bridge: a JetStream context and an API are required")
 	}
-	b := &Bridge{
-		cfg: cfg, js: js, api: api, settled: newSettledSeqs(cfg.Stream.Name, settledMemory),
-		backoff: backoff{initial: cfg.Retry.NakInitial, max: cfg.Retry.NakMax, maxDeliver: cfg.Consumer.MaxDeliver},
-	}
+	b := &Bridge{cfg: cfg, js: js, api: api}
 	for _, o := range opts {
 		o(b)
 	}
@@ -123,10 +119,18 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 		return nil, fmt.Errorf("bridge metrics: %w", err)
 	}
 	b.m = m
-	if cfg.RateLimit > 0 {
-		b.limiter = rate.NewLimiter(rate.Limit(cfg.RateLimit), max(1, int(cfg.RateLimit)))
-	}
+	b.settler = newSettler(cfg, js, b.log, m, &b.copies)
+	b.settled = b.settler.settled
+	b.calls = newCaller(cfg, api, m, b.settler)
 	return b, nil
+}
+
+// coordinator returns a coordinator wired to b: its config, settler and caller, its logger and
+// the real clock.
+func (b *Bridge) coordinator() *coordinator {
+	cfg := newCoordinatorConfig(b.cfg)
+	cfg.noKeepAlive = b.noKeepAlive
+	return newCoordinator(cfg, b.settler, b.calls, b.log, realClock{})
 }
 
 // Ready reports whether the bridge is bound to its consumer and pulling messages.
@@ -177,7 +181,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 		srcErr <- src.Consume(ctx, &sink{b: b, in: in})
 	}()
 
-	c := newCoordinator(b)
+	c := b.coordinator()
 	c.startRecovery(bound, b.js.Conn(), time.Now())
 	c.run(ctx, in)
 	b.ready.Store(false)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -39,17 +40,27 @@ type window struct {
 }
 
 // coordinator owns the windows, the timer heap and the held messages. Only its goroutine (the
-// one that calls run) touches them; workers get jobs and report back on a channel.
+// one that calls run) touches them; workers get jobs and report back on a channel. It is given
+// what it needs (newCoordinator): the part of the config it reads, the settler it and the
+// workers settle messages with, the caller the workers run jobs with, a logger and a clock.
 type coordinator struct {
-	b       *Bridge
+	cfg     coordinatorConfig
+	settler *settler
+	calls   *caller // what each worker runs
+	log     *slog.Logger
+	m       *metrics
+	clock   clock
+	// reconnects returns the connection's reconnect count; nil without a connection.
+	reconnects func() uint64
+
 	windows map[string]*window
 	held    map[uint64]*heldMsg
 	timers  timerHeap
-	timer   *time.Timer
+	timer   clockTimer
 	armedAt time.Time
 	queue   []*job
 	gen     uint64
-	rec     recovery // holds flushes while pieces held elsewhere may come back
+	rec     recovery // decides the holds on flushes while pieces held elsewhere may come back
 	// copiesAnywhere: any delivery, not only a redelivery, may be a copy of a message settled
 	// lately, since the consumer was created again (see consumerSource).
 	copiesAnywhere bool
@@ -61,14 +72,40 @@ type coordinator struct {
 	handingBack bool                    // the shutdown deadline has passed (see handBackCopies)
 }
 
-func newCoordinator(b *Bridge) *coordinator {
-	t := time.NewTimer(time.Hour)
+// coordinatorConfig is the part of Config the coordinator reads.
+type coordinatorConfig struct {
+	coalesce        CoalesceConfig
+	ackWait         time.Duration // consumer.ackWait
+	nakInitial      time.Duration // retry.nakInitial
+	nakMax          time.Duration // retry.nakMax
+	shutdownTimeout time.Duration
+	maxInFlight     int // workers
+	// partitioned: a copy of a message settled lately can come as a first delivery, as a
+	// consumer group re-creates its consumers when partitions move.
+	partitioned bool
+	noKeepAlive bool // turns the InProgress sweep off; only tests set it
+}
+
+// newCoordinatorConfig picks out of cfg what the coordinator reads.
+func newCoordinatorConfig(cfg Config) coordinatorConfig {
+	return coordinatorConfig{
+		coalesce: cfg.Coalesce, ackWait: cfg.Consumer.AckWait,
+		nakInitial: cfg.Retry.NakInitial, nakMax: cfg.Retry.NakMax,
+		shutdownTimeout: cfg.ShutdownTimeout, maxInFlight: cfg.MaxInFlight,
+		partitioned: cfg.Partitions.Count > 0,
+	}
+}
+
+// newCoordinator returns a coordinator with nothing held and no recovery hold on.
+func newCoordinator(cfg coordinatorConfig, s *settler, calls *caller, log *slog.Logger, clk clock) *coordinator {
+	t := clk.NewTimer(time.Hour)
 	t.Stop()
 	return &coordinator{
-		b:       b,
+		cfg: cfg, settler: s, calls: calls, log: log, m: s.m, clock: clk,
 		windows: make(map[string]*window),
 		held:    make(map[uint64]*heldMsg),
 		timer:   t,
+		rec:     newRecovery(cfg.ackWait, cfg.nakMax),
 		copies:  make(map[*copyRetry]struct{}),
 	}
 }
@@ -76,7 +113,7 @@ func newCoordinator(b *Bridge) *coordinator {
 // run processes messages until in is closed, then shuts down (see Bridge.Run). It returns when
 // every worker it started has returned.
 func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
-	cfg := c.b.cfg
+	cfg := c.cfg
 	// Workers keep running past ctx so that shutdown can finish the calls in flight; they
 	// stop when the shutdown deadline cancels workCtx.
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
@@ -84,14 +121,14 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 	jobs := make(chan *job)
 	// Each worker has at most one finished job to report, so done never blocks a worker once
 	// the coordinator stops reading it.
-	done := make(chan *job, cfg.MaxInFlight)
+	done := make(chan *job, cfg.maxInFlight)
 	var wg sync.WaitGroup
-	for range cfg.MaxInFlight {
+	for range cfg.maxInFlight {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for j := range jobs {
-				c.b.execute(workCtx, j)
+				c.calls.execute(workCtx, j)
 				done <- j
 			}
 		}()
@@ -102,10 +139,16 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 		c.timer.Stop()
 	}()
 
-	tick := time.NewTicker(max(cfg.Consumer.AckWait/4, 100*time.Millisecond))
+	tick := c.clock.NewTicker(max(cfg.ackWait/4, 100*time.Millisecond))
 	defer tick.Stop()
 
 	var deadline <-chan time.Time
+	var deadlineTimer clockTimer
+	defer func() {
+		if deadlineTimer != nil {
+			deadlineTimer.Stop()
+		}
+	}()
 	for {
 		if c.draining && len(c.queue) == 0 && c.inflight == 0 && len(c.copies) == 0 {
 			return
@@ -121,9 +164,10 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 			if !ok {
 				in = nil
 				c.draining = true
-				deadline = time.After(cfg.ShutdownTimeout)
+				deadlineTimer = c.clock.NewTimer(cfg.shutdownTimeout)
+				deadline = deadlineTimer.Chan()
 				c.shutdown()
-				c.retryCopiesNow(time.Now())
+				c.retryCopiesNow(c.clock.Now())
 				continue
 			}
 			c.onMessage(m)
@@ -134,11 +178,8 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 			c.inflight++
 		case j := <-done:
 			c.inflight--
-			c.release(j.members)
-			if j.copy != nil || len(j.waiting) > 0 {
-				c.awaitCopies(j, time.Now())
-			}
-		case now := <-c.timer.C:
+			c.finished(j, c.clock.Now())
+		case now := <-c.timer.Chan():
 			c.armedAt = time.Time{}
 			// Messages the consumer handed over before the timer fired belong to the windows
 			// they arrived in: place them before closing any window, or a busy coordinator
@@ -147,34 +188,49 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 				c.takeBuffered(in, len(in))
 			}
 			c.onTimer(now)
-		case now := <-tick.C:
+		case now := <-tick.Chan():
 			c.checkReconnects(now)
 			c.keepAlive(now)
 		case <-deadline:
 			deadline = nil
-			c.b.log.Warn("shutdown timeout: cancelling calls in flight and naking queued messages",
+			c.log.Warn("shutdown timeout: cancelling calls in flight and naking queued messages",
 				"in_flight", c.inflight, "queued", len(c.queue))
 			cancelWork()
-			c.handBackCopies()
-			for _, j := range c.queue {
-				if j.kind == jobDeadLetter {
-					// A nak would lose a member on its last delivery: hand them back.
-					d := decision{action: actDeadLetter, reason: j.reason, detail: j.detail}
-					if j.copy != nil {
-						d = j.copy.d
-						delete(c.copies, j.copy)
-					}
-					c.handBack(j.members, d)
-					continue
-				}
-				// A flush or a send that no worker took: its members go back like an open
-				// window's, none naked on its last delivery.
-				c.handBack(j.members, decision{})
-			}
-			c.queue = nil
-			c.noteCopies()
+			c.handBackQueued()
 		}
 	}
+}
+
+// finished takes back a job a worker has run: its members are settled, except those whose
+// dead-letter copy could not be stored on their last delivery, which it keeps (awaitCopies).
+func (c *coordinator) finished(j *job, now time.Time) {
+	c.release(j.members)
+	if j.copy != nil || len(j.waiting) > 0 {
+		c.awaitCopies(j, now)
+	}
+}
+
+// handBackQueued hands back, once the shutdown deadline has passed, the waiting dead-letter
+// copies and every job no worker took.
+func (c *coordinator) handBackQueued() {
+	c.handBackCopies()
+	for _, j := range c.queue {
+		if j.kind == jobDeadLetter {
+			// A nak would lose a member on its last delivery: hand them back.
+			d := decision{action: actDeadLetter, reason: j.reason, detail: j.detail}
+			if j.copy != nil {
+				d = j.copy.d
+				delete(c.copies, j.copy)
+			}
+			c.handBack(j.members, d)
+			continue
+		}
+		// A flush or a send that no worker took: its members go back like an open
+		// window's, none naked on its last delivery.
+		c.handBack(j.members, decision{})
+	}
+	c.queue = nil
+	c.noteCopies()
 }
 
 // maxTakeBuffered bounds how many messages takeBuffered handles in a row, so that a timer or a
@@ -207,19 +263,19 @@ func (c *coordinator) armTimer() {
 		return
 	}
 	c.armedAt = next
-	c.timer.Reset(time.Until(next))
+	c.timer.Reset(next.Sub(c.clock.Now()))
 }
 
 func (c *coordinator) hold(h *heldMsg) {
 	c.held[h.seq] = h
-	c.b.m.heldMessages.Set(float64(len(c.held)))
+	c.m.heldMessages.Set(float64(len(c.held)))
 }
 
 func (c *coordinator) release(ms []*heldMsg) {
 	for _, h := range ms {
 		delete(c.held, h.seq)
 	}
-	c.b.m.heldMessages.Set(float64(len(c.held)))
+	c.m.heldMessages.Set(float64(len(c.held)))
 }
 
 func (c *coordinator) enqueue(j *job) { c.queue = append(c.queue, j) }
@@ -227,12 +283,12 @@ func (c *coordinator) enqueue(j *job) { c.queue = append(c.queue, j) }
 // ackNow settles a message the coordinator decided on by itself (a commit with nothing open, a
 // duplicate track). Ack is asynchronous, so it costs the coordinator no round trip.
 func (c *coordinator) ackNow(in inbound, outcome string) {
-	c.b.settled.note(in.stream, in.seq)
+	c.settler.settled.note(in.stream, in.seq)
 	if err := in.msg.Ack(); err != nil {
-		c.b.log.Warn("ack failed", "kind", in.kind, "event_key", in.key, "stream_seq", in.seq, "error", err)
+		c.log.Warn("ack failed", "kind", in.kind, "event_key", in.key, "stream_seq", in.seq, "error", err)
 		return
 	}
-	c.b.m.message(in.kind, outcome)
+	c.m.message(in.kind, outcome)
 }
 
 func (c *coordinator) onMessage(in inbound) {
@@ -240,7 +296,7 @@ func (c *coordinator) onMessage(in inbound) {
 		in.control(c) // a request of the source through its Sink (sink.go), in order with its messages
 		return
 	}
-	log := c.b.log
+	log := c.log
 	if in.fatal != nil {
 		// Without metadata there is no stream sequence and no reply subject to settle it with;
 		// the server redelivers it after AckWait until MaxDeliver.
@@ -248,7 +304,7 @@ func (c *coordinator) onMessage(in inbound) {
 		return
 	}
 	if in.delivered > 1 {
-		c.b.m.redeliveries.WithLabelValues(string(in.kind)).Inc()
+		c.m.redeliveries.WithLabelValues(string(in.kind)).Inc()
 	}
 	if _, ok := c.held[in.seq]; ok {
 		// A redelivered copy of a message we hold: acks are keyed by stream sequence, so
@@ -256,7 +312,7 @@ func (c *coordinator) onMessage(in inbound) {
 		log.Debug("redelivered copy of a held message", "event_key", in.key, "stream_seq", in.seq, "num_delivered", in.delivered)
 		return
 	}
-	if (in.delivered > 1 || c.copiesAnywhere || c.b.cfg.Partitions.Count > 0) && c.b.settled.has(in.stream, in.seq) {
+	if (in.delivered > 1 || c.copiesAnywhere || c.cfg.partitioned) && c.settler.settled.has(in.stream, in.seq) {
 		// A copy of a message settled lately (see settledSeqs). A consumer group's copy can
 		// be a first delivery: pcgroups re-creates consumers when partitions move.
 		log.Debug("copy of a settled message", "event_key", in.key, "stream_seq", in.seq, "num_delivered", in.delivered)
@@ -286,11 +342,15 @@ func (c *coordinator) onMessage(in inbound) {
 	case schema.KindCommit:
 		w := c.windows[in.key]
 		if w == nil {
-			if c.holding(now).IsZero() {
+			var end time.Time
+			if c.rec.active(now) {
+				end = c.rec.holding(now)
+			}
+			if end.IsZero() {
 				c.ackNow(in, outcomeIgnored)
 				return
 			}
-			w = c.keepLoneCommit(in.key, now)
+			w = c.keepLoneCommit(in.key, now, end)
 		}
 		c.hold(h)
 		w.commits = append(w.commits, h)
@@ -311,13 +371,13 @@ func (c *coordinator) onMessage(in inbound) {
 				detail: fmt.Sprintf("a different track is already open for this key (stream sequence %d)", w.track.seq)})
 			return
 		}
-		if n := len(in.track.Workflows); n > c.b.cfg.Coalesce.MaxWorkflows {
+		if n := len(in.track.Workflows); n > c.cfg.coalesce.MaxWorkflows {
 			c.hold(h)
 			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonTooManyWorkflows,
-				detail: fmt.Sprintf("the track carries %d workflows, more than coalesce.maxWorkflows (%d)", n, c.b.cfg.Coalesce.MaxWorkflows)})
+				detail: fmt.Sprintf("the track carries %d workflows, more than coalesce.maxWorkflows (%d)", n, c.cfg.coalesce.MaxWorkflows)})
 			return
 		}
-		if limit := c.b.cfg.Coalesce.MaxBytes; requestEnvelope+in.size > limit {
+		if limit := c.cfg.coalesce.MaxBytes; requestEnvelope+in.size > limit {
 			c.hold(h)
 			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonTooLarge,
 				detail: fmt.Sprintf("the track alone makes a request of up to %d bytes, more than coalesce.maxBytes (%d)", requestEnvelope+in.size, limit)})
@@ -336,17 +396,17 @@ func (c *coordinator) onMessage(in inbound) {
 		}
 	case schema.KindWorkflow:
 		w := c.windows[in.key]
-		if w != nil && w.nWorkflows >= c.b.cfg.Coalesce.MaxWorkflows {
+		if w != nil && w.nWorkflows >= c.cfg.coalesce.MaxWorkflows {
 			c.hold(h)
 			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonTooManyWorkflows,
-				detail: fmt.Sprintf("the event already has coalesce.maxWorkflows (%d) workflows", c.b.cfg.Coalesce.MaxWorkflows)})
+				detail: fmt.Sprintf("the event already has coalesce.maxWorkflows (%d) workflows", c.cfg.coalesce.MaxWorkflows)})
 			return
 		}
 		used := requestEnvelope
 		if w != nil {
 			used = w.bytes
 		}
-		if limit := c.b.cfg.Coalesce.MaxBytes; used+in.size > limit {
+		if limit := c.cfg.coalesce.MaxBytes; used+in.size > limit {
 			c.hold(h)
 			c.enqueue(&job{kind: jobDeadLetter, members: []*heldMsg{h}, reason: deadletter.ReasonTooLarge,
 				detail: fmt.Sprintf("the workflow would take the event's request to up to %d bytes, more than coalesce.maxBytes (%d)", used+in.size, limit)})
@@ -365,20 +425,20 @@ func (c *coordinator) onMessage(in inbound) {
 
 // open starts a window for key with its delay and orphan timers.
 func (c *coordinator) open(key string, now time.Time) *window {
-	cfg := c.b.cfg.Coalesce
+	cfg := c.cfg.coalesce
 	c.gen++
 	w := &window{key: key, gen: c.gen, opened: now, due: now.Add(cfg.Delay), bytes: requestEnvelope}
 	c.windows[key] = w
 	c.timers.add(timerEntry{at: w.due, key: key, gen: w.gen, kind: timerDue})
 	c.timers.add(timerEntry{at: now.Add(cfg.OrphanTimeout), key: key, gen: w.gen, kind: timerOrphan})
-	c.b.m.openWindows.Set(float64(len(c.windows)))
+	c.m.openWindows.Set(float64(len(c.windows)))
 	return w
 }
 
 // slide pushes the close of a sliding window back by the delay, never past MaxDelay after it
 // opened. The old timer entry stays in the heap and is skipped when it fires.
 func (c *coordinator) slide(w *window, now time.Time) {
-	cfg := c.b.cfg.Coalesce
+	cfg := c.cfg.coalesce
 	if cfg.Mode != ModeSliding || w.dueReached {
 		return
 	}
@@ -413,7 +473,7 @@ func (c *coordinator) onTimer(now time.Time) {
 			}
 			if w.track == nil && len(w.workflows) == 0 {
 				// Commits kept during a hold (see keepLoneCommit).
-				if end := c.holding(now); !end.IsZero() {
+				if end := c.rec.holding(now); !end.IsZero() {
 					w.due = end
 					c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerDue})
 				} else {
@@ -430,10 +490,12 @@ func (c *coordinator) onTimer(now time.Time) {
 				c.flushWhenFree(w, now)
 				continue
 			}
-			if end := c.heldUntil(w, now); !end.IsZero() {
-				// Its track may be among what is still on its way back.
-				c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerOrphan})
-				continue
+			if c.rec.active(now) {
+				if end := c.heldUntil(w, now); !end.IsZero() {
+					// Its track may be among what is still on its way back.
+					c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerOrphan})
+					continue
+				}
 			}
 			if len(w.workflows) == 0 {
 				c.ignoreLoneCommits(w)
@@ -442,23 +504,44 @@ func (c *coordinator) onTimer(now time.Time) {
 			c.closeWindow(w)
 			members := append(slices.Clone(w.workflows), w.commits...)
 			c.enqueue(&job{kind: jobDeadLetter, members: members, reason: deadletter.ReasonMissingTrack,
-				detail: fmt.Sprintf("no track arrived within coalesce.orphanTimeout (%s) of the first message", c.b.cfg.Coalesce.OrphanTimeout)})
+				detail: fmt.Sprintf("no track arrived within coalesce.orphanTimeout (%s) of the first message", c.cfg.coalesce.OrphanTimeout)})
 		}
 	}
 }
 
 func (c *coordinator) closeWindow(w *window) {
 	delete(c.windows, w.key)
-	c.b.m.openWindows.Set(float64(len(c.windows)))
+	c.m.openWindows.Set(float64(len(c.windows)))
+}
+
+// flushWhenFree flushes w, which is due, or, while a recovery hold keeps it, moves its close to
+// the end of the hold (see holds.go). Outside a hold it is flush.
+func (c *coordinator) flushWhenFree(w *window, now time.Time) {
+	if c.rec.active(now) {
+		if end := c.heldUntil(w, now); !end.IsZero() {
+			c.postpone(w, end)
+			return
+		}
+	}
+	c.flush(w, now)
+}
+
+// ignoreLoneCommits acks, as ignored, the commits of a window that holds nothing else once the
+// hold that kept them is over, as they would have been at once outside it; a window kept longer
+// would take a later event of the same key for theirs.
+func (c *coordinator) ignoreLoneCommits(w *window) {
+	c.closeWindow(w)
+	c.settler.ackAll(w.commits, outcomeIgnored)
+	c.release(w.commits)
 }
 
 // flush closes the window and queues its one API call.
 func (c *coordinator) flush(w *window, now time.Time) {
 	c.closeWindow(w)
-	c.b.m.windowDuration.Observe(now.Sub(w.opened).Seconds())
+	c.m.windowDuration.Observe(now.Sub(w.opened).Seconds())
 	// Workflows go in stream order; redeliveries can arrive out of it.
 	slices.SortFunc(w.workflows, func(a, b *heldMsg) int { return cmpSeq(a.seq, b.seq) })
-	if excess := w.nWorkflows - c.b.cfg.Coalesce.MaxWorkflows; excess > 0 {
+	if excess := w.nWorkflows - c.cfg.coalesce.MaxWorkflows; excess > 0 {
 		// The track's inline workflows arrived after workflow messages had filled the window:
 		// the latest workflow messages make way.
 		cut := max(0, len(w.workflows)-excess)
@@ -466,10 +549,10 @@ func (c *coordinator) flush(w *window, now time.Time) {
 			w.bytes -= h.size
 		}
 		c.enqueue(&job{kind: jobDeadLetter, members: slices.Clone(w.workflows[cut:]), reason: deadletter.ReasonTooManyWorkflows,
-			detail: fmt.Sprintf("the event has more than coalesce.maxWorkflows (%d) workflows", c.b.cfg.Coalesce.MaxWorkflows)})
+			detail: fmt.Sprintf("the event has more than coalesce.maxWorkflows (%d) workflows", c.cfg.coalesce.MaxWorkflows)})
 		w.workflows = w.workflows[:cut]
 	}
-	if limit := c.b.cfg.Coalesce.MaxBytes; w.bytes > limit {
+	if limit := c.cfg.coalesce.MaxBytes; w.bytes > limit {
 		// Likewise when the track came after workflow messages had filled the window's bytes;
 		// the track alone always fits (see onMessage).
 		cut := len(w.workflows)
@@ -503,10 +586,10 @@ func cmpSeq(a, b uint64) int {
 // keepAlive tells the server we are still working on messages held longer than AckWait/2, so
 // that it does not redeliver them (to us or to another bridge) while they wait.
 func (c *coordinator) keepAlive(now time.Time) {
-	if c.b.noKeepAlive {
+	if c.cfg.noKeepAlive {
 		return
 	}
-	limit := c.b.cfg.Consumer.AckWait / 2
+	limit := c.cfg.ackWait / 2
 	for _, h := range c.held {
 		if now.Sub(h.touched) < limit {
 			continue
@@ -514,11 +597,11 @@ func (c *coordinator) keepAlive(now time.Time) {
 		h.touched = now
 		if err := h.msg.InProgress(); err != nil {
 			if !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-				c.b.log.Warn("in-progress failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
+				c.log.Warn("in-progress failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
 			}
 			continue
 		}
-		c.b.m.inProgressSends.Inc()
+		c.m.inProgressSends.Inc()
 	}
 }
 

@@ -45,16 +45,16 @@ type copyHealth struct {
 }
 
 // noteCopyFailure records a failed dead-letter publish.
-func (b *Bridge) noteCopyFailure(err error) {
+func (s *settler) noteCopyFailure(err error) {
 	now := time.Now().UnixNano()
-	b.copies.failingSince.CompareAndSwap(0, now)
-	b.copies.lastFailure.Store(now)
-	s := err.Error()
-	b.copies.lastErr.Store(&s)
+	s.copies.failingSince.CompareAndSwap(0, now)
+	s.copies.lastFailure.Store(now)
+	e := err.Error()
+	s.copies.lastErr.Store(&e)
 }
 
 // noteCopyStored records a stored dead-letter copy.
-func (b *Bridge) noteCopyStored() { b.copies.failingSince.Store(0) }
+func (s *settler) noteCopyStored() { s.copies.failingSince.Store(0) }
 
 // DeadLetterProblem says, in a few words, why dead letters are not being stored, or returns ""
 // when they are: copies have failed without one success for longer than consumer.ackWait (and
@@ -98,9 +98,9 @@ func (c *coordinator) awaitCopies(j *job, now time.Time) {
 	}
 	if len(j.waiting) > 0 {
 		if cr == nil {
-			cr = &copyRetry{d: j.waitFor, since: now, wait: c.b.cfg.Retry.NakInitial}
+			cr = &copyRetry{d: j.waitFor, since: now, wait: c.cfg.nakInitial}
 		} else {
-			cr.wait = min(2*cr.wait, c.b.cfg.Retry.NakMax)
+			cr.wait = min(2*cr.wait, c.cfg.nakMax)
 		}
 		cr.members = j.waiting
 		for _, h := range cr.members {
@@ -113,7 +113,7 @@ func (c *coordinator) awaitCopies(j *job, now time.Time) {
 			cr.at = now.Add(cr.wait)
 			if c.draining {
 				// Shutting down: try again soon, within the shutdown timeout.
-				cr.at = now.Add(min(cr.wait, c.b.cfg.ShutdownTimeout/10))
+				cr.at = now.Add(min(cr.wait, c.cfg.shutdownTimeout/10))
 			}
 			c.timers.add(timerEntry{at: cr.at, kind: timerCopy})
 		}
@@ -164,12 +164,12 @@ func (c *coordinator) noteCopies() {
 			oldest = cr.since
 		}
 	}
-	c.b.m.deadLetterWaiting.Set(float64(n))
-	c.b.copies.waiting.Store(int64(n))
+	c.m.deadLetterWaiting.Set(float64(n))
+	c.settler.copies.waiting.Store(int64(n))
 	if oldest.IsZero() {
-		c.b.copies.waitingSince.Store(0)
+		c.settler.copies.waitingSince.Store(0)
 	} else {
-		c.b.copies.waitingSince.Store(oldest.UnixNano())
+		c.settler.copies.waitingSince.Store(oldest.UnixNano())
 	}
 }
 
@@ -179,36 +179,36 @@ func (c *coordinator) noteCopies() {
 // it came on (see requeue) and terminated once stored. Only when that fails too is it naked, and
 // an error says where it stays in the stream.
 func (c *coordinator) handBack(members []*heldMsg, d decision) {
-	b := c.b
+	s := c.settler
 	for _, h := range members {
-		if !b.lastDelivery(h) {
-			b.nakAll([]*heldMsg{h}, 0)
+		if !s.lastDelivery(h) {
+			s.nakAll([]*heldMsg{h}, 0)
 			continue
 		}
 		if d.reason == deadletter.ReasonSecretInMessage {
 			// Publishing it again would put the secret back on the bus.
-			b.log.Error("message holding a secret naked on its last delivery at shutdown, without a dead-letter copy: "+
+			s.log.Error("message holding a secret naked on its last delivery at shutdown, without a dead-letter copy: "+
 				"it stays in the stream until its limits remove it",
 				"kind", h.kind, "event_key", h.key, "stream", h.stream, "stream_seq", h.seq)
-			b.nakAll([]*heldMsg{h}, 0)
+			s.nakAll([]*heldMsg{h}, 0)
 			continue
 		}
 		// Each member has a deadline of its own: one slow publish must not fail the rest.
 		ctx, cancel := context.WithTimeout(context.Background(), deadLetterTimeout)
-		err := b.requeue(ctx, h, d)
+		err := s.requeue(ctx, h, d)
 		cancel()
 		if err != nil {
-			b.log.Error("requeue failed for a message on its last delivery at shutdown; message naked, and "+
+			s.log.Error("requeue failed for a message on its last delivery at shutdown; message naked, and "+
 				"the server will not deliver it again: it stays in the stream until its limits remove it",
 				"kind", h.kind, "event_key", h.key, "stream", h.stream, "stream_seq", h.seq, "reason", d.reason, "error", err)
-			b.nakAll([]*heldMsg{h}, 0)
+			s.nakAll([]*heldMsg{h}, 0)
 			continue
 		}
-		b.log.Warn("message on its last delivery published again to its subject at shutdown",
+		s.log.Warn("message on its last delivery published again to its subject at shutdown",
 			"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason)
-		b.settled.note(h.stream, h.seq)
+		s.settled.note(h.stream, h.seq)
 		if err := h.msg.TermWithReason("requeued"); err != nil {
-			b.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
+			s.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
 		}
 	}
 	c.release(members)
@@ -218,9 +218,9 @@ func (c *coordinator) handBack(members []*heldMsg, d decision) {
 // stream delivers it anew: what a nak does for a message that is not on its last delivery. It
 // carries the idempotency key the bridge used (deadletter.HeaderIdempotencyKey), so that the event reaches
 // the API under it, and a Nats-Msg-Id of its own, or the stream would take it for the original.
-func (b *Bridge) requeue(ctx context.Context, h *heldMsg, d decision) error {
+func (s *settler) requeue(ctx context.Context, h *heldMsg, d decision) error {
 	subject := h.msg.Subject()
-	if b.cfg.Partitions.Count > 0 {
+	if s.partitioned {
 		if _, published, ok := schema.SplitPartition(subject); ok {
 			subject = published
 		}
@@ -232,7 +232,7 @@ func (b *Bridge) requeue(ctx context.Context, h *heldMsg, d decision) error {
 		m.Header.Set(deadletter.HeaderIdempotencyKey, key)
 	}
 	m.Header.Set(jetstream.MsgIDHeader, "requeue-"+h.stream+"-"+strconv.FormatUint(h.seq, 10))
-	_, err := b.js.PublishMsg(ctx, m, jetstream.WithExpectStream(b.cfg.Stream.Name))
+	_, err := s.pub.PublishMsg(ctx, m, jetstream.WithExpectStream(s.stream))
 	if err != nil {
 		return fmt.Errorf("requeue to %s: %w", subject, err)
 	}

@@ -1,11 +1,6 @@
 package bridge
 
-import (
-	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-)
+import "time"
 
 // recovery holds back flushes while pieces of events may still be on their way back from
 // somewhere the bridge cannot see: a bridge that crashed holding them, or acks and naks lost
@@ -29,7 +24,14 @@ import (
 //
 // Windows keep gathering meanwhile, and flush when the hold ends. In steady state nothing is
 // held: the bridge's own naks settle every member of a job together, so they come back together.
+//
+// A recovery only decides: it is given what is pending and the time, and says until when windows
+// wait. It does no I/O and reads no clock; the coordinator acts on its answers (see holds.go),
+// and asks it about a window only while active reports a hold.
 type recovery struct {
+	ackWait time.Duration // consumer.ackWait
+	nakMax  time.Duration // retry.nakMax
+
 	started        time.Time // when the start hold began
 	startUntil     time.Time // the hold for what a predecessor held
 	pinUntil       time.Time // the hold after taking over a consumer another instance held
@@ -37,40 +39,40 @@ type recovery struct {
 	pending        int       // messages pending at start that have not come back yet
 	lastDelivered  uint64    // the last stream sequence delivered before the start
 	seen           map[uint64]struct{}
-	conn           *nats.Conn // nil when the bridge runs without one (benchmarks)
-	reconnects     uint64
+	reconnects     uint64 // the connection's reconnect count when last looked at
 }
 
-// recoveryHold is how long pieces held elsewhere can take to come back.
-func (c *coordinator) recoveryHold() time.Duration {
-	return max(c.b.cfg.Consumer.AckWait, c.b.cfg.Retry.NakMax)
+// newRecovery returns a recovery with no hold on, for a consumer with ackWait and naks of at
+// most nakMax.
+func newRecovery(ackWait, nakMax time.Duration) recovery {
+	return recovery{ackWait: ackWait, nakMax: nakMax}
 }
 
-// startRecovery starts the hold at start when info (the consumer as it was bound, before this
-// bridge pulled anything) shows messages delivered but not acked, and watches conn for
-// reconnects. info is nil when the source is not the bridge's own consumer.
-func (c *coordinator) startRecovery(info *jetstream.ConsumerInfo, conn *nats.Conn, now time.Time) {
-	c.rec.conn = conn
-	if conn != nil {
-		c.rec.reconnects = conn.Stats().Reconnects
-	}
-	if info == nil || info.NumAckPending == 0 {
-		return
-	}
-	c.rec.pending = info.NumAckPending
-	c.rec.lastDelivered = info.Delivered.Stream
-	c.rec.seen = make(map[uint64]struct{}, info.NumAckPending)
-	c.rec.started = now
-	c.rec.startUntil = now.Add(c.recoveryHold() + c.b.cfg.Consumer.AckWait/4)
-	c.b.log.Info("holding windows until the messages a previous bridge held come back",
-		"pending", info.NumAckPending, "at_most_until", c.rec.startUntil)
+// maxHold is how long pieces held elsewhere can take to come back.
+func (r *recovery) maxHold() time.Duration { return max(r.ackWait, r.nakMax) }
+
+// start begins the hold at start for pending messages a predecessor was delivered, up to stream
+// sequence lastDelivered, and did not ack. It returns when the hold ends at the latest.
+func (r *recovery) start(pending int, lastDelivered uint64, now time.Time) time.Time {
+	r.pending = pending
+	r.lastDelivered = lastDelivered
+	r.seen = make(map[uint64]struct{}, pending)
+	r.started = now
+	r.startUntil = now.Add(r.maxHold() + r.ackWait/4)
+	return r.startUntil
 }
 
-// holding returns when the holds that concern every window end, or the zero time when none
-// is on.
-func (c *coordinator) holding(now time.Time) time.Time {
+// active reports whether any hold is on at now. When it is not, every other question has the
+// answer "flush": the zero time.
+func (r *recovery) active(now time.Time) bool {
+	return now.Before(r.startUntil) || now.Before(r.pinUntil) || now.Before(r.reconnectUntil)
+}
+
+// holding returns when the holds that concern every window end, or the zero time when none is
+// on.
+func (r *recovery) holding(now time.Time) time.Time {
 	var end time.Time
-	for _, t := range []time.Time{c.rec.startUntil, c.rec.pinUntil} {
+	for _, t := range []time.Time{r.startUntil, r.pinUntil} {
 		if now.Before(t) && t.After(end) {
 			end = t
 		}
@@ -78,160 +80,89 @@ func (c *coordinator) holding(now time.Time) time.Time {
 	return end
 }
 
-// heldUntil returns when w may flush, or the zero time when it may flush now.
-func (c *coordinator) heldUntil(w *window, now time.Time) time.Time {
-	end := c.holding(now)
-	if now.Before(c.rec.reconnectUntil) && c.rec.reconnectUntil.After(end) && hasRedelivered(w) {
-		end = c.rec.reconnectUntil
+// reconnecting reports whether the hold after a reconnect is on: it concerns only the windows
+// holding a redelivered piece.
+func (r *recovery) reconnecting(now time.Time) bool { return now.Before(r.reconnectUntil) }
+
+// heldUntil returns when a window may flush, or the zero time when it may flush now.
+// redelivered says whether a piece of the window is a redelivery.
+func (r *recovery) heldUntil(now time.Time, redelivered bool) time.Time {
+	end := r.holding(now)
+	if redelivered && now.Before(r.reconnectUntil) && r.reconnectUntil.After(end) {
+		end = r.reconnectUntil
 	}
 	return end
 }
 
-// hasRedelivered reports whether a piece of w is a redelivery. It only runs during a hold.
-func hasRedelivered(w *window) bool {
-	if w.track != nil && w.track.delivered > 1 {
-		return true
-	}
-	for _, hs := range [][]*heldMsg{w.workflows, w.commits} {
-		for _, h := range hs {
-			if h.delivered > 1 {
-				return true
-			}
-		}
-	}
-	return false
-}
+// counting reports whether messages pending at start are still awaited.
+func (r *recovery) counting() bool { return r.pending > 0 }
 
-// noteRedelivery counts the messages pending at start as they come back, and checks for a
-// reconnect: a redelivery is how lost acks and naks show. It reports whether the start hold has
-// just ended, in which case the caller resumes flushing once it has placed this message.
-func (c *coordinator) noteRedelivery(in inbound, now time.Time) (ended bool) {
-	c.checkReconnects(now)
-	if c.rec.pending > 0 && !now.Before(c.rec.startUntil) {
+// returnOutcome is what the return of a message pending at start did to the start hold.
+type returnOutcome uint8
+
+const (
+	returnNothing  returnOutcome = iota // the hold goes on as it was, or none is on
+	returnExtended                      // the last one is back, but the hold now ends at startUntil
+	returnEnded                         // the last one is back and the hold is over
+)
+
+// noteReturn counts a redelivery of stream sequence seq at now among the messages pending at
+// start, and says whether that ended the start hold.
+func (r *recovery) noteReturn(seq uint64, now time.Time) returnOutcome {
+	if r.pending > 0 && !now.Before(r.startUntil) {
 		// The hold ran out before they all came back: stop counting.
-		c.rec.pending, c.rec.seen = 0, nil
+		r.pending, r.seen = 0, nil
 	}
-	if c.rec.pending == 0 || in.seq > c.rec.lastDelivered {
-		return false
+	if r.pending == 0 || seq > r.lastDelivered {
+		return returnNothing
 	}
-	if _, ok := c.rec.seen[in.seq]; ok {
-		return false
+	if _, ok := r.seen[seq]; ok {
+		return returnNothing
 	}
-	c.rec.seen[in.seq] = struct{}{}
-	if c.rec.pending--; c.rec.pending > 0 {
-		return false
+	r.seen[seq] = struct{}{}
+	if r.pending--; r.pending > 0 {
+		return returnNothing
 	}
-	c.rec.seen = nil
-	ackWait := c.b.cfg.Consumer.AckWait
-	if now.Sub(c.rec.started) >= ackWait/2 {
+	r.seen = nil
+	if now.Sub(r.started) >= r.ackWait/2 {
 		// They came back on their ack timers: the predecessor died shortly before our start,
 		// and may have been sent a few more after it.
-		if late := c.rec.started.Add(ackWait + ackWait/4); late.After(now) {
-			c.rec.startUntil = late
-			c.b.log.Info("the messages a previous bridge held are back; holding for the ones sent to it since", "until", late)
-			c.retime(now)
-			return false
+		if late := r.started.Add(r.ackWait + r.ackWait/4); late.After(now) {
+			r.startUntil = late
+			return returnExtended
 		}
 	}
-	c.rec.startUntil = time.Time{}
-	c.b.log.Info("the messages a previous bridge held are back; flushing resumes")
+	r.startUntil = time.Time{}
+	return returnEnded
+}
+
+// reconnected notes the connection's reconnect count n at now, and reports whether it has
+// grown, in which case the hold after a reconnect starts: acks and naks written just before
+// the connection dropped may have been lost, and their messages come back later than their
+// siblings.
+func (r *recovery) reconnected(n uint64, now time.Time) bool {
+	if n == r.reconnects {
+		return false
+	}
+	r.reconnects = n
+	r.reconnectUntil = now.Add(r.ackWait)
 	return true
 }
 
-// checkReconnects starts the hold after a reconnect: acks and naks written just before the
-// connection dropped may have been lost, and their messages come back later than their siblings.
-func (c *coordinator) checkReconnects(now time.Time) {
-	if c.rec.conn == nil {
-		return
+// pin holds every window until t, and reports whether that moved the hold later.
+func (r *recovery) pin(t time.Time) bool {
+	if !t.After(r.pinUntil) {
+		return false
 	}
-	n := c.rec.conn.Stats().Reconnects
-	if n == c.rec.reconnects {
-		return
-	}
-	c.rec.reconnects = n
-	c.rec.reconnectUntil = now.Add(c.b.cfg.Consumer.AckWait)
-	c.b.log.Info("reconnected to NATS: holding redelivered windows while messages whose naks were lost come back",
-		"for", c.b.cfg.Consumer.AckWait)
+	r.pinUntil = t
+	return true
 }
 
-// flushWhenFree flushes w, or, while it is held, moves its close to the end of the hold.
-func (c *coordinator) flushWhenFree(w *window, now time.Time) {
-	end := c.heldUntil(w, now)
-	if end.IsZero() {
-		c.flush(w, now)
-		return
+// endStart ends the hold at start, and reports whether one was on.
+func (r *recovery) endStart() bool {
+	if r.startUntil.IsZero() {
+		return false
 	}
-	w.held = true
-	// Due now, it flushes when the hold ends: later than its close would have been, or sooner,
-	// when a commit made it due before its delay ran out.
-	if !w.due.Equal(end) {
-		w.due = end
-		c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerDue})
-	}
-}
-
-// retime moves the close of the windows a hold moved to when the hold now ends, which is
-// sooner than it was when they were moved.
-func (c *coordinator) retime(now time.Time) {
-	for _, w := range c.windows {
-		if !w.held {
-			continue
-		}
-		if end := c.heldUntil(w, now); !end.IsZero() && end.Before(w.due) {
-			w.due = end
-			c.timers.add(timerEntry{at: end, key: w.key, gen: w.gen, kind: timerDue})
-		}
-	}
-}
-
-// resume flushes, when the start hold ends early, the windows that were due during it, and
-// lets go of the commits it kept whose event has not come.
-func (c *coordinator) resume(now time.Time) {
-	for _, w := range c.windows {
-		switch {
-		case w.track != nil && (w.dueReached || w.held):
-			c.flushWhenFree(w, now)
-		case w.track == nil && len(w.workflows) == 0 && c.holding(now).IsZero():
-			c.ignoreLoneCommits(w)
-		}
-	}
-}
-
-// keepLoneCommit keeps a commit that found nothing open during a hold, in a window of its own
-// that lasts as long as the hold: the event's other pieces may still be on their way back,
-// held by a bridge that died.
-func (c *coordinator) keepLoneCommit(key string, now time.Time) *window {
-	w := c.open(key, now)
-	w.due = c.holding(now)
-	c.timers.add(timerEntry{at: w.due, key: key, gen: w.gen, kind: timerDue})
-	return w
-}
-
-// ignoreLoneCommits acks, as ignored, the commits of a window that holds nothing else once the
-// hold that kept them is over, as they would have been at once outside it; a window kept longer
-// would take a later event of the same key for theirs.
-func (c *coordinator) ignoreLoneCommits(w *window) {
-	c.closeWindow(w)
-	c.b.ackAll(w.commits, outcomeIgnored)
-	c.release(w.commits)
-}
-
-// holdUntil holds every window until t: this replica has taken over partitions from an
-// instance that may have died holding pieces of their events, which come back on their ack
-// timers. It is apart from the start hold, which its own count can end early.
-func (c *coordinator) holdUntil(t time.Time) {
-	if t.After(c.rec.pinUntil) {
-		c.rec.pinUntil = t
-		c.b.log.Info("holding windows until the messages the partitions' previous consumer held come back", "until", t)
-	}
-}
-
-// endStartHold ends the hold at start, for a source whose consumer was replaced by one that
-// delivers what is left in stream order, and flushes what the hold kept.
-func (c *coordinator) endStartHold(now time.Time) {
-	if c.rec.startUntil.IsZero() {
-		return
-	}
-	c.rec.pending, c.rec.seen, c.rec.startUntil = 0, nil, time.Time{}
-	c.resume(now)
+	r.pending, r.seen, r.startUntil = 0, nil, time.Time{}
+	return true
 }

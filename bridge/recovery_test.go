@@ -136,18 +136,140 @@ func TestLoneCommitEndsWithTheHold(t *testing.T) {
 // TestTakeoverHoldOutlastsStartHold: the hold armed when a pin moves here is apart from the hold
 // at start, whose count of returning messages must not cut it short.
 func TestTakeoverHoldOutlastsStartHold(t *testing.T) {
-	e := newEnv(t)
-	e.cfg.Consumer.AckWait = 2 * time.Second
-	b, err := New(e.cfg, e.js, e.client())
-	require.NoError(t, err)
-	c := newCoordinator(b)
-	start := time.Now()
+	h := newHarness(t, func(c *Config) { c.Consumer.AckWait = 2 * time.Second })
+	c := h.c
+	start := h.clock.Now()
 	c.startRecovery(&jetstream.ConsumerInfo{NumAckPending: 1, Delivered: jetstream.SequenceInfo{Stream: 10}}, nil, start)
 	c.holdUntil(start.Add(4 * time.Second)) // a pin moved here
 	// The one message pending at start comes back.
 	c.noteRedelivery(inbound{decoded: decoded{seq: 5, delivered: 2}}, start.Add(1600*time.Millisecond))
-	assert.Equal(t, start.Add(4*time.Second), c.holding(start.Add(1600*time.Millisecond)), "the takeover hold still runs")
-	assert.True(t, c.holding(start.Add(4*time.Second)).IsZero(), "and ends when it should")
+	assert.Equal(t, start.Add(4*time.Second), c.rec.holding(start.Add(1600*time.Millisecond)), "the takeover hold still runs")
+	assert.True(t, c.rec.holding(start.Add(4*time.Second)).IsZero(), "and ends when it should")
+}
+
+// TestRecovery checks the decisions of the recovery value alone: no coordinator, no clock.
+func TestRecovery(t *testing.T) {
+	const ackWait, nakMax = 4 * time.Second, 8 * time.Second
+	t0 := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+
+	t.Run("no hold", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		assert.False(t, r.active(t0))
+		assert.True(t, r.holding(t0).IsZero())
+		assert.True(t, r.heldUntil(t0, true).IsZero())
+		assert.False(t, r.counting())
+		assert.Equal(t, returnNothing, r.noteReturn(1, t0))
+		assert.False(t, r.endStart(), "no start hold to end")
+	})
+	t.Run("start hold ends when the last pending message is back", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		until := r.start(2, 10, t0)
+		assert.Equal(t, at(nakMax+ackWait/4), until, "at most the longest return and a quarter of AckWait")
+		assert.True(t, r.active(at(time.Second)))
+		assert.Equal(t, until, r.holding(at(time.Second)))
+		assert.Equal(t, until, r.heldUntil(at(time.Second), false))
+		assert.Equal(t, returnNothing, r.noteReturn(11, at(time.Second)), "published after the start: not one of them")
+		assert.Equal(t, returnNothing, r.noteReturn(5, at(time.Second)))
+		assert.Equal(t, returnNothing, r.noteReturn(5, at(time.Second)), "the same one twice counts once")
+		assert.True(t, r.counting())
+		assert.Equal(t, returnEnded, r.noteReturn(7, at(time.Second)), "back early, on their naks: over")
+		assert.False(t, r.active(at(time.Second)))
+		assert.False(t, r.counting())
+	})
+	t.Run("back on their ack timers, the hold lasts AckWait and a quarter", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		r.start(1, 10, t0)
+		assert.Equal(t, returnExtended, r.noteReturn(3, at(ackWait/2)))
+		assert.Equal(t, at(ackWait+ackWait/4), r.holding(at(ackWait/2)))
+		assert.True(t, r.holding(at(ackWait+ackWait/4)).IsZero())
+	})
+	t.Run("back after AckWait and a quarter: over", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		r.start(1, 10, t0)
+		assert.Equal(t, returnEnded, r.noteReturn(3, at(ackWait+ackWait/4)))
+		assert.False(t, r.active(at(ackWait+ackWait/4)))
+	})
+	t.Run("the hold runs out before they are all back", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		until := r.start(2, 10, t0)
+		assert.False(t, r.active(until))
+		assert.Equal(t, returnNothing, r.noteReturn(3, until))
+		assert.False(t, r.counting(), "stopped counting")
+	})
+	t.Run("endStart", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		r.start(2, 10, t0)
+		assert.True(t, r.endStart())
+		assert.False(t, r.active(t0))
+		assert.False(t, r.counting())
+	})
+	t.Run("reconnect holds only redelivered windows", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		assert.False(t, r.reconnected(0, t0), "the count as at start")
+		assert.True(t, r.reconnected(1, t0))
+		assert.False(t, r.reconnected(1, at(time.Second)), "the same reconnect")
+		assert.True(t, r.active(at(time.Second)))
+		assert.True(t, r.reconnecting(at(time.Second)))
+		assert.True(t, r.holding(at(time.Second)).IsZero(), "not every window")
+		assert.True(t, r.heldUntil(at(time.Second), false).IsZero(), "first deliveries flow on")
+		assert.Equal(t, at(ackWait), r.heldUntil(at(time.Second), true))
+		assert.False(t, r.active(at(ackWait)))
+	})
+	t.Run("pin", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		assert.True(t, r.pin(at(5*time.Second)))
+		assert.False(t, r.pin(at(3*time.Second)), "an earlier pin does not shorten it")
+		assert.Equal(t, at(5*time.Second), r.holding(t0))
+		assert.Equal(t, at(5*time.Second), r.heldUntil(t0, true))
+		assert.False(t, r.endStart(), "a pin is not the start hold")
+		assert.True(t, r.active(t0))
+	})
+}
+
+// TestWindowStartHold: with a predecessor's message pending at start, a committed window waits,
+// and flushes, whole, as soon as that message is back.
+func TestWindowStartHold(t *testing.T) {
+	h := newHarness(t, nil)
+	h.c.startRecovery(&jetstream.ConsumerInfo{NumAckPending: 1, Delivered: jetstream.SequenceInfo{Stream: 1}}, nil, h.clock.Now())
+	held := h.msg("track", "k1", trackBody) // the predecessor pulled it and died
+	wf := h.workflow("k1", "c1")
+	cm := h.commit("k1")
+	other := h.commit("k2") // finds nothing open: kept during the hold
+	h.advance(h.cfg.Coalesce.Delay)
+	assert.Empty(t, h.api.trackCalls(), "held")
+	assert.Empty(t, cm.settled())
+	assert.Empty(t, other.settled())
+
+	h.advance(time.Second)
+	h.deliver(redelivery(held))
+	require.Len(t, h.api.trackCalls(), 1, "flushed once the pending message is back")
+	assert.Equal(t, []string{"c1"}, campaigns(h.api.trackCalls()[0]))
+	assert.Equal(t, []string{"ack"}, wf.settled())
+	assert.Equal(t, []string{"ack"}, cm.settled())
+	assert.Equal(t, []string{"ack"}, other.settled(), "the lone commit let go when the hold ended")
+	assert.Equal(t, 1.0, h.counter("notifizz_bridge_messages_total", map[string]string{"kind": "commit", "outcome": outcomeIgnored}))
+	assert.Empty(t, h.c.windows)
+}
+
+// TestWindowReconnectHoldsRedelivered: after a reconnect, a window holding a redelivered piece
+// waits AckWait; a window of first deliveries flushes as usual.
+func TestWindowReconnectHoldsRedelivered(t *testing.T) {
+	h := newHarness(t, nil)
+	var reconnects uint64
+	h.c.reconnects = func() uint64 { return reconnects }
+	fresh := h.track("k1", trackBody)
+	old := h.msg("track", "k2", trackBody)
+	reconnects++
+	h.deliver(redelivery(old))
+	h.commit("k1")
+	h.commit("k2")
+	assert.Equal(t, []string{"ack"}, fresh.settled(), "first deliveries flow on")
+	require.Len(t, h.api.trackCalls(), 1)
+	h.advance(h.cfg.Consumer.AckWait - time.Millisecond)
+	assert.Len(t, h.api.trackCalls(), 1, "the redelivered window waits AckWait")
+	h.advance(time.Millisecond)
+	assert.Len(t, h.api.trackCalls(), 2)
 }
 
 // die plays a bridge that pulls n messages from the durable consumer and dies without settling

@@ -79,7 +79,7 @@ func (s *sink) do(f func(*coordinator)) {
 // so that it is sent from here.
 func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) int {
 	n := 0
-	now := time.Now()
+	now := c.clock.Now()
 	for _, w := range c.windows {
 		if mine != nil && !mine(w.key) {
 			continue
@@ -88,14 +88,14 @@ func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) in
 		if w.track != nil {
 			members = append(members, w.track)
 		}
-		if slices.ContainsFunc(members, c.b.lastDelivery) {
+		if slices.ContainsFunc(members, c.settler.lastDelivery) {
 			if w.track != nil {
 				c.flush(w, now)
 			}
 			continue // without a track, it ends as missing_track at its orphan timeout
 		}
 		c.closeWindow(w)
-		c.b.nakAll(members, 0)
+		c.settler.nakAll(members, 0)
 		c.release(members)
 		n++
 	}
@@ -105,12 +105,12 @@ func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) in
 	kept := c.queue[:0]
 	for _, j := range c.queue {
 		// A dead letter does not depend on what the next consumer holds: it goes ahead.
-		if j.kind == jobDeadLetter || slices.ContainsFunc(j.members, c.b.lastDelivery) ||
+		if j.kind == jobDeadLetter || slices.ContainsFunc(j.members, c.settler.lastDelivery) ||
 			mine != nil && len(j.members) > 0 && !mine(j.members[0].key) {
 			kept = append(kept, j)
 			continue
 		}
-		c.b.nakAll(j.members, 0)
+		c.settler.nakAll(j.members, 0)
 		c.release(j.members)
 		n++
 	}

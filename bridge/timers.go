@@ -76,3 +76,39 @@ func (h timerHeap) next() (time.Time, bool) {
 	}
 	return h[0].at, true
 }
+
+// clock is the time the coordinator reads and waits on: realClock in the daemon, a fake that
+// tests move by hand in the coordinator's unit tests.
+type clock interface {
+	Now() time.Time
+	NewTimer(d time.Duration) clockTimer
+	NewTicker(d time.Duration) clockTicker
+}
+
+// clockTimer is a time.Timer as the coordinator uses it.
+type clockTimer interface {
+	Chan() <-chan time.Time
+	Reset(d time.Duration) bool
+	Stop() bool
+}
+
+// clockTicker is a time.Ticker as the coordinator uses it.
+type clockTicker interface {
+	Chan() <-chan time.Time
+	Stop()
+}
+
+// realClock is the clock of package time.
+type realClock struct{}
+
+func (realClock) Now() time.Time                        { return time.Now() }
+func (realClock) NewTimer(d time.Duration) clockTimer   { return realTimer{time.NewTimer(d)} }
+func (realClock) NewTicker(d time.Duration) clockTicker { return realTicker{time.NewTicker(d)} }
+
+type realTimer struct{ *time.Timer }
+
+func (t realTimer) Chan() <-chan time.Time { return t.C }
+
+type realTicker struct{ *time.Ticker }
+
+func (t realTicker) Chan() <-chan time.Time { return t.C }

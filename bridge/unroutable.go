@@ -305,7 +305,7 @@ func (u *unroutable) deadLetter(ctx context.Context, m *nats.Msg) {
 	cp := l.Msg()
 	wait := b.cfg.Retry.NakInitial
 	for attempt := 1; ; attempt++ {
-		err := b.publishDeadLetter(ctx, cp)
+		err := b.settler.publishDeadLetter(ctx, cp)
 		if err == nil {
 			break
 		}

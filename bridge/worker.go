@@ -51,7 +51,7 @@ type job struct {
 // member. A worker never returns a job unsettled: what cannot be settled otherwise is naked, or,
 // when it is on its last delivery and its dead-letter copy could not be stored, left in
 // j.waiting for the coordinator to keep.
-func (b *Bridge) execute(ctx context.Context, j *job) {
+func (w *caller) execute(ctx context.Context, j *job) {
 	var d decision
 	switch j.kind {
 	case jobDeadLetter:
@@ -60,22 +60,22 @@ func (b *Bridge) execute(ctx context.Context, j *job) {
 			d = j.copy.d
 		}
 	case jobFlush:
-		key, err := b.callTrack(ctx, j)
+		key, err := w.callTrack(ctx, j)
 		// The most delivered member decides: once any of them is on its last delivery, the
 		// event is dead-lettered whole rather than left with a member the server gave up on.
 		var delivered uint64
 		for _, h := range j.members {
 			delivered = max(delivered, h.delivered)
 		}
-		d = decide(err, ctx.Err() != nil, delivered, b.backoff, rand.Float64())
+		d = decide(err, ctx.Err() != nil, delivered, w.backoff, rand.Float64())
 		d.key = key
 	case jobSend:
 		h := j.members[0]
-		key, err := b.callSend(ctx, h)
-		d = decide(err, ctx.Err() != nil, h.delivered, b.backoff, rand.Float64())
+		key, err := w.callSend(ctx, h)
+		d = decide(err, ctx.Err() != nil, h.delivered, w.backoff, rand.Float64())
 		d.key = key
 	}
-	j.waiting, j.waitErr = b.settle(ctx, j.members, d)
+	j.waiting, j.waitErr = w.settler.settle(ctx, j.members, d)
 	j.waitFor = d
 }
 
@@ -180,32 +180,32 @@ func deriveKey(domain, stream, key string, seq uint64) string {
 }
 
 // callTrack makes the track call of a flushed window and returns the idempotency key it used.
-func (b *Bridge) callTrack(ctx context.Context, j *job) (string, error) {
+func (w *caller) callTrack(ctx context.Context, j *job) (string, error) {
 	req := trackRequest(j.members)
-	b.m.workflowsFlush.Observe(float64(len(req.Workflows)))
-	return req.IdempotencyKey, b.call(ctx, "track", func(ctx context.Context) error { return b.api.TrackEvent(ctx, req) })
+	w.m.workflowsFlush.Observe(float64(len(req.Workflows)))
+	return req.IdempotencyKey, w.call(ctx, "track", func(ctx context.Context) error { return w.api.TrackEvent(ctx, req) })
 }
 
 // callSend makes the call of a send message and returns the idempotency key it used.
-func (b *Bridge) callSend(ctx context.Context, h *heldMsg) (string, error) {
+func (w *caller) callSend(ctx context.Context, h *heldMsg) (string, error) {
 	key := sendKey(h)
-	return key, b.call(ctx, "send", func(ctx context.Context) error {
-		_, err := b.api.Send(ctx, h.send.NotifID, h.send.Properties, notifizz.WithIdempotencyKey(key))
+	return key, w.call(ctx, "send", func(ctx context.Context) error {
+		_, err := w.api.Send(ctx, h.send.NotifID, h.send.Properties, notifizz.WithIdempotencyKey(key))
 		return err
 	})
 }
 
 // call waits for the rate limiter, makes the call and records its metrics.
-func (b *Bridge) call(ctx context.Context, endpoint string, f func(context.Context) error) error {
-	if b.limiter != nil {
-		if err := b.limiter.Wait(ctx); err != nil {
+func (w *caller) call(ctx context.Context, endpoint string, f func(context.Context) error) error {
+	if w.limiter != nil {
+		if err := w.limiter.Wait(ctx); err != nil {
 			return err
 		}
 	}
 	start := time.Now()
 	err := f(ctx)
-	b.m.apiLatency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
-	b.m.apiCalls.WithLabelValues(endpoint, statusLabel(err)).Inc()
+	w.m.apiLatency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	w.m.apiCalls.WithLabelValues(endpoint, statusLabel(err)).Inc()
 	return err
 }
 
@@ -223,41 +223,41 @@ func statusLabel(err error) string {
 // settle carries out a decision on every member, in order. It returns the members whose
 // dead-letter copy could not be stored on their last delivery, with the last error: they are
 // neither naked nor terminated, and the caller must keep them until their copy is stored.
-func (b *Bridge) settle(ctx context.Context, members []*heldMsg, d decision) (waiting []*heldMsg, err error) {
+func (s *settler) settle(ctx context.Context, members []*heldMsg, d decision) (waiting []*heldMsg, err error) {
 	last := members[len(members)-1]
 	switch d.action {
 	case actAck:
 		if d.detail != "" {
-			b.log.Warn("api accepted the call but its response body is unreadable; messages acked",
+			s.log.Warn("api accepted the call but its response body is unreadable; messages acked",
 				"kind", last.kind, "event_key", last.key, "stream_seq", last.seq, "status", d.status, "error", d.detail)
 		}
-		b.ackAll(members, outcomeAcked)
+		s.ackAll(members, outcomeAcked)
 	case actNak:
-		b.log.Warn("api call failed; messages will be redelivered",
+		s.log.Warn("api call failed; messages will be redelivered",
 			"kind", last.kind, "event_key", last.key, "stream_seq", last.seq, "num_delivered", last.delivered,
 			"status", d.status, "delay", d.delay, "error", d.detail)
-		b.nakAll(members, d.delay)
+		s.nakAll(members, d.delay)
 	case actDeadLetter:
-		return b.deadLetterAll(ctx, members, d)
+		return s.deadLetterAll(ctx, members, d)
 	}
 	return nil, nil
 }
 
 // ackAll acks every message and counts it under outcome, noting them as settled first.
-func (b *Bridge) ackAll(members []*heldMsg, outcome string) {
-	b.settled.noteAll(members)
+func (s *settler) ackAll(members []*heldMsg, outcome string) {
+	s.settled.noteAll(members)
 	for _, h := range members {
 		if err := h.msg.Ack(); err != nil {
 			// The message will be redelivered, and its copy acked (see settledSeqs).
-			b.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
+			s.log.Warn("ack failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
 			continue
 		}
-		b.m.message(h.kind, outcome)
+		s.m.message(h.kind, outcome)
 	}
 }
 
 // nakAll naks every message, with a delay when it is positive.
-func (b *Bridge) nakAll(members []*heldMsg, delay time.Duration) {
+func (s *settler) nakAll(members []*heldMsg, delay time.Duration) {
 	for _, h := range members {
 		var err error
 		if delay > 0 {
@@ -267,11 +267,11 @@ func (b *Bridge) nakAll(members []*heldMsg, delay time.Duration) {
 		}
 		if err != nil {
 			// The server redelivers it after AckWait all the same.
-			b.log.Warn("nak failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
+			s.log.Warn("nak failed", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "error", err)
 			continue
 		}
-		b.m.naks.Inc()
-		b.m.message(h.kind, outcomeNaked)
+		s.m.naks.Inc()
+		s.m.message(h.kind, outcomeNaked)
 	}
 }
 
@@ -280,62 +280,62 @@ func (b *Bridge) nakAll(members []*heldMsg, delay time.Duration) {
 // later delivery, unless it is on its last delivery: the server would not deliver it again, so
 // it is returned among waiting, to be tried again without holding the worker (see
 // coordinator.awaitCopies). Nothing is terminated or naked on its last delivery without a copy.
-func (b *Bridge) deadLetterAll(ctx context.Context, members []*heldMsg, d decision) (waiting []*heldMsg, lastErr error) {
+func (s *settler) deadLetterAll(ctx context.Context, members []*heldMsg, d decision) (waiting []*heldMsg, lastErr error) {
 	for _, h := range members {
-		if err := b.deadLetter(ctx, h, d); err != nil {
-			b.m.deadLetterFailures.Inc()
-			b.noteCopyFailure(err)
+		if err := s.deadLetter(ctx, h, d); err != nil {
+			s.m.deadLetterFailures.Inc()
+			s.noteCopyFailure(err)
 			lastErr = err
-			if b.lastDelivery(h) {
-				b.log.Error("dead-letter publish failed on the last delivery; the message is held and the copy tried again",
+			if s.lastDelivery(h) {
+				s.log.Error("dead-letter publish failed on the last delivery; the message is held and the copy tried again",
 					"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
 				waiting = append(waiting, h)
 				continue
 			}
-			b.log.Error("dead-letter publish failed; message naked",
+			s.log.Error("dead-letter publish failed; message naked",
 				"kind", h.kind, "event_key", h.key, "stream_seq", h.seq, "reason", d.reason, "error", err)
-			b.nakAll([]*heldMsg{h}, b.cfg.Retry.NakInitial)
+			s.nakAll([]*heldMsg{h}, s.nakInitial)
 			continue
 		}
-		b.noteCopyStored()
-		b.log.Warn("message dead-lettered", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq,
+		s.noteCopyStored()
+		s.log.Warn("message dead-lettered", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq,
 			"num_delivered", h.delivered, "reason", d.reason, "status", d.status, "error", d.detail)
-		b.m.deadLetters.WithLabelValues(string(d.reason)).Inc()
-		b.m.message(h.kind, outcomeDeadLettered)
-		b.settled.note(h.stream, h.seq)
+		s.m.deadLetters.WithLabelValues(string(d.reason)).Inc()
+		s.m.message(h.kind, outcomeDeadLettered)
+		s.settled.note(h.stream, h.seq)
 		if err := h.msg.TermWithReason(string(d.reason)); err != nil {
 			// The redelivery this causes is acked (see settledSeqs), its copy being stored.
-			b.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
+			s.log.Warn("term failed", "event_key", h.key, "stream_seq", h.seq, "error", err)
 		}
 	}
 	return waiting, lastErr
 }
 
 // lastDelivery reports whether the server will not deliver h again after a nak.
-func (b *Bridge) lastDelivery(h *heldMsg) bool {
-	return b.cfg.Consumer.MaxDeliver > 0 && h.delivered >= uint64(b.cfg.Consumer.MaxDeliver)
+func (s *settler) lastDelivery(h *heldMsg) bool {
+	return s.maxDeliver > 0 && h.delivered >= uint64(s.maxDeliver)
 }
 
 // deadLetter publishes the dead-letter copy of one message and waits for the stream's ack.
-func (b *Bridge) deadLetter(ctx context.Context, h *heldMsg, d decision) error {
+func (s *settler) deadLetter(ctx context.Context, h *heldMsg, d decision) error {
 	l := deadletter.Letter{
-		Subject: b.deadLetterSubject(h), ID: deadletter.MsgID(h.stream, h.seq),
+		Subject: s.deadLetterSubject(h), ID: deadletter.MsgID(h.stream, h.seq),
 		Reason: d.reason, Error: d.detail, OriginalSubject: h.msg.Subject(), OriginalSequence: h.seq,
 		Deliveries: h.delivered, APIStatus: d.status, IdempotencyKey: usedKey(h, d),
 		Header: h.msg.Headers(), Data: h.msg.Data(),
 	}
-	return b.publishDeadLetter(ctx, l.Msg())
+	return s.publishDeadLetter(ctx, l.Msg())
 }
 
 // publishDeadLetter publishes a dead-letter copy to the dead-letter stream, cut to fit the
 // server's max payload, and waits for its ack.
-func (b *Bridge) publishDeadLetter(ctx context.Context, m *nats.Msg) error {
+func (s *settler) publishDeadLetter(ctx context.Context, m *nats.Msg) error {
 	// Set here rather than by the publish option, so that the size below counts it.
-	m.Header.Set(jetstream.ExpectedStreamHeader, b.cfg.DeadLetter.Stream)
-	deadletter.Fit(m, b.js.Conn().MaxPayload())
+	m.Header.Set(jetstream.ExpectedStreamHeader, s.dlqStream)
+	deadletter.Fit(m, s.maxPayload())
 	ctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
 	defer cancel()
-	_, err := b.js.PublishMsg(ctx, m)
+	_, err := s.pub.PublishMsg(ctx, m)
 	return err
 }
 
@@ -355,8 +355,8 @@ func usedKey(h *heldMsg, d decision) string {
 
 // deadLetterSubject is <prefix>.<kind>.<key>; a message whose subject could not be parsed has
 // neither, and goes to <prefix>.unknown.<stream sequence>.
-func (b *Bridge) deadLetterSubject(h *heldMsg) string {
-	p := b.cfg.DeadLetter.SubjectPrefix
+func (s *settler) deadLetterSubject(h *heldMsg) string {
+	p := s.dlqPrefix
 	if h.kind == "" || h.key == "" {
 		return deadletter.UnknownSubject(p, strconv.FormatUint(h.seq, 10))
 	}
