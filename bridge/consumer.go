@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
 )
 
 // rebindMaxBackoff caps the pause between two attempts to bind a consumer that went away.
@@ -14,27 +17,6 @@ const rebindMaxBackoff = 5 * time.Second
 
 // rebindLogEvery is how often a rebind that keeps failing is logged again.
 const rebindLogEvery = time.Minute
-
-// consumerConfig is the durable consumer the bridge creates. It delivers from stream sequence
-// start, or from the stream's first message when start is at most 1. No BackOff: it would
-// silently replace AckWait with its first step. Delays come from NakWithDelay instead, chosen
-// per message by decide.
-func (b *Bridge) consumerConfig(start uint64) jetstream.ConsumerConfig {
-	cfg := b.cfg.Consumer
-	cc := jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		Description:   "notifizz-bridge",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
-		MaxAckPending: cfg.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if start > 1 {
-		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
-	}
-	return cc
-}
 
 // bindConsumer returns the durable consumer. When the operator manages it, it binds it as it is;
 // otherwise it creates it, delivering from stream sequence start, or updates the one that exists,
@@ -48,7 +30,7 @@ func (b *Bridge) bindConsumer(ctx context.Context, start uint64) (jetstream.Cons
 		}
 		return have, nil
 	}
-	want := b.consumerConfig(start)
+	want := b.cfg.ConsumerLayout().DurableConfig(start)
 	switch {
 	case err == nil:
 		c := have.CachedInfo().Config
@@ -70,10 +52,9 @@ func (b *Bridge) bindConsumer(ctx context.Context, start uint64) (jetstream.Cons
 // it creates (stream.create) delivering from just after the ack floor last read, or, when the
 // operator manages the consumer, the one the operator creates again.
 type consumerSource struct {
-	b         *Bridge
-	cons      jetstream.Consumer
-	batch     int // messages per pull
-	pullBytes int // bytes per pull (see pullBytes)
+	b    *Bridge
+	cons jetstream.Consumer
+	pull []jetstream.PullConsumeOpt // how the consumer is pulled (see layout.Consumer.Pull)
 	// control runs a function on the coordinator's goroutine, in order with the messages handed
 	// over; Run sets it before Consume.
 	control func(func(*coordinator))
@@ -86,18 +67,9 @@ type consumerSource struct {
 // newConsumerSource returns the source for cons, a consumer the bridge has just bound.
 func (b *Bridge) newConsumerSource(ctx context.Context, cons jetstream.Consumer) (*consumerSource, error) {
 	return &consumerSource{
-		b: b, cons: cons, batch: min(b.cfg.Consumer.MaxAckPending, 1000),
-		pullBytes: pullBytes(b.js.Conn().MaxPayload()),
-		floor:     cons.CachedInfo().AckFloor.Stream,
+		b: b, cons: cons, pull: b.cfg.ConsumerLayout().Pull(b.js.Conn().MaxPayload()),
+		floor: cons.CachedInfo().AckFloor.Stream,
 	}, nil
-}
-
-// pullBytes bounds the bytes of one pull request, and so what the client buffers (about two
-// requests' worth): a batch of large messages would otherwise buffer batch × the server's max
-// payload (1,000 × 64 MB at worst). It never goes below twice the max payload, under which a
-// message the size of the max payload would stall the consumer.
-func pullBytes(maxPayload int64) int {
-	return max(16<<20, 2*int(maxPayload)+64<<10)
 }
 
 // Consume reads the consumer until ctx is done, binding it again whenever it goes away.
@@ -123,18 +95,14 @@ func (s *consumerSource) Consume(ctx context.Context, handle func(jetstream.Msg)
 // (gone says how). It returns when handle will not be called again.
 func (s *consumerSource) consume(ctx context.Context, handle func(jetstream.Msg), ready func()) (gone, err error) {
 	check := make(chan error, 1)
-	// A short PullExpiry: when the consumer sits at MaxAckPending, a pull waits for its whole
-	// expiry before the next one is issued, so a long one stalls the bridge after a burst.
-	cc, err := s.cons.Consume(handle,
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.PullMaxMessagesWithBytesLimit(s.batch, s.pullBytes),
+	cc, err := s.cons.Consume(handle, append(slices.Clip(s.pull),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			s.b.log.Warn("consume error", "error", err)
 			select {
 			case check <- err:
 			default: // a check is pending already
 			}
-		}),
+		}))...,
 	)
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w", err)
@@ -213,7 +181,7 @@ func (s *consumerSource) rebind(ctx context.Context) error {
 			logged = now
 			s.b.log.Warn("could not bind the consumer again; retrying", "error", err, "in", delay)
 		}
-		if err := sleepCtx(ctx, delay); err != nil {
+		if err := clock.Sleep(ctx, delay); err != nil {
 			return err
 		}
 		delay = min(2*delay, rebindMaxBackoff)

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
 )
 
 // traffic publishes one event (a track, then its commit) after the other, under keys
@@ -59,7 +61,7 @@ func publishUntil(ctx context.Context, js jetstream.JetStream, m *nats.Msg) bool
 		if err == nil {
 			return true
 		}
-		_ = sleepCtx(ctx, 20*time.Millisecond) // the pace of retries, not a wait for a state
+		_ = clock.Sleep(ctx, 20*time.Millisecond) // the pace of retries, not a wait for a state
 	}
 	return false
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/pcgroups"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
 )
 
 // Dead members of a group.
@@ -30,10 +32,10 @@ import (
 //
 // Every replica judges by its own clock when it saw each beat move, so clocks need not agree.
 
-// livenessBucket is the key-value bucket where the replicas of consumer groups beat, under
-// <stream>.<group>.<member>. It keeps one value per key: a beat is worth nothing once the next
-// one is due. It is on file storage, so that a lone server's restart does not lose it.
-const livenessBucket = "notifizz-bridge-liveness"
+// livenessBucket is the key-value bucket where the replicas of consumer groups beat. It keeps one
+// value per key: a beat is worth nothing once the next one is due. It is on file storage, so
+// that a lone server's restart does not lose it.
+const livenessBucket = layout.LivenessBucket
 
 // beatEvery is how often a replica beats: a quarter of AckWait, between 250ms and 5s.
 func beatEvery(ackWait time.Duration) time.Duration {
@@ -87,7 +89,7 @@ func createLiveness(ctx context.Context, js jetstream.JetStream, cfg Config) (je
 
 // livenessKey is the key member beats under: <stream>.<group>.<member>.
 func (s *partitionedSource) livenessKey(member string) string {
-	return s.cfg.Stream.Name + "." + s.cfg.Partitions.Group + "." + member
+	return layout.LivenessKey(s.cfg.Stream.Name, s.cfg.Partitions.Group, member)
 }
 
 // beat puts this replica's key once, and on success sets s.beating if it was not set. When the

@@ -23,6 +23,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/pcgroups"
 
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -49,9 +51,8 @@ const leaveTimeout = 5 * time.Second
 // replica's (the group's config is updated with compare-and-set).
 const joinAttempts = 5
 
-// elasticBucket is the key-value bucket where pcgroups keeps the elastic groups' configs, under
-// <stream>.<group>.
-const elasticBucket = "elastic-consumer-groups"
+// elasticBucket is the key-value bucket where pcgroups keeps the elastic groups' configs.
+const elasticBucket = layout.ElasticBucket
 
 // pinHeader is the header the server puts on messages of a consumer with a pinned priority
 // group: the id of the pinned client.
@@ -145,21 +146,8 @@ func validMemberName(s string) bool {
 	return true
 }
 
-// partitionTransform is the stream's subject transform in partitioned mode, nil otherwise. It
-// hashes the key token alone, so that the track, workflows and commit of one event, published
-// on different kinds, land in the same partition.
-func partitionTransform(prefix string, count int) *jetstream.SubjectTransformConfig {
-	if count <= 0 {
-		return nil
-	}
-	return &jetstream.SubjectTransformConfig{
-		Source:      prefix + ".*.*",
-		Destination: fmt.Sprintf("{{partition(%d,2)}}.%s.{{wildcard(1)}}.{{wildcard(2)}}", count, prefix),
-	}
-}
-
 // partitionDest matches a transform destination that puts a partition number first, as
-// partitionTransform and the pcgroups documentation write it.
+// layout.PartitionTransform and the pcgroups documentation write it.
 var partitionDest = regexp.MustCompile(`^\{\{\s*[Pp]artition\(\s*(\d+)\s*[,)]`)
 
 // streamPartitions returns the number of partitions a stream's subject transform makes, 0 when
@@ -228,8 +216,7 @@ func partitionOf(key string, n int) int {
 
 // staticConsumerName and elasticStreamName are the names pcgroups gives a static member's
 // consumer and an elastic group's work-queue stream.
-func staticConsumerName(group, member string) string { return group + "-" + member }
-func elasticStreamName(stream, group string) string  { return stream + "-" + group }
+var staticConsumerName, elasticStreamName = layout.StaticConsumerName, layout.ElasticStreamName
 
 // partitionedSource consumes this replica's partitions through a pcgroups consumer group.
 // pcgroups hands each message to a callback and never settles it: the bridge acks, naks and
@@ -289,17 +276,7 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 	s := &partitionedSource{
 		js: b.js, log: b.log, cfg: cfg, count: p.Count, restart: make(chan struct{}, 1),
 		pins: map[string]string{}, covering: map[string]bool{}, covers: map[string]cover{},
-		// No BackOff, as for the single consumer: delays come from NakWithDelay. pcgroups
-		// fills in the name, the filters and the pinned priority group, and derives the pin
-		// TTL and the pull expiry from AckWait.
-		cons: jetstream.ConsumerConfig{
-			Description:   "notifizz-bridge partition member",
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       cfg.Consumer.AckWait,
-			MaxDeliver:    cfg.Consumer.MaxDeliver,
-			MaxAckPending: cfg.Consumer.MaxAckPending,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		},
+		cons: cfg.ConsumerLayout().MemberConfig(),
 	}
 	if err := s.checkOtherMode(ctx); err != nil {
 		return nil, err
@@ -343,8 +320,7 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 		// pcgroups compares member lists in order; sorted, every replica writes the same one.
 		members := slices.Sorted(slices.Values(p.Members))
 		err := retryTransient(ctx, func() error {
-			_, err := pcgroups.CreateStatic(ctx, b.js, stream, group, uint(p.Count), nil, members, nil)
-			return err
+			return layout.CreateStaticGroup(ctx, b.js, stream, group, p.Count, members)
 		})
 		if err != nil {
 			if have, gerr := pcgroups.GetStaticConsumerGroupConfig(ctx, b.js, stream, group); gerr == nil {
@@ -354,15 +330,8 @@ func (b *Bridge) newPartitionedSource(ctx context.Context) (*partitionedSource, 
 			return nil, fmt.Errorf("partitions: create static group %q on stream %s: %w", group, stream, err)
 		}
 	case PartitionElastic:
-		// The group's work-queue stream re-partitions the stream's subjects on the same key
-		// token, with the same count, so its partitions are the stream's.
-		filters := []pcgroups.PartitioningFilter{{
-			Filter:                "*." + cfg.Stream.SubjectPrefix + ".*.*",
-			PartitioningWildcards: []int{3},
-		}}
 		err := retryTransient(ctx, func() error {
-			_, err := pcgroups.CreateElastic(ctx, b.js, stream, group, uint(p.Count), filters, 0, 0)
-			return err
+			return layout.CreateElasticGroup(ctx, b.js, stream, cfg.Stream.SubjectPrefix, group, p.Count)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("partitions: create elastic group %q on stream %s: %w", group, stream, err)
@@ -968,7 +937,7 @@ func (s *partitionedSource) deleteMembers(ctx context.Context, members ...string
 // casPause waits a short random while before a membership change is tried again, so that
 // replicas that collided do not collide again.
 func casPause(ctx context.Context) error {
-	return sleepCtx(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond)
+	return clock.Sleep(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond)
 }
 
 // staticFilters is a static member's share of the partitions, as filter subjects "<p>.>".
@@ -991,21 +960,9 @@ func retryTransient(ctx context.Context, f func() error) error {
 		if err == nil || !transient || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := clock.Sleep(ctx, wait); err != nil {
 			return err
 		}
 		wait = min(2*wait, 2*time.Second)
-	}
-}
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
