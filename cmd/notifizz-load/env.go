@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
-	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
 // Names of the streams under test. They are not the daemon's defaults, so that pointing --nats
@@ -23,8 +22,6 @@ const (
 	dlqStream    = "NOTIFIZZ_LOAD_DLQ"
 	dlqPrefix    = "loadtest.dlq"
 	durableName  = "notifizz-load"
-	pullBatch    = 1000 // what the bridge's consumer pulls at once, used by the bare consumers too
-	pullExpiry   = 5 * time.Second
 	readyTimeout = 30 * time.Second
 	pollEvery    = 2 * time.Millisecond
 )
@@ -160,32 +157,16 @@ func (e *env) resetPartitionedStreams(ctx context.Context, maxAge time.Duration,
 			return fmt.Errorf("delete stream %s: %w", name, err)
 		}
 	}
-	storage := jetstream.FileStorage
-	if e.cfg.Storage == "memory" {
-		storage = jetstream.MemoryStorage
-	}
+	// The bridge's own layout, from its config; a bridge refuses a stream whose partition
+	// count differs from partitions.count.
 	c := e.bridgeConfig(1)
-	if maxAge == 0 {
-		maxAge = c.Stream.MaxAge
+	c.Partitions.Count = partitions
+	l := c.StreamLayout()
+	if maxAge != 0 {
+		l.MaxAge = maxAge
 	}
-	sc := jetstream.StreamConfig{
-		Name:        streamName,
-		Description: "notifizz-bridge: track, workflow, commit and send messages",
-		Subjects:    schema.StreamSubjects(subjectPref),
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     storage,
-		Replicas:    1,
-		MaxAge:      maxAge,
-		Duplicates:  min(c.Stream.DuplicateWindow, maxAge),
-	}
-	if partitions > 0 {
-		// The bridge's own transform (bridge.partitionTransform); a bridge refuses a stream
-		// whose partition count differs from partitions.count.
-		sc.SubjectTransform = &jetstream.SubjectTransformConfig{
-			Source:      subjectPref + ".*.*",
-			Destination: fmt.Sprintf("{{partition(%d,2)}}.%s.{{wildcard(1)}}.{{wildcard(2)}}", partitions, subjectPref),
-		}
-	}
+	l.DuplicateWindow = min(l.DuplicateWindow, l.MaxAge)
+	sc := l.Stream()
 	// The server removes a deleted stream's files after it answers the delete, so creating
 	// the same name at once can fail to create its store: try again for a little while.
 	deadline := time.Now().Add(5 * time.Second)
