@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -66,7 +67,7 @@ func newEnv(cfg Config) (*env, error) {
 		e.srv = srv
 		e.url = srv.ClientURL()
 	}
-	nc, err := nats.Connect(e.url, nats.Name("notifizz-load admin"))
+	nc, err := bridge.Connect(e.url, "notifizz-load admin", discard)
 	if err != nil {
 		e.close()
 		return nil, fmt.Errorf("connect to %s: %w", e.url, err)
@@ -93,14 +94,17 @@ func (e *env) close() {
 	}
 }
 
-// connect opens a connection for measured traffic. Consumers may go in-process (the daemon's
-// embedded mode); publishers always use TCP, as other services would.
+// discard is the logger of the load run's connections and bridges, which log nothing.
+var discard = slog.New(slog.DiscardHandler)
+
+// connect opens a connection for measured traffic, as the daemon connects. Consumers may go
+// in-process (the daemon's embedded mode); publishers always use TCP, as other services would.
 func (e *env) connect(name string, consumer bool, jsOpts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name(name)}
+	var opts []nats.Option
 	if consumer && e.cfg.InProcess && e.srv != nil {
 		opts = append(opts, nats.InProcessServer(e.srv))
 	}
-	nc, err := nats.Connect(e.url, opts...)
+	nc, err := bridge.Connect(e.url, name, discard, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s: %w", name, err)
 	}
