@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 )
 
 // traffic publishes one event (a track, then its commit) after the other, under keys
@@ -245,9 +245,7 @@ func TestDeletedOperatorConsumerIsNotReadyUntilBack(t *testing.T) {
 
 // bridgeConsumerConfig is the consumer a bridge with the env's config creates.
 func (e *env) bridgeConsumerConfig() jetstream.ConsumerConfig {
-	c := e.cfg.Consumer
-	return jetstream.ConsumerConfig{Durable: c.Durable, Description: "notifizz-bridge", AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: c.AckWait, MaxDeliver: c.MaxDeliver, MaxAckPending: c.MaxAckPending, DeliverPolicy: jetstream.DeliverAllPolicy}
+	return e.cfg.ConsumerLayout().DurableConfig(0)
 }
 
 // TestServerRestartIsNotADeletedConsumer: a NATS server restarting on its store is a reconnect,
@@ -258,7 +256,7 @@ func (e *env) bridgeConsumerConfig() jetstream.ConsumerConfig {
 // behaviour, though an embedded restart does not reproduce that timing.
 func TestServerRestartIsNotADeletedConsumer(t *testing.T) {
 	e := newEnv(t)
-	dir, port := e.srv.JetStreamConfig().StoreDir, e.srv.Addr().(*net.TCPAddr).Port
+	dir, port := e.srv.JetStreamConfig().StoreDir, natstest.Port(e.srv)
 	long := func(c *Config) {
 		c.Stream.Storage = "file"
 		c.Coalesce.Delay = time.Minute
@@ -273,10 +271,8 @@ func TestServerRestartIsNotADeletedConsumer(t *testing.T) {
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return r.counter(t, "notifizz_bridge_held_messages", nil) == 2 }, waitFor, pollEvery)
 
-		e.srv.Shutdown()
-		e.srv.WaitForShutdown()
+		natstest.Stop(e.srv)
 		e.srv = startServer(t, dir, port)
-		t.Cleanup(e.srv.Shutdown)
 
 		require.Eventually(t, func() bool {
 			_, err := e.prod.Workflow(ctx, key, "c2", recipients("u")...)

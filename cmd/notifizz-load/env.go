@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 )
 
 // Names of the streams under test. They are not the daemon's defaults, so that pointing --nats
@@ -45,24 +46,12 @@ func newEnv(cfg Config) (*env, error) {
 			return nil, err
 		}
 		e.storeDir = dir
-		srv, err := server.NewServer(&server.Options{
-			ServerName: "notifizz-load",
-			Host:       "127.0.0.1",
-			Port:       -1,
-			JetStream:  true,
-			StoreDir:   dir,
-			NoSigs:     true,
-			NoLog:      true,
-		})
+		opts := natstest.Options(dir)
+		opts.ServerName = "notifizz-load"
+		srv, err := natstest.Start(opts, readyTimeout)
 		if err != nil {
 			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("embedded NATS server: %w", err)
-		}
-		srv.Start()
-		if !srv.ReadyForConnections(readyTimeout) {
-			srv.Shutdown()
-			_ = os.RemoveAll(dir)
-			return nil, errors.New("embedded NATS server not ready")
+			return nil, err
 		}
 		e.srv = srv
 		e.url = srv.ClientURL()
@@ -86,8 +75,7 @@ func (e *env) close() {
 		e.admin.Close()
 	}
 	if e.srv != nil {
-		e.srv.Shutdown()
-		e.srv.WaitForShutdown()
+		natstest.Stop(e.srv)
 	}
 	if e.storeDir != "" {
 		_ = os.RemoveAll(e.storeDir)
