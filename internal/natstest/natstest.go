@@ -1,6 +1,7 @@
 // Package natstest starts embedded JetStream servers for the tests and the load command: on
 // loopback, on a random port unless told otherwise, with their store in a directory of their
-// own, restarted on the same port and store, and shut down at the end of a test.
+// own, and shut down at the end of a test. A test restarts a server on the same store by
+// stopping it (Stop) and running one with the same options on its port (Port).
 package natstest
 
 import (
@@ -15,7 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ReadyTimeout is how long Run and Restart wait for a server to accept connections.
+// ReadyTimeout is how long Run waits for a server to accept connections.
 const ReadyTimeout = 10 * time.Second
 
 // Options returns what every embedded server shares: JetStream on loopback, a random client
@@ -57,17 +58,6 @@ func Run(tb testing.TB, opts *server.Options) *server.Server {
 func Stop(srv *server.Server) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
-}
-
-// Restart stops srv and runs a server with opts again on srv's port, so that clients
-// reconnect to it; with the same StoreDir, it finds what srv stored.
-func Restart(tb testing.TB, srv *server.Server, opts *server.Options) *server.Server {
-	tb.Helper()
-	port := Port(srv)
-	Stop(srv)
-	o := *opts
-	o.Port = port
-	return Run(tb, &o)
 }
 
 // Port is the client port srv listens on.
