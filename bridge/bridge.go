@@ -198,10 +198,6 @@ func (b *Bridge) provisionStreams(ctx context.Context) error {
 		return err
 	}
 	cfg := b.cfg
-	storage := jetstream.FileStorage
-	if cfg.Stream.Storage == "memory" {
-		storage = jetstream.MemoryStorage
-	}
 	if !cfg.Stream.Create {
 		if _, err := b.js.Stream(ctx, cfg.Stream.Name); err != nil {
 			return fmt.Errorf("bind stream %s: %w", cfg.Stream.Name, err)
@@ -213,31 +209,11 @@ func (b *Bridge) provisionStreams(ctx context.Context) error {
 		}
 		return nil
 	}
-	_, err := b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.Stream.Name,
-		Description: "notifizz-bridge: track, workflow, commit and send messages",
-		Subjects:    schema.StreamSubjects(cfg.Stream.SubjectPrefix),
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     storage,
-		Replicas:    cfg.Stream.Replicas,
-		MaxAge:      cfg.Stream.MaxAge,
-		Duplicates:  cfg.Stream.DuplicateWindow,
-		// In partitioned mode, stored subjects carry the partition of their event key.
-		SubjectTransform: partitionTransform(cfg.Stream.SubjectPrefix, cfg.Partitions.Count),
-	})
-	if err != nil {
+	streams := cfg.StreamLayout()
+	if _, err := b.js.CreateOrUpdateStream(ctx, streams.Stream()); err != nil {
 		return fmt.Errorf("create or update stream %s: %w", cfg.Stream.Name, err)
 	}
-	_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        cfg.DeadLetter.Stream,
-		Description: "notifizz-bridge: dead letters, with their reason in headers",
-		Subjects:    []string{deadletter.Filter(cfg.DeadLetter.SubjectPrefix)},
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     storage,
-		Replicas:    cfg.Stream.Replicas,
-		Duplicates:  cfg.Stream.DuplicateWindow,
-	})
-	if err != nil {
+	if _, err := b.js.CreateOrUpdateStream(ctx, streams.DeadLetterStream()); err != nil {
 		return fmt.Errorf("create or update dead-letter stream %s: %w", cfg.DeadLetter.Stream, err)
 	}
 	return nil

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
+	wait "github.com/notifizz-bridge/notifizz-bridge/internal/clock"
 )
 
 // rebindMaxBackoff caps the pause between two attempts to bind a consumer that went away.
@@ -16,27 +18,6 @@ const rebindMaxBackoff = 5 * time.Second
 
 // rebindLogEvery is how often a rebind that keeps failing is logged again.
 const rebindLogEvery = time.Minute
-
-// consumerConfig is the durable consumer the bridge creates. It delivers from stream sequence
-// start, or from the stream's first message when start is at most 1. No BackOff: it would
-// silently replace AckWait with its first step. Delays come from NakWithDelay instead, chosen
-// per message by decide.
-func (b *Bridge) consumerConfig(start uint64) jetstream.ConsumerConfig {
-	cfg := b.cfg.Consumer
-	cc := jetstream.ConsumerConfig{
-		Durable:       cfg.Durable,
-		Description:   "notifizz-bridge",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
-		MaxAckPending: cfg.MaxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if start > 1 {
-		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, start
-	}
-	return cc
-}
 
 // bindConsumer returns the durable consumer. When the operator manages it, it binds it as it is;
 // otherwise it creates it, delivering from stream sequence start, or updates the one that exists,
@@ -50,7 +31,7 @@ func (b *Bridge) bindConsumer(ctx context.Context, start uint64) (jetstream.Cons
 		}
 		return have, nil
 	}
-	want := b.consumerConfig(start)
+	want := b.cfg.ConsumerLayout().DurableConfig(start)
 	switch {
 	case err == nil:
 		c := have.CachedInfo().Config
@@ -72,11 +53,10 @@ func (b *Bridge) bindConsumer(ctx context.Context, start uint64) (jetstream.Cons
 // it creates (stream.create) delivering from just after the ack floor last read, or, when the
 // operator manages the consumer, the one the operator creates again.
 type consumerSource struct {
-	b         *Bridge
-	cons      jetstream.Consumer
-	batch     int                     // messages per pull
-	pullBytes int                     // bytes per pull (see pullBytes)
-	bound     *jetstream.ConsumerInfo // the consumer as first bound, before anything was pulled
+	b     *Bridge
+	cons  jetstream.Consumer
+	pull  []jetstream.PullConsumeOpt // how the consumer is pulled (see layout.Consumer.Pull)
+	bound *jetstream.ConsumerInfo    // the consumer as first bound, before anything was pulled
 
 	// The fields below belong to Consume's goroutine.
 	sink       Sink
@@ -87,10 +67,9 @@ type consumerSource struct {
 // newConsumerSource returns the source for cons, a consumer the bridge has just bound.
 func (b *Bridge) newConsumerSource(cons jetstream.Consumer) *consumerSource {
 	return &consumerSource{
-		b: b, cons: cons, batch: min(b.cfg.Consumer.MaxAckPending, 1000),
-		pullBytes: pullBytes(b.js.Conn().MaxPayload()),
-		bound:     cons.CachedInfo(),
-		floor:     cons.CachedInfo().AckFloor.Stream,
+		b: b, cons: cons, pull: b.cfg.ConsumerLayout().Pull(b.js.Conn().MaxPayload()),
+		bound: cons.CachedInfo(),
+		floor: cons.CachedInfo().AckFloor.Stream,
 	}
 }
 
@@ -100,14 +79,6 @@ func (s *consumerSource) Bound() *jetstream.ConsumerInfo { return s.bound }
 
 // Leave does nothing: the durable consumer stays for the next start.
 func (s *consumerSource) Leave() {}
-
-// pullBytes bounds the bytes of one pull request, and so what the client buffers (about two
-// requests' worth): a batch of large messages would otherwise buffer batch × the server's max
-// payload (1,000 × 64 MB at worst). It never goes below twice the max payload, under which a
-// message the size of the max payload would stall the consumer.
-func pullBytes(maxPayload int64) int {
-	return max(16<<20, 2*int(maxPayload)+64<<10)
-}
 
 // Consume reads the consumer until ctx is done, binding it again whenever it goes away.
 func (s *consumerSource) Consume(ctx context.Context, sink Sink) error {
@@ -133,18 +104,14 @@ func (s *consumerSource) Consume(ctx context.Context, sink Sink) error {
 // (gone says how). It returns when the sink will not be called again from the pull.
 func (s *consumerSource) consume(ctx context.Context) (gone, err error) {
 	check := make(chan error, 1)
-	// A short PullExpiry: when the consumer sits at MaxAckPending, a pull waits for its whole
-	// expiry before the next one is issued, so a long one stalls the bridge after a burst.
-	cc, err := s.cons.Consume(s.sink.Deliver,
-		jetstream.PullExpiry(5*time.Second),
-		jetstream.PullMaxMessagesWithBytesLimit(s.batch, s.pullBytes),
+	cc, err := s.cons.Consume(s.sink.Deliver, append(slices.Clip(s.pull),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			s.b.log.Warn("consume error", "error", err)
 			select {
 			case check <- err:
 			default: // a check is pending already
 			}
-		}),
+		}))...,
 	)
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w", err)
@@ -223,7 +190,7 @@ func (s *consumerSource) rebind(ctx context.Context) error {
 			logged = now
 			s.b.log.Warn("could not bind the consumer again; retrying", "error", err, "in", delay)
 		}
-		if err := sleepCtx(ctx, delay); err != nil {
+		if err := wait.Sleep(ctx, delay); err != nil {
 			return err
 		}
 		delay = min(2*delay, rebindMaxBackoff)
@@ -300,15 +267,3 @@ func (s *consumerSource) release() {
 // (missing_track), and it waits until the workers are done with them, so that no sequence of
 // the old stream is held when the new one delivers its own.
 func (s *consumerSource) finish(ctx context.Context) { s.sink.Finish(ctx) }
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

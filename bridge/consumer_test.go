@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	wait "github.com/notifizz-bridge/notifizz-bridge/internal/clock"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 )
 
 // traffic publishes one event (a track, then its commit) after the other, under keys
@@ -59,7 +61,7 @@ func publishUntil(ctx context.Context, js jetstream.JetStream, m *nats.Msg) bool
 		if err == nil {
 			return true
 		}
-		_ = sleepCtx(ctx, 20*time.Millisecond) // the pace of retries, not a wait for a state
+		_ = wait.Sleep(ctx, 20*time.Millisecond) // the pace of retries, not a wait for a state
 	}
 	return false
 }
@@ -243,9 +245,7 @@ func TestDeletedOperatorConsumerIsNotReadyUntilBack(t *testing.T) {
 
 // bridgeConsumerConfig is the consumer a bridge with the env's config creates.
 func (e *env) bridgeConsumerConfig() jetstream.ConsumerConfig {
-	c := e.cfg.Consumer
-	return jetstream.ConsumerConfig{Durable: c.Durable, Description: "notifizz-bridge", AckPolicy: jetstream.AckExplicitPolicy,
-		AckWait: c.AckWait, MaxDeliver: c.MaxDeliver, MaxAckPending: c.MaxAckPending, DeliverPolicy: jetstream.DeliverAllPolicy}
+	return e.cfg.ConsumerLayout().DurableConfig(0)
 }
 
 // TestServerRestartIsNotADeletedConsumer: a NATS server restarting on its store is a reconnect,
@@ -256,7 +256,7 @@ func (e *env) bridgeConsumerConfig() jetstream.ConsumerConfig {
 // behaviour, though an embedded restart does not reproduce that timing.
 func TestServerRestartIsNotADeletedConsumer(t *testing.T) {
 	e := newEnv(t)
-	dir, port := e.srv.JetStreamConfig().StoreDir, e.srv.Addr().(*net.TCPAddr).Port
+	dir, port := e.srv.JetStreamConfig().StoreDir, natstest.Port(e.srv)
 	long := func(c *Config) {
 		c.Stream.Storage = "file"
 		c.Coalesce.Delay = time.Minute
@@ -271,10 +271,8 @@ func TestServerRestartIsNotADeletedConsumer(t *testing.T) {
 		require.NoError(t, err)
 		require.Eventually(t, func() bool { return r.counter(t, "notifizz_bridge_held_messages", nil) == 2 }, waitFor, pollEvery)
 
-		e.srv.Shutdown()
-		e.srv.WaitForShutdown()
+		natstest.Stop(e.srv)
 		e.srv = startServer(t, dir, port)
-		t.Cleanup(e.srv.Shutdown)
 
 		require.Eventually(t, func() bool {
 			_, err := e.prod.Workflow(ctx, key, "c2", recipients("u")...)

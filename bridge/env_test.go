@@ -20,6 +20,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -135,22 +136,18 @@ type env struct {
 	prod *schema.Producer
 }
 
-// startServer starts an embedded JetStream server; mods change its options.
+// startServer starts an embedded JetStream server, shut down at the end of the test; mods
+// change its options.
 func startServer(t *testing.T, dir string, port int, mods ...func(*server.Options)) *server.Server {
 	t.Helper()
-	opts := &server.Options{
-		Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
-		// Above schema.MaxBodySize, so that an oversize body reaches the bridge.
-		MaxPayload: 4 << 20,
-	}
+	opts := natstest.Options(dir)
+	opts.Port = port
+	// Above schema.MaxBodySize, so that an oversize body reaches the bridge.
+	opts.MaxPayload = 4 << 20
 	for _, mod := range mods {
 		mod(opts)
 	}
-	srv, err := server.NewServer(opts)
-	require.NoError(t, err)
-	srv.Start()
-	require.True(t, srv.ReadyForConnections(10*time.Second), "nats-server did not start")
-	return srv
+	return natstest.Run(t, opts)
 }
 
 // newEnv starts a server (its options changed by mods), connects to it, and fakes the API.
@@ -158,7 +155,6 @@ func newEnv(t *testing.T, mods ...func(*server.Options)) *env {
 	t.Helper()
 	e := &env{t: t, api: newFakeAPI(t)}
 	e.srv = startServer(t, t.TempDir(), -1, mods...)
-	t.Cleanup(e.srv.Shutdown)
 	e.nc, e.js = e.connect()
 	e.prod = schema.NewProducer(e.js)
 
@@ -181,12 +177,7 @@ func newEnv(t *testing.T, mods ...func(*server.Options)) *env {
 // connect opens another connection to the env's server, closed at the end of the test.
 func (e *env) connect() (*nats.Conn, jetstream.JetStream) {
 	e.t.Helper()
-	nc, err := nats.Connect(e.srv.ClientURL())
-	require.NoError(e.t, err)
-	e.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(e.t, err)
-	return nc, js
+	return natstest.Connect(e.t, e.srv.ClientURL())
 }
 
 // client is a Notifizz client for the fake API with fast retries.

@@ -65,21 +65,8 @@ func validMemberName(s string) bool {
 	return true
 }
 
-// partitionTransform is the stream's subject transform in partitioned mode, nil otherwise. It
-// hashes the key token alone, so that the track, workflows and commit of one event, published
-// on different kinds, land in the same partition.
-func partitionTransform(prefix string, count int) *jetstream.SubjectTransformConfig {
-	if count <= 0 {
-		return nil
-	}
-	return &jetstream.SubjectTransformConfig{
-		Source:      prefix + ".*.*",
-		Destination: fmt.Sprintf("{{partition(%d,2)}}.%s.{{wildcard(1)}}.{{wildcard(2)}}", count, prefix),
-	}
-}
-
 // partitionDest matches a transform destination that puts a partition number first, as
-// partitionTransform and the pcgroups documentation write it.
+// layout.PartitionTransform and the pcgroups documentation write it.
 var partitionDest = regexp.MustCompile(`^\{\{\s*[Pp]artition\(\s*(\d+)\s*[,)]`)
 
 // streamPartitions returns the number of partitions a stream's subject transform makes, 0 when

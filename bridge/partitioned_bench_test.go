@@ -9,11 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 
@@ -63,27 +62,14 @@ func BenchmarkReplicas(b *testing.B) {
 
 func benchReplicas(b *testing.B, mode string, replicas, partitions, keys, workflows int) {
 	b.StopTimer()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: b.TempDir(), NoLog: true, NoSigs: true,
-	})
+	// Started and shut down once per iteration, not at the end of the benchmark.
+	srv, err := natstest.Start(natstest.Options(b.TempDir()), natstest.ReadyTimeout)
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv.Start()
 	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		b.Fatal("nats-server did not start")
-	}
 	connect := func() jetstream.JetStream {
-		nc, err := nats.Connect(srv.ClientURL())
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			b.Fatal(err)
-		}
+		_, js := natstest.Connect(b, srv.ClientURL())
 		return js
 	}
 

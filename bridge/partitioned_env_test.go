@@ -24,6 +24,7 @@ import (
 	"github.com/synadia-io/orbit.go/pcgroups"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -80,12 +81,8 @@ func (e *env) startReplica(name string, cfg Config, urls ...string) *replica {
 	if len(urls) == 0 {
 		urls = []string{e.srv.ClientURL()}
 	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.Name("replica-"+name),
+	nc, js := natstest.Connect(e.t, strings.Join(urls, ","), nats.Name("replica-"+name),
 		nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	require.NoError(e.t, err)
-	e.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(e.t, err)
 
 	if cfg.Partitions.Member == "" {
 		cfg.Partitions.Member = name
@@ -95,6 +92,7 @@ func (e *env) startReplica(name string, cfg Config, urls ...string) *replica {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("replica", name)
 	}
+	var err error
 	r.b, err = New(cfg, js, apiClient(r.api), WithLogger(logger), WithRegisterer(r.reg))
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -426,19 +424,11 @@ func startCluster(t *testing.T) []*server.Server {
 	}
 	servers := make([]*server.Server, n)
 	for i := range servers {
-		srv, err := server.NewServer(&server.Options{
-			ServerName: "n" + strconv.Itoa(i), Host: "127.0.0.1", Port: -1,
-			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "notifizz", Host: "127.0.0.1", Port: ports[i]},
-			Routes:  routes,
-		})
-		require.NoError(t, err)
-		srv.Start()
-		t.Cleanup(srv.Shutdown)
-		servers[i] = srv
-	}
-	for _, srv := range servers {
-		require.True(t, srv.ReadyForConnections(10*time.Second), "node %s did not start", srv.Name())
+		opts := natstest.Options(t.TempDir())
+		opts.ServerName = "n" + strconv.Itoa(i)
+		opts.Cluster = server.ClusterOpts{Name: "notifizz", Host: "127.0.0.1", Port: ports[i]}
+		opts.Routes = routes
+		servers[i] = natstest.Run(t, opts)
 	}
 	require.Eventually(t, func() bool {
 		for _, srv := range servers {
@@ -469,9 +459,7 @@ func startCluster(t *testing.T) []*server.Server {
 // connectURLs opens a connection to any of urls, closed at the end of the test.
 func connectURLs(t *testing.T, urls []string) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
+	nc, _ := natstest.Connect(t, strings.Join(urls, ","), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(5*time.Second))
 	require.NoError(t, err)
 	return nc, js

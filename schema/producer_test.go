@@ -7,35 +7,19 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 )
 
 // setupJetStream starts an embedded JetStream server and creates a stream capturing the subjects
 // of prefix, with a duplicate window long enough that no test outlives it.
 func setupJetStream(t *testing.T, prefix string) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host:      "127.0.0.1",
-		Port:      -1,
-		JetStream: true,
-		StoreDir:  t.TempDir(),
-		NoLog:     true,
-		NoSigs:    true,
-	})
-	require.NoError(t, err)
-	go srv.Start()
-	t.Cleanup(srv.Shutdown)
-	require.True(t, srv.ReadyForConnections(10*time.Second), "nats-server not ready")
-
-	nc, err := nats.Connect(srv.ClientURL())
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
+	srv := natstest.Run(t, natstest.Options(t.TempDir()))
+	_, js := natstest.Connect(t, srv.ClientURL())
 
 	stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
 		Name:       "NOTIFIZZ",

@@ -1,6 +1,8 @@
 package group
 
 import (
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -50,15 +52,8 @@ func (e *elasticMode) refuse(m jetstream.Msg) bool {
 // createElastic creates the elastic group, or finds it.
 func (s *Member) createElastic(ctx context.Context) error {
 	p := s.cfg
-	// The group's work-queue stream re-partitions the stream's subjects on the same key token,
-	// with the same count, so its partitions are the stream's.
-	filters := []pcgroups.PartitioningFilter{{
-		Filter:                "*." + p.SubjectPrefix + ".*.*",
-		PartitioningWildcards: []int{3},
-	}}
 	err := retryTransient(ctx, func() error {
-		_, err := pcgroups.CreateElastic(ctx, s.js, p.Stream, p.Group, uint(p.Count), filters, 0, 0)
-		return err
+		return layout.CreateElasticGroup(ctx, s.js, p.Stream, p.SubjectPrefix, p.Group, p.Count)
 	})
 	if err != nil {
 		return fmt.Errorf("partitions: create elastic group %q on stream %s: %w", p.Group, p.Stream, err)

@@ -1,6 +1,8 @@
 package group
 
 import (
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
+
 	"context"
 	"errors"
 	"fmt"
@@ -73,17 +75,9 @@ type Member struct {
 func New(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (*Member, error) {
 	s := &Member{
 		js: js, log: log, cfg: cfg, pins: map[string]string{},
-		// No BackOff, as for the single consumer: delays come from NakWithDelay. pcgroups
-		// fills in the name, the filters and the pinned priority group, and derives the pin
-		// TTL and the pull expiry from AckWait.
-		cons: jetstream.ConsumerConfig{
-			Description:   "notifizz-bridge partition member",
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       cfg.AckWait,
-			MaxDeliver:    cfg.MaxDeliver,
-			MaxAckPending: cfg.MaxAckPending,
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-		},
+		// pcgroups fills in the name, the filters and the pinned priority group, and derives
+		// the pin TTL and the pull expiry from AckWait.
+		cons: layout.Consumer{AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, MaxAckPending: cfg.MaxAckPending}.MemberConfig(),
 	}
 	switch cfg.Mode {
 	case Static:

@@ -1,6 +1,8 @@
 package group
 
 import (
+	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
+
 	"context"
 	"errors"
 	"math/rand/v2"
@@ -24,7 +26,7 @@ func retryTransient(ctx context.Context, f func() error) error {
 		if err == nil || !transient || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := clock.Sleep(ctx, wait); err != nil {
 			return err
 		}
 		wait = min(2*wait, 2*time.Second)
@@ -34,19 +36,5 @@ func retryTransient(ctx context.Context, f func() error) error {
 // casPause waits a short random while before a membership change is tried again, so that
 // replicas that collided do not collide again.
 func casPause(ctx context.Context) error {
-	return sleepCtx(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond)
-}
-
-// sleepCtx waits for d or until ctx is done.
-//
-// TODO(shape): one copy of sleepCtx for the module, where the stream's shape is kept.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return clock.Sleep(ctx, time.Duration(50+rand.IntN(100))*time.Millisecond)
 }

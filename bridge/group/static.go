@@ -1,6 +1,8 @@
 package group
 
 import (
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
+
 	"context"
 	"fmt"
 	"slices"
@@ -30,8 +32,7 @@ func (s *Member) createStatic(ctx context.Context) error {
 	// pcgroups compares member lists in order; sorted, every replica writes the same one.
 	members := slices.Sorted(slices.Values(p.Members))
 	err := retryTransient(ctx, func() error {
-		_, err := pcgroups.CreateStatic(ctx, s.js, p.Stream, p.Group, uint(p.Count), nil, members, nil)
-		return err
+		return layout.CreateStaticGroup(ctx, s.js, p.Stream, p.Group, p.Count, members)
 	})
 	if err != nil {
 		if have, gerr := pcgroups.GetStaticConsumerGroupConfig(ctx, s.js, p.Stream, p.Group); gerr == nil {

@@ -27,6 +27,7 @@ import (
 
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/faultapi"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -247,8 +248,7 @@ chaos:
 			<-pause(0, 500*time.Millisecond)
 			d = start()
 		case "nats":
-			srv.Shutdown()
-			srv.WaitForShutdown()
+			natstest.Stop(srv)
 			<-pause(0, time.Second)
 			srv = startServer(t, natsOpts)
 			figs.natsRestarts++

@@ -20,6 +20,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 )
 
 // commitFlushTimeout is how long a test waits for the API call a commit triggers. It is far
@@ -234,8 +236,7 @@ shutdownTimeout: 5s
 	d.waitReadyz(t, httpAddr, http.StatusOK)
 	assert.Contains(t, d.stderr.String(), `nats=`+natsURL)
 
-	srv.Shutdown()
-	srv.WaitForShutdown()
+	natstest.Stop(srv)
 	last := d.waitReadyz(t, httpAddr, http.StatusServiceUnavailable)
 	assert.Contains(t, last, "nats: ")
 

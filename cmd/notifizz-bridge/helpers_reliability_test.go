@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -15,47 +14,34 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 )
 
 // startServer runs an external JetStream server with opts, filled in with what every test
 // wants (loopback, no logs, no signal handling), and shuts it down at the end of the test.
 func startServer(t *testing.T, opts server.Options) *server.Server {
 	t.Helper()
-	opts.Host = "127.0.0.1"
-	opts.JetStream = true
-	opts.NoLog = true
-	opts.NoSigs = true
-	if opts.ServerName == "" {
-		opts.ServerName = "reliability"
-	}
 	if opts.StoreDir == "" {
 		opts.StoreDir = t.TempDir()
 	}
-	s, err := server.NewServer(&opts)
-	require.NoError(t, err)
-	go s.Start()
-	require.True(t, s.ReadyForConnections(10*time.Second), "nats server not ready")
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s
+	base := natstest.Options(opts.StoreDir)
+	opts.Host, opts.JetStream, opts.NoLog, opts.NoSigs = base.Host, base.JetStream, base.NoLog, base.NoSigs
+	if opts.ServerName == "" {
+		opts.ServerName = "reliability"
+	}
+	return natstest.Run(t, &opts)
 }
 
 // serverPort is the client port a server listens on.
-func serverPort(s *server.Server) int { return s.Addr().(*net.TCPAddr).Port }
+func serverPort(s *server.Server) int { return natstest.Port(s) }
 
 // testConn connects the test itself to a server; it reconnects forever, so that it survives
 // server restarts, and is closed at the end of the test.
 func testConn(t *testing.T, url string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	opts = append([]nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(50 * time.Millisecond)}, opts...)
-	nc, err := nats.Connect(url, opts...)
-	require.NoError(t, err)
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	return nc, js
+	return natstest.Connect(t, url, opts...)
 }
 
 // externalConfig writes a config for a daemon connected to an external server at natsURL;

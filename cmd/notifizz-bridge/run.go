@@ -155,31 +155,13 @@ type natsConn struct {
 // connection state. A failure of the first connection (a wrong credential, a server that is
 // not there) is returned, so that a misconfigured daemon does not start.
 func connectDaemon(cfg config.NATS, log *slog.Logger) (*natsConn, error) {
-	opts := []nats.Option{
-		nats.Name("notifizz-bridge"),
-		// JetStream keeps the messages during an outage and the consumer resumes after it, so
-		// the bridge waits for NATS rather than exiting.
-		nats.MaxReconnects(-1),
-		nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
-			if nc.IsClosed() {
-				return // our own Close at exit
-			}
-			log.Warn("nats disconnected; reconnecting", "error", err)
-		}),
-		nats.ReconnectHandler(func(nc *nats.Conn) {
-			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
-		}),
-		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
-			log.Warn("nats error", "error", err)
-		}),
-	}
 	if cfg.URL == "" {
 		srv, err := startEmbedded(cfg.Embedded, log)
 		if err != nil {
 			return nil, err
 		}
 		// In-process: no TCP between the daemon and its own server.
-		nc, err := nats.Connect(srv.ClientURL(), append(opts, nats.InProcessServer(srv.Server))...)
+		nc, err := bridge.Connect(srv.ClientURL(), "notifizz-bridge", log, nats.InProcessServer(srv.Server))
 		if err != nil {
 			stopEmbedded(srv)
 			return nil, connectError("embedded "+cfg.Embedded.Listen, err)
@@ -191,7 +173,7 @@ func connectDaemon(cfg config.NATS, log *slog.Logger) (*natsConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := nats.Connect(cfg.URL, append(opts, auth...)...)
+	nc, err := bridge.Connect(cfg.URL, "notifizz-bridge", log, auth...)
 	if err != nil {
 		return nil, connectError(target, err)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,7 @@ import (
 	"github.com/synadia-io/orbit.go/pcgroups"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -50,19 +50,14 @@ func newClient(apiURL string, cfg bridge.Config) *notifizz.Client {
 // consumers and the bridge read the stream the same way.
 func (e *env) bareConsumer(ctx context.Context, js jetstream.JetStream, durable string, maxAckPending int) (jetstream.Consumer, error) {
 	c := e.bridgeConfig(maxAckPending)
-	return js.CreateOrUpdateConsumer(ctx, streamName, jetstream.ConsumerConfig{
-		Durable:       durable,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       c.Consumer.AckWait,
-		MaxDeliver:    c.Consumer.MaxDeliver,
-		MaxAckPending: maxAckPending,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	c.Consumer.Durable = durable
+	return js.CreateOrUpdateConsumer(ctx, streamName, c.ConsumerLayout().DurableConfig(0))
 }
 
-// consume starts pulling with the bridge's pull settings.
-func consume(cons jetstream.Consumer, handle func(jetstream.Msg)) (jetstream.ConsumeContext, error) {
-	return cons.Consume(handle, jetstream.PullExpiry(pullExpiry), jetstream.PullMaxMessages(pullBatch))
+// consume starts pulling cons, read through nc, as the bridge pulls its consumer.
+func consume(nc *nats.Conn, cons jetstream.Consumer, handle func(jetstream.Msg)) (jetstream.ConsumeContext, error) {
+	c := layout.Consumer{MaxAckPending: cons.CachedInfo().Config.MaxAckPending}
+	return cons.Consume(handle, c.Pull(nc.MaxPayload())...)
 }
 
 // stopConsume stops pulling and waits until the handler will not run again.
@@ -92,7 +87,7 @@ func (e *env) rawConsume(ctx context.Context, total, maxAckPending int, publish 
 	}
 	var acked atomic.Int64
 	start, cpu0 := time.Now(), cpuTime()
-	cc, err := consume(cons, func(m jetstream.Msg) {
+	cc, err := consume(nc, cons, func(m jetstream.Msg) {
 		// Ack is asynchronous: it is published without waiting for the server's reply.
 		if m.Ack() == nil {
 			acked.Add(1)
@@ -137,7 +132,7 @@ func (e *env) rawHold(ctx context.Context, n int) (release func(), err error) {
 	}
 	var mu sync.Mutex
 	held := make([]jetstream.Msg, 0, n)
-	cc, err := consume(cons, func(m jetstream.Msg) {
+	cc, err := consume(nc, cons, func(m jetstream.Msg) {
 		mu.Lock()
 		held = append(held, m)
 		mu.Unlock()
@@ -231,7 +226,7 @@ func (r *bridgeRun) gauge(name string) (float64, error) {
 }
 
 // replicaGroup is the static consumer group of the bridge phase with --replicas above 1; each
-// member's consumer is <group>-<member>.
+// member's consumer is named by layout.StaticConsumerName.
 const replicaGroup = "notifizz-load"
 
 // replicaMembers names the members of a group of n replicas: r0, r1, ...
@@ -269,7 +264,7 @@ func (e *env) startReplicas(ctx context.Context, cfg bridge.Config, apiURL strin
 	// The group is created here, once, as the bridge would: replicas starting together would
 	// otherwise each write its config.
 	s := &replicaSet{group: true}
-	if _, err := pcgroups.CreateStatic(ctx, e.js, streamName, replicaGroup, uint(n), nil, slices.Sorted(slices.Values(members)), nil); err != nil {
+	if err := layout.CreateStaticGroup(ctx, e.js, streamName, replicaGroup, n, members); err != nil {
 		return nil, fmt.Errorf("create static group %s: %w", replicaGroup, err)
 	}
 	runs, errs := make([]*bridgeRun, n), make([]error, n)
@@ -278,7 +273,7 @@ func (e *env) startReplicas(ctx context.Context, cfg bridge.Config, apiURL strin
 		c := cfg
 		c.Partitions.Member = m
 		wg.Go(func() { runs[i], errs[i] = e.startBridge(ctx, c, apiURL) })
-		s.consumers = append(s.consumers, replicaGroup+"-"+m)
+		s.consumers = append(s.consumers, layout.StaticConsumerName(replicaGroup, m))
 	}
 	wg.Wait()
 	for _, r := range runs {
@@ -386,7 +381,7 @@ func (e *env) startBaseline(ctx context.Context, cfg bridge.Config, apiURL strin
 		}()
 	}
 	padding := string(trackPadding(bodySize))
-	r.cc, err = consume(cons, func(m jetstream.Msg) {
+	r.cc, err = consume(nc, cons, func(m jetstream.Msg) {
 		kind, key, err := schema.ParseSubject(subjectPref, m.Subject())
 		if err != nil || kind != schema.KindWorkflow {
 			_ = m.Ack()

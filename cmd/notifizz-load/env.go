@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
-	"github.com/notifizz-bridge/notifizz-bridge/schema"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 )
 
 // Names of the streams under test. They are not the daemon's defaults, so that pointing --nats
@@ -23,8 +24,6 @@ const (
 	dlqStream    = "NOTIFIZZ_LOAD_DLQ"
 	dlqPrefix    = "loadtest.dlq"
 	durableName  = "notifizz-load"
-	pullBatch    = 1000 // what the bridge's consumer pulls at once, used by the bare consumers too
-	pullExpiry   = 5 * time.Second
 	readyTimeout = 30 * time.Second
 	pollEvery    = 2 * time.Millisecond
 )
@@ -47,29 +46,17 @@ func newEnv(cfg Config) (*env, error) {
 			return nil, err
 		}
 		e.storeDir = dir
-		srv, err := server.NewServer(&server.Options{
-			ServerName: "notifizz-load",
-			Host:       "127.0.0.1",
-			Port:       -1,
-			JetStream:  true,
-			StoreDir:   dir,
-			NoSigs:     true,
-			NoLog:      true,
-		})
+		opts := natstest.Options(dir)
+		opts.ServerName = "notifizz-load"
+		srv, err := natstest.Start(opts, readyTimeout)
 		if err != nil {
 			_ = os.RemoveAll(dir)
-			return nil, fmt.Errorf("embedded NATS server: %w", err)
-		}
-		srv.Start()
-		if !srv.ReadyForConnections(readyTimeout) {
-			srv.Shutdown()
-			_ = os.RemoveAll(dir)
-			return nil, errors.New("embedded NATS server not ready")
+			return nil, err
 		}
 		e.srv = srv
 		e.url = srv.ClientURL()
 	}
-	nc, err := nats.Connect(e.url, nats.Name("notifizz-load admin"))
+	nc, err := bridge.Connect(e.url, "notifizz-load admin", discard)
 	if err != nil {
 		e.close()
 		return nil, fmt.Errorf("connect to %s: %w", e.url, err)
@@ -88,22 +75,24 @@ func (e *env) close() {
 		e.admin.Close()
 	}
 	if e.srv != nil {
-		e.srv.Shutdown()
-		e.srv.WaitForShutdown()
+		natstest.Stop(e.srv)
 	}
 	if e.storeDir != "" {
 		_ = os.RemoveAll(e.storeDir)
 	}
 }
 
-// connect opens a connection for measured traffic. Consumers may go in-process (the daemon's
-// embedded mode); publishers always use TCP, as other services would.
+// discard is the logger of the load run's connections and bridges, which log nothing.
+var discard = slog.New(slog.DiscardHandler)
+
+// connect opens a connection for measured traffic, as the daemon connects. Consumers may go
+// in-process (the daemon's embedded mode); publishers always use TCP, as other services would.
 func (e *env) connect(name string, consumer bool, jsOpts ...jetstream.JetStreamOpt) (*nats.Conn, jetstream.JetStream, error) {
-	opts := []nats.Option{nats.Name(name)}
+	var opts []nats.Option
 	if consumer && e.cfg.InProcess && e.srv != nil {
 		opts = append(opts, nats.InProcessServer(e.srv))
 	}
-	nc, err := nats.Connect(e.url, opts...)
+	nc, err := bridge.Connect(e.url, name, discard, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect %s: %w", name, err)
 	}
@@ -160,32 +149,16 @@ func (e *env) resetPartitionedStreams(ctx context.Context, maxAge time.Duration,
 			return fmt.Errorf("delete stream %s: %w", name, err)
 		}
 	}
-	storage := jetstream.FileStorage
-	if e.cfg.Storage == "memory" {
-		storage = jetstream.MemoryStorage
-	}
+	// The bridge's own layout, from its config; a bridge refuses a stream whose partition
+	// count differs from partitions.count.
 	c := e.bridgeConfig(1)
-	if maxAge == 0 {
-		maxAge = c.Stream.MaxAge
+	c.Partitions.Count = partitions
+	l := c.StreamLayout()
+	if maxAge != 0 {
+		l.MaxAge = maxAge
 	}
-	sc := jetstream.StreamConfig{
-		Name:        streamName,
-		Description: "notifizz-bridge: track, workflow, commit and send messages",
-		Subjects:    schema.StreamSubjects(subjectPref),
-		Retention:   jetstream.LimitsPolicy,
-		Storage:     storage,
-		Replicas:    1,
-		MaxAge:      maxAge,
-		Duplicates:  min(c.Stream.DuplicateWindow, maxAge),
-	}
-	if partitions > 0 {
-		// The bridge's own transform (bridge.partitionTransform); a bridge refuses a stream
-		// whose partition count differs from partitions.count.
-		sc.SubjectTransform = &jetstream.SubjectTransformConfig{
-			Source:      subjectPref + ".*.*",
-			Destination: fmt.Sprintf("{{partition(%d,2)}}.%s.{{wildcard(1)}}.{{wildcard(2)}}", partitions, subjectPref),
-		}
-	}
+	l.DuplicateWindow = min(l.DuplicateWindow, l.MaxAge)
+	sc := l.Stream()
 	// The server removes a deleted stream's files after it answers the delete, so creating
 	// the same name at once can fail to create its store: try again for a little while.
 	deadline := time.Now().Add(5 * time.Second)

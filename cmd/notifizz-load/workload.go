@@ -11,6 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
 // publishBatch is how many events one publisher has in flight at once when it is not paced:
@@ -93,13 +96,18 @@ func pad(b []byte, open string, size, tail int) []byte {
 	return append(b, '"')
 }
 
-func newMsg(kind, key, id string, data []byte) *nats.Msg {
-	m := nats.NewMsg(subjectPref + "." + kind + "." + key)
+// newMsg is a message of kind for event key, on the subject the schema producer would use.
+func newMsg(kind schema.Kind, key, id string, data []byte) (*nats.Msg, error) {
+	subject, err := schema.Subject(subjectPref, kind, key)
+	if err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(subject)
 	m.Data = data
 	// Like the schema producer, every message carries a Nats-Msg-Id, so the server does the
 	// de-duplication work it does in production.
 	m.Header.Set(jetstream.MsgIDHeader, id)
-	return m
+	return m, nil
 }
 
 // publishers are the publisher connections of a run.
@@ -171,7 +179,7 @@ func (p *publishers) run(ctx context.Context, g int, wl workload, times *pubTime
 					if len(batch) > 0 {
 						break
 					}
-					if err := sleepCtx(ctx, d); err != nil {
+					if err := clock.Sleep(ctx, d); err != nil {
 						return err
 					}
 				}
@@ -185,14 +193,20 @@ func (p *publishers) run(ctx context.Context, g int, wl workload, times *pubTime
 			if times != nil {
 				times.first[k] = time.Now().UnixNano()
 			}
-			m := newMsg("track", key, "t-"+key, trackBody(k, wl.bodySize))
+			m, err := newMsg(schema.KindTrack, key, "t-"+key, trackBody(k, wl.bodySize))
+			if err != nil {
+				return err
+			}
 			a, err := p.async(p.js[k%nconn], m)
 			if err != nil {
 				return err
 			}
 			acks = append(acks, a)
 			for i := range wl.workflows {
-				m := newMsg("workflow", key, "w-"+key+"-"+strconv.Itoa(i), workflowBody(k, i, wl.bodySize))
+				m, err := newMsg(schema.KindWorkflow, key, "w-"+key+"-"+strconv.Itoa(i), workflowBody(k, i, wl.bodySize))
+				if err != nil {
+					return err
+				}
 				a, err := p.async(p.js[(k+1+i)%nconn], m)
 				if err != nil {
 					return err
@@ -212,7 +226,11 @@ func (p *publishers) run(ctx context.Context, g int, wl workload, times *pubTime
 			if times != nil {
 				times.commit[k] = time.Now().UnixNano()
 			}
-			a, err := p.async(p.js[k%nconn], newMsg("commit", key, "c-"+key, nil))
+			m, err := newMsg(schema.KindCommit, key, "c-"+key, nil)
+			if err != nil {
+				return err
+			}
+			a, err := p.async(p.js[k%nconn], m)
 			if err != nil {
 				return err
 			}
@@ -258,15 +276,4 @@ func (p *publishers) wait(ctx context.Context, acks []pending) error {
 		}
 	}
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
