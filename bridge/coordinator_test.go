@@ -3,7 +3,6 @@ package bridge
 import (
 	"context"
 	"fmt"
-	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 

@@ -2,11 +2,12 @@ package bridge
 
 import (
 	"context"
-	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 )
 
 // sink is the bridge's side of a Source: it decodes what the source delivers on the source's

@@ -1,8 +1,6 @@
 package group
 
 import (
-	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/pcgroups"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
 )
 
 // joinAttempts bounds the retries of a membership change that lost a race with another

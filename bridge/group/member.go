@@ -1,8 +1,6 @@
 package group
 
 import (
-	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
-
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/pcgroups"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
 )
 
 // Sink is where a Member delivers its messages: the bridge. Every call but Deliver and Ready is

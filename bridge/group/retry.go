@@ -1,14 +1,14 @@
 package group
 
 import (
-	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
-
 	"context"
 	"errors"
 	"math/rand/v2"
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
 )
 
 // provisionRetry bounds how long creating a group at start retries an answer that may pass: no

@@ -1,8 +1,6 @@
 package group
 
 import (
-	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
-
 	"context"
 	"fmt"
 	"slices"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/synadia-io/orbit.go/pcgroups"
+
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
 )
 
 // staticMode is the state of a member of a static group: a fixed list of members, each with

@@ -2,11 +2,11 @@ package layout
 
 import (
 	"fmt"
-	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
