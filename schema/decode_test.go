@@ -372,8 +372,9 @@ func TestDecodeSendValues(t *testing.T) {
 
 func TestValidateUnknownKind(t *testing.T) {
 	err := Validate(Kind("event"), []byte(`{}`))
+	// Validate covers every kind of AllKinds, so its error lists them all.
 	assertSchemaError(t, err, ReasonUnknownSubject,
-		problems("kind", `unknown kind "event" (want track, workflow, commit or send)`))
+		problems("kind", `unknown kind "event" (want track, workflow, commit, send, identify, detach, subscribe or unsubscribe)`))
 }
 
 func TestDeepNestingDoesNotOverflow(t *testing.T) {
