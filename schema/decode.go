@@ -32,8 +32,8 @@ const MaxBodySize = 1 << 20
 // this package's scanner (scan.go), which builds the generic parts (properties, custom recipient
 // keys) as it reads them, with the values go-json would give; it is two to nine times faster on
 // them than go-json doing the parsing (docs/PERFORMANCE.md). A send is decoded with go-json
-// (gojson.go), and so are the kinds of KindsV2 (decode_v2.go). Either way, numbers in the generic parts are json.Number and strings are copies:
-// nothing refers to data after the call.
+// (gojson.go), and so are the kinds of KindsV2 (decode_v2.go). Either way, numbers in the
+// generic parts are json.Number and strings are copies: nothing refers to data after the call.
 
 // DecodeTrack decodes and validates the body of a track message.
 func DecodeTrack(data []byte) (*Track, error) {
