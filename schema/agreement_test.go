@@ -21,8 +21,9 @@ import (
 //
 // The JSON Schemas express every rule of the decoders, secrets at any depth included (noSecrets
 // applies itself to every property value and array item), except four the corpus leaves to the
-// table tests in decode_test.go, where only the decoders are stricter:
+// table tests in decode_test.go and decode_v2_test.go, where only the decoders are stricter:
 //   - the size limit (MaxBodySize) and the nesting limit (64 levels);
+//   - a leap second in a date-time (23:59:60Z), which the format allows and time.Parse refuses;
 //   - invalid UTF-8, which encoding/json (used by the schema validator) silently replaces;
 //   - duplicate keys, which a decoded JSON document no longer has.
 // And an empty or blank commit body, which is valid but not a JSON document, is validated as {}
@@ -46,7 +47,7 @@ func corpusFiles(t testing.TB, verdict string) []corpusFile {
 		if err != nil {
 			return err
 		}
-		kind, err := ParseKind(filepath.Base(filepath.Dir(path)))
+		kind, err := ParseKindAny(filepath.Base(filepath.Dir(path)))
 		if err != nil {
 			return err
 		}
@@ -60,11 +61,16 @@ func corpusFiles(t testing.TB, verdict string) []corpusFile {
 }
 
 var compiled = sync.OnceValues(func() (map[Kind]*jsonschema.Schema, error) {
-	// The validator compiles "pattern" with Go's regexp; the one pattern used ([ -~]) means the
-	// same in ECMA-262, the dialect JSON Schema specifies, so other validators judge alike.
+	// The validator compiles "pattern" with Go's regexp; the patterns used (printable ASCII
+	// [ -~], and the date-time's, of ASCII digits and literals only) mean the same in ECMA-262,
+	// the dialect JSON Schema specifies, so other validators judge alike.
 	c := jsonschema.NewCompiler()
-	schemas := make(map[Kind]*jsonschema.Schema, len(Kinds))
-	for _, kind := range Kinds {
+	// "format" is only an annotation in draft 2020-12 unless a validator asserts it; the
+	// date-time's pattern holds its syntax either way, and asserting the format here checks
+	// that the ranges of its fields (month 13, February 30) are refused on both sides too.
+	c.AssertFormat()
+	schemas := make(map[Kind]*jsonschema.Schema, len(AllKinds))
+	for _, kind := range AllKinds {
 		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(JSONSchema(kind)))
 		if err != nil {
 			return nil, err
@@ -121,7 +127,7 @@ func TestCorpusCoversEveryKind(t *testing.T) {
 		for _, f := range corpusFiles(t, verdict) {
 			seen[f.kind] = true
 		}
-		for _, kind := range Kinds {
+		for _, kind := range AllKinds {
 			assert.True(t, seen[kind], "%s/%s has no file", verdict, kind)
 		}
 	}
@@ -129,7 +135,7 @@ func TestCorpusCoversEveryKind(t *testing.T) {
 
 func TestJSONSchemaFiles(t *testing.T) {
 	defs := map[string]json.RawMessage{}
-	for _, kind := range Kinds {
+	for _, kind := range AllKinds {
 		doc := JSONSchema(kind)
 		require.NotNil(t, doc, kind)
 		var s struct {
@@ -161,11 +167,12 @@ func TestJSONSchemaFiles(t *testing.T) {
 	for _, e := range entries {
 		names = append(names, e.Name())
 	}
-	assert.ElementsMatch(t, []string{"track.schema.json", "workflow.schema.json", "commit.schema.json", "send.schema.json"}, names)
+	assert.ElementsMatch(t, []string{"track.schema.json", "workflow.schema.json", "commit.schema.json", "send.schema.json",
+		"identify.schema.json", "detach.schema.json", "subscribe.schema.json", "unsubscribe.schema.json"}, names)
 }
 
 func TestJSONSchemaExamplesAreValid(t *testing.T) {
-	for _, kind := range Kinds {
+	for _, kind := range AllKinds {
 		var s struct {
 			Examples []json.RawMessage `json:"examples"`
 		}
@@ -185,7 +192,7 @@ func TestJSONSchemaExamplesAreValid(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	for _, verdict := range []string{"valid", "invalid"} {
 		for _, file := range corpusFiles(f, verdict) {
-			for i, kind := range Kinds {
+			for i, kind := range AllKinds {
 				if kind == file.kind {
 					f.Add(uint8(i), file.data)
 				}
@@ -193,7 +200,7 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, k uint8, data []byte) {
-		kind := Kinds[int(k)%len(Kinds)]
+		kind := AllKinds[int(k)%len(AllKinds)]
 		err := Validate(kind, data)
 		redacted := Redact(data)
 

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/goccy/go-json"
@@ -31,8 +32,8 @@ const MaxBodySize = 1 << 20
 // this package's scanner (scan.go), which builds the generic parts (properties, custom recipient
 // keys) as it reads them, with the values go-json would give; it is two to nine times faster on
 // them than go-json doing the parsing (docs/PERFORMANCE.md). A send is decoded with go-json
-// (gojson.go). Either way, numbers in the generic parts are json.Number and strings are copies:
-// nothing refers to data after the call.
+// (gojson.go), and so are the kinds of KindsV2 (decode_v2.go). Either way, numbers in the
+// generic parts are json.Number and strings are copies: nothing refers to data after the call.
 
 // DecodeTrack decodes and validates the body of a track message.
 func DecodeTrack(data []byte) (*Track, error) {
@@ -67,10 +68,11 @@ func DecodeSend(data []byte) (*Send, error) {
 	return s, nil
 }
 
-// Validate checks the body of a message of the given kind as the decoder of that kind does,
-// without building the values. An unknown kind is an *Error with ReasonUnknownSubject.
+// Validate checks the body of a message of the given kind, any of AllKinds, as the decoder of that
+// kind does, without building the values. An unknown kind is an *Error with ReasonUnknownSubject
+// (from ParseKindAny).
 func Validate(kind Kind, data []byte) error {
-	if _, err := ParseKind(string(kind)); err != nil {
+	if _, err := ParseKindAny(string(kind)); err != nil {
 		return err
 	}
 	return run(kind, data, target{})
@@ -78,13 +80,18 @@ func Validate(kind Kind, data []byte) error {
 
 // target says what run fills: at most one of the pointers is set, none to only validate.
 type target struct {
-	track    *Track
-	workflow *Workflow
-	send     *Send
+	track       *Track
+	workflow    *Workflow
+	send        *Send
+	identify    *Identify
+	detach      *Detach
+	subscribe   *Subscribe
+	unsubscribe *Unsubscribe
 }
 
-// run decodes a body of any kind: a send with go-json (runTokens), the kinds of the window path
-// with this package's scanner, which is several times faster on them (docs/PERFORMANCE.md).
+// run decodes a body of any kind: a send and the kinds of KindsV2 with go-json (runTokens), the
+// kinds of the window path with this package's scanner, which is several times faster on them
+// (docs/PERFORMANCE.md).
 func run(kind Kind, data []byte, dst target) error {
 	return decodeWith(kind, data, dst)
 }
@@ -93,16 +100,13 @@ func run(kind Kind, data []byte, dst target) error {
 var decodeWith = decodeProduction
 
 func decodeProduction(kind Kind, data []byte, dst target) error {
-	if kind == KindSend {
-		return runTokens(kind, data, dst != target{}, func(p *tokParser) bool {
-			s := dst.send
-			if s == nil {
-				s = new(Send)
-			}
-			return p.send(s)
-		})
+	switch kind {
+	case KindTrack, KindWorkflow, KindCommit:
+		return runScanner(kind, data, dst)
 	}
-	return runScanner(kind, data, dst)
+	return runTokens(kind, data, dst != target{}, func(p *tokParser) bool {
+		return p.body(kind, dst)
+	})
 }
 
 // runScanner decodes a track, workflow or commit in a single pass of the scanner.
@@ -285,6 +289,7 @@ const (
 	fProperties
 	fWorkflows
 	fIdempotencyKey
+	fOccurredAt
 )
 
 func (p *parser) track(t *Track) bool {
@@ -311,6 +316,11 @@ func (p *parser) track(t *Track) bool {
 				return p.value()
 			}
 			return p.idempotencyKey(&t.IdempotencyKey)
+		case p.keyIs(k, "occurredAt"):
+			if !p.first(&seen, fOccurredAt, nil, "occurredAt") {
+				return p.value()
+			}
+			return p.dateTime(nil, "occurredAt", &t.OccurredAt)
 		default:
 			return p.value()
 		}
@@ -319,6 +329,31 @@ func (p *parser) track(t *Track) bool {
 		p.requireAll(seen, nil, "eventName", "properties")
 	}
 	return ok
+}
+
+// dateTime consumes a value that must be a date-time string (parseDateTime) and stores it in dst.
+func (p *parser) dateTime(at *path, field string, dst *time.Time) bool {
+	if p.peek() != '"' {
+		p.problem(at, field, msgString)
+		return p.value()
+	}
+	s, e, esc, ok := p.str()
+	if !ok {
+		return false
+	}
+	v := p.data[s:e]
+	if esc {
+		v = []byte(p.stringAt(s, e, esc))
+	}
+	t, ok := parseDateTime(v)
+	if !ok {
+		p.problem(at, field, msgDateTime)
+		return true
+	}
+	if p.build {
+		*dst = t
+	}
+	return true
 }
 
 // MaxIdempotencyKeyLen is the longest idempotencyKey a track message may carry, in bytes.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -97,6 +98,25 @@ func TestDecodeTrack(t *testing.T) {
 			reason: ReasonInvalidMessage, want: problems("idempotencyKey", "must contain only printable ASCII characters")},
 		{name: "idempotencyKey non-ASCII", body: `{"eventName":"e","properties":{},"idempotencyKey":"é"}`,
 			reason: ReasonInvalidMessage, want: problems("idempotencyKey", "must contain only printable ASCII characters")},
+		{name: "occurredAt", body: `{"eventName":"e","properties":{},"occurredAt":"2026-03-01T12:00:00.123Z"}`},
+		{name: "occurredAt with offset and nanoseconds", body: `{"eventName":"e","properties":{},"occurredAt":"2026-03-01T14:00:00.123456789+02:00"}`},
+		{name: "occurredAt escaped", body: `{"eventName":"e","properties":{},"occurredAt":"2026-03-01\u005412:00:00Z"}`},
+		{name: "occurredAt without zone", body: `{"eventName":"e","properties":{},"occurredAt":"2026-03-01T12:00:00"}`,
+			reason: ReasonInvalidMessage, want: problems("occurredAt", msgDateTime)},
+		{name: "occurredAt date only", body: `{"eventName":"e","properties":{},"occurredAt":"2026-03-01"}`,
+			reason: ReasonInvalidMessage, want: problems("occurredAt", msgDateTime)},
+		{name: "occurredAt month 13", body: `{"eventName":"e","properties":{},"occurredAt":"2026-13-01T12:00:00Z"}`,
+			reason: ReasonInvalidMessage, want: problems("occurredAt", msgDateTime)},
+		{name: "occurredAt empty", body: `{"eventName":"e","properties":{},"occurredAt":""}`,
+			reason: ReasonInvalidMessage, want: problems("occurredAt", msgDateTime)},
+		{name: "occurredAt number", body: `{"eventName":"e","properties":{},"occurredAt":1767225600000}`,
+			reason: ReasonInvalidMessage, want: problems("occurredAt", "must be a string")},
+		{name: "occurredAt null", body: `{"eventName":"e","properties":{},"occurredAt":null}`,
+			reason: ReasonInvalidMessage, want: problems("occurredAt", "must be a string")},
+		{name: "occurredAt duplicate", body: `{"eventName":"e","properties":{},"occurredAt":"2026-03-01T12:00:00Z","occurredAt":"2026-03-01T12:00:00Z"}`,
+			reason: ReasonInvalidMessage, want: problems("occurredAt", "duplicate key")},
+		{name: "occurredAt in document order", body: `{"occurredAt":"yesterday","eventName":"","properties":{}}`,
+			reason: ReasonInvalidMessage, want: problems("occurredAt", msgDateTime, "eventName", "must not be empty")},
 		{name: "secret top-level", body: `{"eventName":"e","properties":{},"sdkSecretKey":"sk"}`, reason: ReasonSecretInMessage,
 			want: problems("sdkSecretKey", secretMsg)},
 		{name: "secret nested", body: `{"eventName":"e","properties":{"a":[{"b":{"authSecretKey":"x"}}]}}`, reason: ReasonSecretInMessage,
@@ -181,6 +201,7 @@ func TestDecodeTrackValues(t *testing.T) {
 			{"campaignId": "ops", "recipients": [{"email": "ops@example.com", "id": "ops"}]}
 		],
 		"idempotencyKey": "order-4521-shipped",
+		"occurredAt": "2026-03-01T14:00:00.250+02:00",
 		"ignored": {"deep": [1, 2, 3]}
 	}`
 	got, err := DecodeTrack([]byte(body))
@@ -201,8 +222,10 @@ func TestDecodeTrackValues(t *testing.T) {
 			{CampaignID: "ops", Recipients: []Recipient{{ID: "ops", Email: "ops@example.com"}}},
 		},
 		IdempotencyKey: "order-4521-shipped",
+		OccurredAt:     time.Date(2026, 3, 1, 14, 0, 0, 250e6, time.FixedZone("", 2*60*60)),
 	}
 	assert.Equal(t, want, got)
+	assert.True(t, time.Date(2026, 3, 1, 12, 0, 0, 250e6, time.UTC).Equal(got.OccurredAt))
 }
 
 func TestDecodeTrackDoesNotKeepInput(t *testing.T) {
@@ -372,14 +395,15 @@ func TestDecodeSendValues(t *testing.T) {
 
 func TestValidateUnknownKind(t *testing.T) {
 	err := Validate(Kind("event"), []byte(`{}`))
+	// Validate covers every kind of AllKinds, so its error lists them all.
 	assertSchemaError(t, err, ReasonUnknownSubject,
-		problems("kind", `unknown kind "event" (want track, workflow, commit or send)`))
+		problems("kind", `unknown kind "event" (want track, workflow, commit, send, identify, detach, subscribe or unsubscribe)`))
 }
 
 func TestDeepNestingDoesNotOverflow(t *testing.T) {
 	// A megabyte of '[' would recurse a million times without the depth bound.
 	body := []byte(`{"eventName":"e","properties":{"a":` + strings.Repeat("[", MaxBodySize-100) + `}}`)
-	for _, kind := range Kinds {
+	for _, kind := range AllKinds {
 		t.Run(string(kind), func(t *testing.T) {
 			assert.Equal(t, ReasonInvalidJSON, ReasonOf(Validate(kind, body)))
 		})
@@ -468,6 +492,14 @@ func decode(kind Kind, data []byte) (any, error) {
 		return DecodeWorkflow(data)
 	case KindSend:
 		return DecodeSend(data)
+	case KindIdentify:
+		return DecodeIdentify(data)
+	case KindDetach:
+		return DecodeDetach(data)
+	case KindSubscribe:
+		return DecodeSubscribe(data)
+	case KindUnsubscribe:
+		return DecodeUnsubscribe(data)
 	default:
 		return nil, DecodeCommit(data)
 	}

@@ -2,8 +2,8 @@ package schema
 
 import "strconv"
 
-// runGoJSON decodes every kind with go-json, as runTokens does for a send: the reference the
-// scanner is compared with.
+// runGoJSON decodes every kind with go-json, as runTokens does for a send and the kinds of KindsV2:
+// the reference the scanner is compared with.
 func runGoJSON(kind Kind, data []byte, dst target) error {
 	return runTokens(kind, data, dst != target{}, func(p *tokParser) bool {
 		switch kind {
@@ -19,14 +19,8 @@ func runGoJSON(kind Kind, data []byte, dst target) error {
 				w = new(Workflow)
 			}
 			return p.workflow(nil, w)
-		case KindSend:
-			s := dst.send
-			if s == nil {
-				s = new(Send)
-			}
-			return p.send(s)
 		default:
-			return p.value()
+			return p.body(kind, dst)
 		}
 	})
 }
@@ -55,6 +49,11 @@ func (p *tokParser) track(t *Track) bool {
 				return p.value()
 			}
 			return p.idempotencyKey(&t.IdempotencyKey)
+		case p.keyIs(k, "occurredAt"):
+			if !p.first(&seen, fOccurredAt, nil, "occurredAt") {
+				return p.value()
+			}
+			return p.dateTime(nil, "occurredAt", &t.OccurredAt)
 		default:
 			return p.value()
 		}

@@ -40,33 +40,40 @@ func TestMain(m *testing.M) {
 }
 
 // FuzzDecodeParsers checks that the scanner (which decodes track, workflow and commit) and
-// go-json judge every body alike: the same error,
-// or the same decoded message.
+// go-json judge every body alike: the same error, or the same decoded message, occurredAt
+// included. The kinds decoded with go-json in production (send, KindsV2) are compared too, which
+// checks that building and validating only agree.
 // Run it with: go test -run '^$' -fuzz FuzzDecodeParsers -fuzztime 60s ./schema/
 func FuzzDecodeParsers(f *testing.F) {
 	for _, verdict := range []string{"valid", "invalid"} {
 		for _, file := range corpusFiles(f, verdict) {
-			f.Add(uint8(slices.Index(Kinds, file.kind)), file.data)
+			f.Add(uint8(slices.Index(AllKinds, file.kind)), file.data)
 		}
 	}
 	for _, b := range recipientBodies {
-		f.Add(uint8(slices.Index(Kinds, b.kind)), []byte(b.body))
+		f.Add(uint8(slices.Index(AllKinds, b.kind)), []byte(b.body))
 	}
 	f.Fuzz(func(t *testing.T, k uint8, data []byte) {
-		kind := Kinds[int(k)%len(Kinds)]
-		var want, got struct {
+		kind := AllKinds[int(k)%len(AllKinds)]
+		type decoded struct {
 			tr  Track
 			w   Workflow
 			s   Send
-			err error
+			id  Identify
+			d   Detach
+			sub Subscribe
+			un  Unsubscribe
 		}
-		want.err = decodeProduction(kind, data, target{track: &want.tr, workflow: &want.w, send: &want.s})
-		got.err = runGoJSON(kind, data, target{track: &got.tr, workflow: &got.w, send: &got.s})
-		require.Equal(t, want.err, got.err)
-		if want.err == nil {
-			require.Equal(t, want.tr, got.tr)
-			require.Equal(t, want.w, got.w)
-			require.Equal(t, want.s, got.s)
+		targetOf := func(v *decoded) target {
+			return target{track: &v.tr, workflow: &v.w, send: &v.s,
+				identify: &v.id, detach: &v.d, subscribe: &v.sub, unsubscribe: &v.un}
+		}
+		var want, got decoded
+		wantErr := decodeProduction(kind, data, targetOf(&want))
+		gotErr := runGoJSON(kind, data, targetOf(&got))
+		require.Equal(t, wantErr, gotErr)
+		if wantErr == nil {
+			require.Equal(t, want, got)
 		}
 		require.Equal(t, decodeProduction(kind, data, target{}), runGoJSON(kind, data, target{}), "validate only")
 	})

@@ -8,7 +8,7 @@ import (
 //go:embed jsonschema/*.schema.json
 var embedded embed.FS
 
-// Schemas holds the JSON Schema documents (draft 2020-12) of the four bodies, named
+// Schemas holds the JSON Schema documents (draft 2020-12) of the bodies of AllKinds, named
 // <kind>.schema.json, for producers written in other languages and for tools. Each document is
 // self-contained (its $defs are copied, not referenced across files), so it can be used alone.
 // They agree with the decoders of this package, which tests check on a corpus and by fuzzing;
@@ -28,7 +28,7 @@ func mustSub(fsys fs.FS, dir string) fs.FS {
 // JSONSchema returns the JSON Schema document for the body of kind, or nil for an unknown kind.
 // The slice is a copy the caller may keep or change.
 func JSONSchema(kind Kind) []byte {
-	if !kind.Valid() {
+	if !kind.Known() {
 		return nil
 	}
 	doc, err := fs.ReadFile(Schemas, string(kind)+".schema.json")

@@ -76,8 +76,9 @@ func (p *Producer) Track(ctx context.Context, key, eventName string, props map[s
 	return p.TrackWith(ctx, key, Track{EventName: eventName, Properties: props}, opts...)
 }
 
-// TrackWith publishes t on <prefix>.track.<key>, for tracks with inline workflows or their own
-// idempotency key.
+// TrackWith publishes t on <prefix>.track.<key>, for tracks with inline workflows, their own
+// idempotency key, or the time the event occurred (t.OccurredAt, sent as occurredAt in UTC with
+// milliseconds, under notifizz.api: v2).
 func (p *Producer) TrackWith(ctx context.Context, key string, t Track, opts ...PublishOption) (*jetstream.PubAck, error) {
 	return p.publishValue(ctx, KindTrack, key, t, opts)
 }
@@ -113,6 +114,32 @@ func (p *Producer) SendWith(ctx context.Context, key string, s Send, opts ...Pub
 	return p.publishValue(ctx, KindSend, key, s, opts)
 }
 
+// Identify publishes, on <prefix>.identify.<key>, a request to link m.SubjectA and m.SubjectB to
+// the same audience (notifizz.api: v2); the key names the request. A non-zero m.ExpiresAt is
+// sent in UTC with milliseconds.
+func (p *Producer) Identify(ctx context.Context, key string, m Identify, opts ...PublishOption) (*jetstream.PubAck, error) {
+	return p.publishValue(ctx, KindIdentify, key, m, opts)
+}
+
+// Detach publishes, on <prefix>.detach.<key>, a request to move m.Subject out of its audience
+// (notifizz.api: v2); the key names the request.
+func (p *Producer) Detach(ctx context.Context, key string, m Detach, opts ...PublishOption) (*jetstream.PubAck, error) {
+	return p.publishValue(ctx, KindDetach, key, m, opts)
+}
+
+// Subscribe publishes, on <prefix>.subscribe.<key>, a request to subscribe subscriberID to
+// resourceID with the given meta keys, which may be nil (notifizz.api: v2); the key names the
+// request.
+func (p *Producer) Subscribe(ctx context.Context, key, resourceID, subscriberID string, meta map[string]any, opts ...PublishOption) (*jetstream.PubAck, error) {
+	return p.publishValue(ctx, KindSubscribe, key, Subscribe{ResourceID: resourceID, SubscriberID: subscriberID, Meta: meta}, opts)
+}
+
+// Unsubscribe publishes, on <prefix>.unsubscribe.<key>, a request to unsubscribe subscriberID
+// from resourceID (notifizz.api: v2); the key names the request.
+func (p *Producer) Unsubscribe(ctx context.Context, key, resourceID, subscriberID string, opts ...PublishOption) (*jetstream.PubAck, error) {
+	return p.publishValue(ctx, KindUnsubscribe, key, Unsubscribe{ResourceID: resourceID, SubscriberID: subscriberID}, opts)
+}
+
 func (p *Producer) publishValue(ctx context.Context, kind Kind, key string, v any, opts []PublishOption) (*jetstream.PubAck, error) {
 	body, err := json.Marshal(v)
 	if err != nil {
@@ -122,7 +149,7 @@ func (p *Producer) publishValue(ctx context.Context, kind Kind, key string, v an
 }
 
 // Publish publishes a raw body on <prefix>.<kind>.<key> after checking it with Validate, for
-// producers that build their JSON themselves. Errors from the subject or the body are *Error;
+// producers that build their JSON themselves; kind may be any of AllKinds. Errors from the subject or the body are *Error;
 // errors from JetStream are wrapped.
 func (p *Producer) Publish(ctx context.Context, kind Kind, key string, body []byte, opts ...PublishOption) (*jetstream.PubAck, error) {
 	subject, err := Subject(p.prefix, kind, key)

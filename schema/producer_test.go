@@ -15,15 +15,21 @@ import (
 )
 
 // setupJetStream starts an embedded JetStream server and creates a stream capturing the subjects
-// of prefix, with a duplicate window long enough that no test outlives it.
+// of prefix (StreamSubjects), with a duplicate window long enough that no test outlives it.
 func setupJetStream(t *testing.T, prefix string) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	return setupJetStreamSubjects(t, StreamSubjects(prefix))
+}
+
+// setupJetStreamSubjects is setupJetStream with a stream capturing the given subjects.
+func setupJetStreamSubjects(t *testing.T, subjects []string) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
 	srv := natstest.Run(t, natstest.Options(t.TempDir()))
 	_, js := natstest.Connect(t, srv.ClientURL())
 
 	stream, err := js.CreateStream(t.Context(), jetstream.StreamConfig{
 		Name:       "NOTIFIZZ",
-		Subjects:   StreamSubjects(prefix),
+		Subjects:   subjects,
 		Storage:    jetstream.MemoryStorage,
 		Duplicates: time.Hour,
 	})

@@ -80,12 +80,12 @@ func tokenProblem(tok string) string {
 	return ""
 }
 
-// Subject returns <prefix>.<kind>.<key> after validating each part.
+// Subject returns <prefix>.<kind>.<key> after validating each part; kind may be any of AllKinds.
 func Subject(prefix string, kind Kind, key string) (string, error) {
 	if err := ValidatePrefix(prefix); err != nil {
 		return "", err
 	}
-	if _, err := ParseKind(string(kind)); err != nil {
+	if _, err := ParseKindAny(string(kind)); err != nil {
 		return "", err
 	}
 	if err := ValidateKey(key); err != nil {
@@ -94,7 +94,8 @@ func Subject(prefix string, kind Kind, key string) (string, error) {
 	return prefix + "." + string(kind) + "." + key, nil
 }
 
-// ParseSubject splits a subject of the form <prefix>.<kind>.<key> into its kind and key. The
+// ParseSubject splits a subject of the form <prefix>.<kind>.<key> into its kind, one of Kinds
+// (the kinds the bridge consumes: a v2 kind is an unknown kind here), and its key. The
 // error is an *Error with ReasonUnknownSubject: a message on such a subject cannot be processed,
 // whatever its body.
 func ParseSubject(prefix, subject string) (Kind, string, error) {

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -60,8 +61,10 @@ func TestSubject(t *testing.T) {
 			problem: Problem{"key", "must not contain whitespace or control characters"}},
 		{name: "invalid UTF-8 key", prefix: DefaultPrefix, kind: KindTrack, key: "a\xffb",
 			problem: Problem{"key", "must be valid UTF-8"}},
+		// Subject builds subjects of every kind (the producer publishes the v2 kinds too), so its
+		// error lists them all; ParseSubject, which the bridge uses, keeps the four of Kinds.
 		{name: "unknown kind", prefix: DefaultPrefix, kind: Kind("event"), key: "k",
-			problem: Problem{"kind", `unknown kind "event" (want track, workflow, commit or send)`}},
+			problem: Problem{"kind", `unknown kind "event" (want track, workflow, commit, send, identify, detach, subscribe or unsubscribe)`}},
 		{name: "empty prefix", prefix: "", kind: KindTrack, key: "k",
 			problem: Problem{"prefix", "must not be empty"}},
 		{name: "prefix with empty token", prefix: "acme..notifizz", kind: KindTrack, key: "k",
@@ -124,6 +127,9 @@ func TestParseSubject(t *testing.T) {
 			problem: Problem{"kind", `unknown kind "Track" (want track, workflow, commit or send)`}},
 		{name: "dead-letter subject", prefix: "notifizz", subject: "notifizz.dlq.track.k",
 			problem: Problem{"kind", `unknown kind "dlq" (want track, workflow, commit or send)`}},
+		// The bridge does not consume the v2 kinds yet: to ParseSubject they are unknown.
+		{name: "v2 kind", prefix: "notifizz", subject: "notifizz.identify.k",
+			problem: Problem{"kind", `unknown kind "identify" (want track, workflow, commit or send)`}},
 		{name: "no key", prefix: "notifizz", subject: "notifizz.track",
 			problem: Problem{"subject", `"notifizz.track" has no key token`}},
 		{name: "empty key", prefix: "notifizz", subject: "notifizz.track.",
@@ -158,4 +164,43 @@ func TestStreamSubjects(t *testing.T) {
 		StreamSubjects(DefaultPrefix))
 	assert.Equal(t, []string{"acme.n.track.*", "acme.n.workflow.*", "acme.n.commit.*", "acme.n.send.*"},
 		StreamSubjects("acme.n"))
+}
+
+func TestKinds(t *testing.T) {
+	// Kinds is what the bridge's stream captures and consumes: the v2 kinds stay out of it (and
+	// out of StreamSubjects, Valid and ParseKind) until the bridge handles them.
+	assert.Equal(t, []Kind{KindTrack, KindWorkflow, KindCommit, KindSend}, Kinds)
+	assert.Equal(t, []Kind{KindIdentify, KindDetach, KindSubscribe, KindUnsubscribe}, KindsV2)
+	assert.Equal(t, append(slices.Clone(Kinds), KindsV2...), AllKinds)
+	for _, k := range AllKinds {
+		v1 := slices.Contains(Kinds, k)
+		assert.Equal(t, v1, k.Valid(), k)
+		assert.True(t, k.Known(), k)
+		got, err := ParseKindAny(string(k))
+		assert.NoError(t, err)
+		assert.Equal(t, k, got)
+		got, err = ParseKind(string(k))
+		if v1 {
+			assert.NoError(t, err)
+			assert.Equal(t, k, got)
+		} else {
+			assertSchemaError(t, err, ReasonUnknownSubject,
+				problems("kind", `unknown kind "`+string(k)+`" (want track, workflow, commit or send)`))
+		}
+	}
+	for _, s := range []string{"", "event", "Identify", "tracks", "dlq"} {
+		assert.False(t, Kind(s).Known(), s)
+		_, err := ParseKindAny(s)
+		assertSchemaError(t, err, ReasonUnknownSubject, problems("kind",
+			`unknown kind "`+s+`" (want track, workflow, commit, send, identify, detach, subscribe or unsubscribe)`))
+		// The v1 text is unchanged.
+		_, err = ParseKind(s)
+		assertSchemaError(t, err, ReasonUnknownSubject, problems("kind",
+			`unknown kind "`+s+`" (want track, workflow, commit or send)`))
+	}
+	for _, k := range KindsV2 {
+		subject, err := Subject(DefaultPrefix, k, "req-1")
+		require.NoError(t, err)
+		assert.Equal(t, "notifizz."+string(k)+".req-1", subject)
+	}
 }

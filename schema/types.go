@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/goccy/go-json"
 )
@@ -113,16 +114,27 @@ type Track struct {
 	// IdempotencyKey, when set, replaces the key the bridge derives from the stream, for producers
 	// that already have one (at most 255 bytes of printable ASCII, as it becomes an HTTP header).
 	IdempotencyKey string `json:"idempotencyKey,omitempty"`
+	// OccurredAt is when the business event happened, zero when the body has no occurredAt. It is
+	// part of the API's v2 surface (notifizz.api: v2); whether it is too far in the future depends
+	// on when the message is received, which CheckOccurredAt judges.
+	OccurredAt time.Time `json:"-"`
 }
 
-// MarshalJSON encodes nil Properties as {}, never null, as the SDK does and the contract requires.
+// MarshalJSON encodes nil Properties as {}, never null, as the SDK does and the contract requires,
+// and a non-zero OccurredAt as occurredAt in the SDKs' form: RFC 3339 in UTC with milliseconds.
 func (t Track) MarshalJSON() ([]byte, error) {
 	// plain has Track's fields but not its methods, so that Marshal does not call this again.
 	type plain Track
 	if t.Properties == nil {
 		t.Properties = map[string]any{}
 	}
-	return json.Marshal(plain(t))
+	if t.OccurredAt.IsZero() {
+		return json.Marshal(plain(t))
+	}
+	return json.Marshal(struct {
+		plain
+		OccurredAt string `json:"occurredAt"`
+	}{plain(t), isoTime(t.OccurredAt)})
 }
 
 // Send is the body of a send message: a request to the Notification Center API.

@@ -3,6 +3,7 @@ package schema
 import (
 	stdjson "encoding/json"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-json"
 	"github.com/stretchr/testify/assert"
@@ -103,9 +104,63 @@ func TestDecodedBodiesRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			second, err := decode(f.kind, again)
 			require.NoError(t, err, "%s", again)
-			assert.Equal(t, first, second)
+			assert.Equal(t, inSDKForm(first), second)
 		})
 	}
+}
+
+// inSDKForm returns a decoded body with its dates as marshalling writes them, which is the form
+// the SDKs send: in UTC, to the millisecond.
+func inSDKForm(v any) any {
+	sdk := func(t time.Time) time.Time {
+		if t.IsZero() {
+			return t
+		}
+		return t.UTC().Truncate(time.Millisecond)
+	}
+	switch b := v.(type) {
+	case *Track:
+		c := *b
+		c.OccurredAt = sdk(c.OccurredAt)
+		return &c
+	case *Identify:
+		c := *b
+		c.ExpiresAt = sdk(c.ExpiresAt)
+		return &c
+	}
+	return v
+}
+
+func TestV2MarshalJSON(t *testing.T) {
+	ada := Identity{Type: "email", Identifier: "a"}
+	at := time.Date(2026, 3, 1, 14, 0, 0, 999999999, time.FixedZone("", 2*60*60))
+	for _, tt := range []struct {
+		name string
+		v    any
+		want string
+	}{
+		{name: "track occurredAt", v: Track{EventName: "e", OccurredAt: at},
+			want: `{"eventName":"e","properties":{},"occurredAt":"2026-03-01T12:00:00.999Z"}`},
+		{name: "identify", v: Identify{EnvironmentID: "e", SubjectA: ada, SubjectB: ada, ConsentBasis: "c"},
+			want: `{"environmentId":"e","subjectA":{"type":"email","identifier":"a"},"subjectB":{"type":"email","identifier":"a"},"consentBasis":"c"}`},
+		{name: "identify expiresAt", v: &Identify{EnvironmentID: "e", ConsentBasis: "c", ExpiresAt: at},
+			want: `{"environmentId":"e","subjectA":{"type":"","identifier":""},"subjectB":{"type":"","identifier":""},"consentBasis":"c","expiresAt":"2026-03-01T12:00:00.999Z"}`},
+		{name: "detach", v: Detach{EnvironmentID: "e", Subject: ada},
+			want: `{"environmentId":"e","subject":{"type":"email","identifier":"a"}}`},
+		{name: "subscribe meta sorted, fields win", v: Subscribe{ResourceID: "r", SubscriberID: "s",
+			Meta: map[string]any{"z": 1, "a": []int{1}, "resourceId": "x", "subscriberId": "y"}},
+			want: `{"resourceId":"r","subscriberId":"s","a":[1],"z":1}`},
+		{name: "unsubscribe", v: Unsubscribe{ResourceID: "r", SubscriberID: "s"},
+			want: `{"resourceId":"r","subscriberId":"s"}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := json.Marshal(tt.v)
+			require.NoError(t, err)
+			assert.Equal(t, tt.want, string(got))
+		})
+	}
+	_, err := json.Marshal(Subscribe{ResourceID: "r", SubscriberID: "s", Meta: map[string]any{"c": make(chan int)}})
+	assert.ErrorContains(t, err, `encode subscribe key "c"`)
 }
 
 func TestDecodeObjectKeepsNumbers(t *testing.T) {
