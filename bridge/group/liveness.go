@@ -13,22 +13,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Dead members of a group.
-//
-// pcgroups never changes a group's membership by itself: a replica that dies without leaving
-// stays a member, and its partitions wait for it. So the replicas beat: each one puts its key in
-// LivenessBucket every BeatEvery, and reads the others' (see alive). What happens to a member
-// whose beat has not moved for DeadAfter depends on the mode:
-//
-//   - elastic: the live member whose name sorts first drops it (see reap): its consumer is
-//     deleted (the messages it held stay in the work-queue stream, and the member's partitions'
-//     next consumers deliver them at once), then it is removed from the group, which moves its
-//     partitions to the others as any membership change does. A replica that finds itself
-//     dropped while it runs joins the group again;
-//   - static: the members are fixed, so the live member after it in the sorted list runs an
-//     instance of it, its standby, until its beats come back (see cover).
-//
-// Every replica judges by its own clock when it saw each beat move, so clocks need not agree.
+// Dead members of a group. pcgroups never changes a group's membership by itself, so the
+// replicas beat (heartbeat) and each judges, by its own clock, whose beat has stopped: in elastic
+// mode the live member whose name sorts first drops a dead one (reap); in static mode the next
+// live member runs a standby of it (cover). docs/SCALING.md tells the whole story.
 
 // BeatEvery is how often a replica beats: a quarter of AckWait, between 250ms and 5s.
 func BeatEvery(ackWait time.Duration) time.Duration {
