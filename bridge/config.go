@@ -8,12 +8,24 @@ import (
 	"time"
 )
 
+// CoalesceMode says when a window closes; it is spelled in config files as its value.
+type CoalesceMode string
+
 // Coalescing modes.
 const (
 	// ModeFixed closes a window a fixed delay after it opened.
-	ModeFixed = "fixed"
+	ModeFixed CoalesceMode = "fixed"
 	// ModeSliding pushes the close back by the delay on every message, never past MaxDelay.
-	ModeSliding = "sliding"
+	ModeSliding CoalesceMode = "sliding"
+)
+
+// Storage is where the streams keep their messages; it is spelled in config files as its value.
+type Storage string
+
+// Storage types.
+const (
+	StorageFile   Storage = "file"   // on disk: survives a server's restart
+	StorageMemory Storage = "memory" // in memory: lost when the server stops
 )
 
 // Config is everything the bridge needs besides its connections. DefaultConfig gives the
@@ -37,8 +49,8 @@ type Config struct {
 type StreamConfig struct {
 	Name            string
 	SubjectPrefix   string
-	Create          bool   // create or update the streams and the consumer at start
-	Storage         string // "file" or "memory"
+	Create          bool    // create or update the streams and the consumer at start
+	Storage         Storage // StorageFile or StorageMemory
 	Replicas        int
 	MaxAge          time.Duration // 0 keeps messages until limits say otherwise
 	DuplicateWindow time.Duration
@@ -55,7 +67,7 @@ type ConsumerConfig struct {
 // CoalesceConfig controls the windows that gather the pieces of one event.
 type CoalesceConfig struct {
 	Delay         time.Duration
-	Mode          string // ModeFixed or ModeSliding
+	Mode          CoalesceMode
 	MaxDelay      time.Duration
 	MaxWorkflows  int
 	MaxBytes      int // bound on the request body one window builds, in bytes
@@ -95,7 +107,7 @@ func DefaultConfig() Config {
 			Name:            "NOTIFIZZ",
 			SubjectPrefix:   "notifizz",
 			Create:          true,
-			Storage:         "file",
+			Storage:         StorageFile,
 			Replicas:        1,
 			MaxAge:          7 * 24 * time.Hour,
 			DuplicateWindow: 2 * time.Minute,
@@ -146,8 +158,8 @@ func (c Config) Validate() error {
 	if !validSubjectPrefix(c.Stream.SubjectPrefix) {
 		bad("Stream.SubjectPrefix", "must be dot-separated tokens without wildcards or spaces")
 	}
-	if c.Stream.Storage != "file" && c.Stream.Storage != "memory" {
-		bad("Stream.Storage", "must be \"file\" or \"memory\", not %q", c.Stream.Storage)
+	if c.Stream.Storage != StorageFile && c.Stream.Storage != StorageMemory {
+		bad("Stream.Storage", "must be %q or %q, not %q", StorageFile, StorageMemory, c.Stream.Storage)
 	}
 	if c.Stream.Replicas < 1 || c.Stream.Replicas > 5 {
 		bad("Stream.Replicas", "must be between 1 and 5, not %d", c.Stream.Replicas)

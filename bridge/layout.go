@@ -7,7 +7,7 @@ func (c Config) StreamLayout() layout.Streams {
 	return layout.Streams{
 		Name: c.Stream.Name, SubjectPrefix: c.Stream.SubjectPrefix,
 		DeadLetter: c.DeadLetter.Stream, DeadLetterPrefix: c.DeadLetter.SubjectPrefix,
-		Storage: layout.Storage(c.Stream.Storage), Replicas: c.Stream.Replicas,
+		Storage: layout.Storage(string(c.Stream.Storage)), Replicas: c.Stream.Replicas,
 		MaxAge: c.Stream.MaxAge, DuplicateWindow: c.Stream.DuplicateWindow,
 		Partitions: c.Partitions.Count,
 	}

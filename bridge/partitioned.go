@@ -18,11 +18,11 @@ const (
 	// PartitionStatic is a fixed list of members, each reading its share of the partitions
 	// straight from the stream. A second instance started under a member's name is its hot
 	// standby: the server pins the member's consumer to one instance at a time.
-	PartitionStatic = string(group.Static)
+	PartitionStatic = group.Static
 	// PartitionElastic is a group that replicas join when they start and leave when they stop,
 	// its partitions rebalanced over the current members. The group reads a work-queue copy of
 	// the stream that pcgroups maintains.
-	PartitionElastic = string(group.Elastic)
+	PartitionElastic = group.Elastic
 )
 
 // maxPartitions bounds partitions.count: each partition is one filter subject on a member's
@@ -40,7 +40,7 @@ type PartitionsConfig struct {
 	// refuses to run against a stream partitioned differently.
 	Count int
 	// Mode is PartitionStatic or PartitionElastic.
-	Mode string
+	Mode group.Mode
 	// Group names the consumer group.
 	Group string
 	// Member is this replica's name in the group.
@@ -134,13 +134,13 @@ func (b *Bridge) newGroupSource(ctx context.Context) (Source, error) {
 		Stream:        cfg.Stream.Name,
 		SubjectPrefix: cfg.Stream.SubjectPrefix,
 		Manage:        cfg.Stream.Create,
-		FileStorage:   cfg.Stream.Storage == "file",
+		FileStorage:   cfg.Stream.Storage == StorageFile,
 		Replicas:      cfg.Stream.Replicas,
 		AckWait:       cfg.Consumer.AckWait,
 		MaxDeliver:    cfg.Consumer.MaxDeliver,
 		MaxAckPending: cfg.Consumer.MaxAckPending,
 		Count:         p.Count,
-		Mode:          group.Mode(p.Mode),
+		Mode:          p.Mode,
 		Group:         p.Group,
 		Member:        p.Member,
 		Members:       p.Members,

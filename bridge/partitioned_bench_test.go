@@ -40,7 +40,7 @@ func (a *countAPI) Send(context.Context, string, map[string]any, ...notifizz.Cal
 func BenchmarkReplicas(b *testing.B) {
 	const keys, workflows = 5000, 10
 	for _, tc := range []struct {
-		mode                 string
+		mode                 group.Mode
 		replicas, partitions int // 0 replicas: the single durable consumer
 	}{
 		{"single", 0, 0},
@@ -48,7 +48,7 @@ func BenchmarkReplicas(b *testing.B) {
 		{PartitionStatic, 3, 6}, {PartitionStatic, 3, 12},
 		{PartitionElastic, 1, 1}, {PartitionElastic, 3, 3}, {PartitionElastic, 3, 12},
 	} {
-		name := tc.mode
+		name := string(tc.mode)
 		if tc.replicas > 0 {
 			name = fmt.Sprintf("%s-%dx%d", tc.mode, tc.replicas, tc.partitions)
 		}
@@ -60,7 +60,7 @@ func BenchmarkReplicas(b *testing.B) {
 	}
 }
 
-func benchReplicas(b *testing.B, mode string, replicas, partitions, keys, workflows int) {
+func benchReplicas(b *testing.B, mode group.Mode, replicas, partitions, keys, workflows int) {
 	b.StopTimer()
 	// Started and shut down once per iteration, not at the end of the benchmark.
 	srv, err := natstest.Start(natstest.Options(b.TempDir()), natstest.ReadyTimeout)

@@ -42,7 +42,7 @@ const scaleWait = 3 * time.Minute // a deadline only: a busy machine is slow
 // flap (see its README). The events of these tests end with a commit, which flushes them as soon
 // as they are whole; the delay is a backstop, long enough that neither a machine busy with
 // other tests nor a cluster electing a leader closes a window between two pieces of one event.
-func (e *env) partitioned(mode string, count int, members ...string) Config {
+func (e *env) partitioned(mode group.Mode, count int, members ...string) Config {
 	cfg := e.cfg
 	cfg.Consumer.AckWait = 2 * time.Second
 	cfg.Coalesce.Delay = 2 * time.Minute

@@ -152,8 +152,8 @@ func TestStaticGroupThreeReplicas(t *testing.T) {
 // TestPartitionedDeadLetterSubjects: in partitioned mode a dead letter goes to
 // <deadLetter.subjectPrefix>.<kind>.<key> and names the subject as the stream stores it.
 func TestPartitionedDeadLetterSubjects(t *testing.T) {
-	for _, mode := range []string{PartitionStatic, PartitionElastic} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []group.Mode{PartitionStatic, PartitionElastic} {
+		t.Run(string(mode), func(t *testing.T) {
 			e := newEnv(t)
 			cfg := e.partitioned(mode, 5, "r0")
 			if mode == PartitionElastic {
@@ -405,8 +405,8 @@ func TestStaticStandbyTakesOver(t *testing.T) {
 // gets those at once and the dead one's pieces only when their AckWait runs out: it holds its
 // windows until they are back, so the event goes out whole.
 func TestMemberCrashKeepsWorkflowsTogether(t *testing.T) {
-	for _, mode := range []string{PartitionStatic, PartitionElastic} {
-		t.Run(mode, func(t *testing.T) {
+	for _, mode := range []group.Mode{PartitionStatic, PartitionElastic} {
+		t.Run(string(mode), func(t *testing.T) {
 			e := newEnv(t)
 			var cfg Config
 			if mode == PartitionStatic {

@@ -121,7 +121,7 @@ func TestUnroutableJetStreamPublishFailsFast(t *testing.T) {
 func TestUnroutableRecordedOnceByReplicas(t *testing.T) {
 	const n = 40
 	for _, mode := range []string{"durable", "static group"} {
-		t.Run(mode, func(t *testing.T) {
+		t.Run(string(mode), func(t *testing.T) {
 			e := newEnv(t)
 			var conns []*nats.Conn
 			var stops []func(*testing.T)

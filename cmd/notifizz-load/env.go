@@ -119,7 +119,7 @@ func (e *env) bridgeConfig(maxAckPending int) bridge.Config {
 	c := bridge.DefaultConfig()
 	c.Stream.Name = streamName
 	c.Stream.SubjectPrefix = subjectPref
-	c.Stream.Storage = e.cfg.Storage
+	c.Stream.Storage = bridge.Storage(e.cfg.Storage)
 	c.DeadLetter.Stream = dlqStream
 	c.DeadLetter.SubjectPrefix = dlqPrefix
 	c.Consumer.Durable = durableName
