@@ -12,6 +12,7 @@ import (
 
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
+	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
 func TestDecide(t *testing.T) {
@@ -90,4 +91,15 @@ func TestBackoffSchedule(t *testing.T) {
 			assert.InDelta(t, float64(tt.want), float64(b.delay(tt.n, tt.retry, tt.jitter)), float64(time.Microsecond))
 		})
 	}
+}
+
+func TestAPIWorkflow(t *testing.T) {
+	w := &schema.Workflow{CampaignID: "c1", Recipients: []schema.Recipient{
+		{ID: "u1", Email: "a@example.com", Extra: map[string]any{"locale": "fr"}},
+		{ID: "u2", Email: "b@example.com"},
+	}}
+	assert.Equal(t, notifizz.Workflow{CampaignID: "c1", Recipients: []notifizz.Recipient{
+		{ID: "u1", Email: "a@example.com", Extra: map[string]any{"locale": "fr"}},
+		{ID: "u2", Email: "b@example.com"},
+	}}, APIWorkflow(w))
 }

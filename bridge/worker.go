@@ -153,6 +153,13 @@ func idempotencyKeyOf(m jetstream.Msg) (key string, present bool) {
 	return v[0], true
 }
 
+// APIWorkflow is w as the bridge hands it to the Notifizz client, for callers that make the call
+// themselves (the load command's baseline).
+func APIWorkflow(w *schema.Workflow) notifizz.Workflow {
+	wfs, _ := appendWorkflow(nil, make([]notifizz.Recipient, 0, len(w.Recipients)), w)
+	return wfs[0]
+}
+
 // appendWorkflow appends w to wfs, its recipients taken from the end of rs, which has room for
 // them.
 func appendWorkflow(wfs []notifizz.Workflow, rs []notifizz.Recipient, w *schema.Workflow) ([]notifizz.Workflow, []notifizz.Recipient) {

@@ -404,7 +404,7 @@ func (e *env) startBaseline(ctx context.Context, cfg bridge.Config, apiURL strin
 		r.jobs <- baselineJob{msg: m, req: notifizz.TrackRequest{
 			EventName:      "load_event",
 			Properties:     props,
-			Workflows:      []notifizz.Workflow{toWorkflow(w)},
+			Workflows:      []notifizz.Workflow{bridge.APIWorkflow(w)},
 			IdempotencyKey: "baseline-" + strconv.FormatUint(meta.Sequence.Stream, 10),
 		}}
 	})
@@ -422,14 +422,6 @@ func (r *baselineRun) stop() {
 	close(r.jobs)
 	r.wg.Wait()
 	closeConn(r.nc)
-}
-
-func toWorkflow(w *schema.Workflow) notifizz.Workflow {
-	rs := make([]notifizz.Recipient, len(w.Recipients))
-	for i, r := range w.Recipients {
-		rs[i] = notifizz.Recipient{ID: r.ID, Email: r.Email, Extra: r.Extra}
-	}
-	return notifizz.Workflow{CampaignID: w.CampaignID, Recipients: rs}
 }
 
 // trackPadding is the padding trackBody adds for size, so that the baseline's calls carry the
