@@ -65,7 +65,10 @@ signal exits at once. Logs go to stderr; stdout carries only dry-run lines.`,
 			summary: "validate a config and print it with secrets redacted",
 			help: `Validate the config as run would, print the effective config as YAML on stdout
 with every secret shown as [REDACTED], and exit 0; or list every problem on
-stderr and exit 1. Without --config the built-in defaults are printed.`,
+stderr and exit 1. A secret left empty (run needs notifizz.sdkSecretKey unless
+in a dry run, token needs notifizz.authSecretKey) is a warning on stderr naming
+the variable to export, not a problem: the environment gives it to run. Without
+--config the built-in defaults are printed.`,
 			run: checkCommand,
 		},
 		{

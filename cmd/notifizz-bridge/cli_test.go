@@ -89,18 +89,33 @@ notifizz:
 		assert.Contains(t, stderr, "line 5: stream.replicas: must be between 1 and 5, not 9")
 		assert.NotContains(t, stderr, sdkKey)
 	})
-	t.Run("missing SDK key", func(t *testing.T) {
+	t.Run("missing SDK key is a warning, and run refuses", func(t *testing.T) {
 		path := writeFile(t, "nokey.yaml", "log:\n  level: debug\n")
-		code, _, stderr := runCLI(t, "", "check", "--config", path)
+		code, stdout, stderr := runCLI(t, "", "check", "--config", path)
+		assert.Equal(t, exitOK, code, "the file is valid")
+		assert.Contains(t, stdout, "level: debug")
+		assert.Contains(t, stderr, "notifizz-bridge: warning: notifizz.sdkSecretKey: is empty: run refuses to start without it; "+
+			"set it in the file, e.g. from the environment with ${NOTIFIZZ_SDK_SECRET_KEY}, or run with --dry-run\n")
+		code, _, stderr = runCLI(t, "", "run", "--config", path)
 		assert.Equal(t, exitError, code)
-		assert.Contains(t, stderr, "notifizz.sdkSecretKey: is empty")
+		assert.Contains(t, stderr, "notifizz.sdkSecretKey: is empty, and run needs it")
 		code, _, stderr = runCLI(t, "", "check", "--dry-run", "--config", path)
 		assert.Equal(t, exitOK, code, stderr)
+		assert.NotContains(t, stderr, "sdkSecretKey", "a dry run needs no key")
 	})
 	t.Run("example", func(t *testing.T) {
 		code, stdout, stderr := runCLI(t, "", "check", "--dry-run", "--config", examplePath)
 		assert.Equal(t, exitOK, code, stderr)
 		assert.Contains(t, stdout, "dryRun: true")
+	})
+	t.Run("example without its secrets names the variables to export", func(t *testing.T) {
+		code, _, stderr := runCLI(t, "", "check", "--config", examplePath)
+		assert.Equal(t, exitOK, code, stderr)
+		assert.Contains(t, stderr, "notifizz.sdkSecretKey: is empty: run refuses to start without it; export NOTIFIZZ_SDK_SECRET_KEY=… (the file reads it from there), or run with --dry-run")
+		assert.Contains(t, stderr, "notifizz.authSecretKey: is empty: the token command needs it; export NOTIFIZZ_AUTH_SECRET_KEY=…")
+		code, _, stderr = runCLI(t, "", "run", "--config", examplePath)
+		assert.Equal(t, exitError, code)
+		assert.Contains(t, stderr, "notifizz.sdkSecretKey: is empty, and run needs it to call the Notifizz API: export NOTIFIZZ_SDK_SECRET_KEY=…")
 	})
 	t.Run("defaults without a file", func(t *testing.T) {
 		code, stdout, stderr := runCLI(t, "", "check", "--dry-run")

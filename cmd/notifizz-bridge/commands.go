@@ -40,9 +40,15 @@ func checkCommand(_ context.Context, std stdio, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("check takes no arguments, got %q (flags come before arguments)", fs.Arg(0))
 	}
-	cfg, err := config.Load(*configPath, config.Options{DryRun: *dryRun, NeedSDKKey: true})
+	// check validates what run needs, but a secret the environment will give run is not the
+	// file's fault: an empty one is a warning, with the variable to export, not a failure.
+	var warnings config.Problems
+	cfg, err := config.Load(*configPath, config.Options{DryRun: *dryRun, Warnings: &warnings})
 	if err != nil {
 		return err
+	}
+	for _, w := range warnings {
+		fmt.Fprintf(std.err, "notifizz-bridge: warning: %v\n", w)
 	}
 	out, err := cfg.YAML()
 	if err != nil {

@@ -491,7 +491,7 @@ func TestConfigYAMLRedactsSecrets(t *testing.T) {
 	out, err = cfg.YAML()
 	require.NoError(t, err)
 	back := Default()
-	_, errs := back.decode(out, func(string) (string, bool) { return "", false })
+	_, _, errs := back.decode(out, func(string) (string, bool) { return "", false })
 	require.Empty(t, errs)
 	assert.Equal(t, cfg.Bridge, back.Bridge)
 	assert.Equal(t, cfg.NATS.URL, back.NATS.URL)

@@ -69,3 +69,13 @@ func validEnvName(name string) bool {
 	}
 	return true
 }
+
+// varNames lists the environment variables s names in ${...}, in order.
+func varNames(s string) []string {
+	var names []string
+	_, _ = expandEnv(s, func(name string) (string, bool) {
+		names = append(names, name)
+		return "", false
+	})
+	return names
+}

@@ -20,6 +20,11 @@ type Options struct {
 	DryRun bool
 	// NeedSDKKey asks for notifizz.sdkSecretKey unless in a dry run: the command calls the API.
 	NeedSDKKey bool
+	// Warnings, when not nil, receives what is valid but would stop another command: the
+	// secrets left empty (notifizz.sdkSecretKey, which run needs unless in a dry run, when
+	// NeedSDKKey is false; notifizz.authSecretKey, which token needs), each saying which
+	// environment variable the file reads it from.
+	Warnings *Problems
 }
 
 // Load reads the file at path (none when path is empty, which gives the defaults), expands
@@ -30,6 +35,7 @@ func Load(path string, opts Options) (Config, error) {
 	cfg := Default()
 	var (
 		lines    map[string]int
+		vars     map[string][]string
 		problems Problems
 	)
 	if path != "" {
@@ -37,7 +43,7 @@ func Load(path string, opts Options) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("read config: %w", err)
 		}
-		lines, problems = cfg.decode(data, os.LookupEnv)
+		lines, vars, problems = cfg.decode(data, os.LookupEnv)
 	}
 	if opts.DryRun {
 		cfg.Notifizz.DryRun = true
@@ -46,10 +52,21 @@ func Load(path string, opts Options) (Config, error) {
 	if err := cfg.Validate(); err != nil {
 		found = err.(Problems)
 	}
-	if opts.NeedSDKKey {
-		if err := cfg.RequireSDKKey(); err != nil {
-			found = append(found, err.(Problem))
+	if err := cfg.RequireSDKKey(); err != nil {
+		p := err.(Problem)
+		p.Msg = noSDKKey(vars[p.Key])
+		if opts.NeedSDKKey {
+			found = append(found, p)
+		} else if opts.Warnings != nil {
+			p.Msg = "is empty: run refuses to start without it; " + exportHint(vars[p.Key], "NOTIFIZZ_SDK_SECRET_KEY") + ", or run with --dry-run"
+			p.Line = lines[p.Key]
+			*opts.Warnings = append(*opts.Warnings, p)
 		}
+	}
+	if cfg.Notifizz.AuthSecretKey == "" && opts.Warnings != nil {
+		name := cfg.keyNames().name("Notifizz.AuthSecretKey")
+		*opts.Warnings = append(*opts.Warnings, Problem{Key: name, Line: lines[name],
+			Msg: "is empty: the token command needs it; " + exportHint(vars[name], "NOTIFIZZ_AUTH_SECRET_KEY")})
 	}
 	for _, p := range found {
 		p.Line = lines[p.Key] // 0 for a key that is not in the file
@@ -65,6 +82,28 @@ func Load(path string, opts Options) (Config, error) {
 		return cfg, problems
 	}
 	return cfg, fmt.Errorf("%s: %w", path, problems)
+}
+
+// noSDKKey is ErrNoSDKKey's message, naming the variable the file reads the key from, if any.
+func noSDKKey(vars []string) string {
+	if len(vars) == 0 {
+		return ErrNoSDKKey.Error()
+	}
+	return "is empty, and run needs it to call the Notifizz API: " + exportHint(vars, "") +
+		", or run with --dry-run to print the calls instead"
+}
+
+// exportHint says how to give a key its value: export the variables the file reads it from, or,
+// when it reads none, write it in the file from the conventional variable.
+func exportHint(vars []string, conventional string) string {
+	if len(vars) == 0 {
+		return "set it in the file, e.g. from the environment with ${" + conventional + "}"
+	}
+	parts := make([]string, len(vars))
+	for i, v := range vars {
+		parts[i] = "export " + v + "=…"
+	}
+	return strings.Join(parts, " and ") + " (the file reads it from there)"
 }
 
 // sortLine orders problems without a line after every line of a file.
@@ -86,24 +125,25 @@ func (c Config) RequireSDKKey() error {
 
 // decode applies the YAML document in data over c. It returns the line of every key it set,
 // for later messages, and every problem it met; keys with problems keep their defaults.
-func (c *Config) decode(data []byte, lookup func(string) (string, bool)) (map[string]int, Problems) {
+// vars lists, for each key whose value names environment variables, their names.
+func (c *Config) decode(data []byte, lookup func(string) (string, bool)) (lines map[string]int, vars map[string][]string, problems Problems) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, nil // an empty file keeps every default
+			return nil, nil, nil // an empty file keeps every default
 		}
 		// The parser's own message carries the line; its errors have no field for it.
-		return nil, Problems{{Msg: "parse YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		return nil, nil, Problems{{Msg: "parse YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, Problems{{Msg: "parse YAML: the file must hold exactly one YAML document"}}
+		return nil, nil, Problems{{Msg: "parse YAML: the file must hold exactly one YAML document"}}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode {
 		if len(root.Content) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		root = root.Content[0]
 	}
@@ -111,6 +151,7 @@ func (c *Config) decode(data []byte, lookup func(string) (string, bool)) (map[st
 		leaves:   make(map[string]key),
 		sections: make(map[string]bool),
 		lines:    make(map[string]int),
+		vars:     make(map[string][]string),
 		lookup:   lookup,
 	}
 	for _, k := range c.keys() {
@@ -122,10 +163,10 @@ func (c *Config) decode(data []byte, lookup func(string) (string, bool)) (map[st
 		}
 	}
 	if isNull(root) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	d.mapping("", root)
-	return d.lines, d.problems
+	return d.lines, d.vars, d.problems
 }
 
 // decoder walks the YAML tree against the key list.
@@ -133,6 +174,7 @@ type decoder struct {
 	leaves   map[string]key
 	sections map[string]bool
 	lines    map[string]int
+	vars     map[string][]string // the environment variables each key's value names
 	lookup   func(string) (string, bool)
 	problems Problems
 }
@@ -194,6 +236,7 @@ func (d *decoder) leaf(k key, line int, v *yaml.Node) {
 	if isNull(v) {
 		return
 	}
+	d.vars[k.name] = varNames(v.Value)
 	s, err := expandEnv(v.Value, d.lookup)
 	if err != nil {
 		d.fail(line, k.name, "%v", err)

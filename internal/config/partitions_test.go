@@ -53,7 +53,7 @@ partitions:
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "partitions:\n  count: 12\n  mode: static\n  group: bridges\n  member: bridge-1\n  members: bridge-0,bridge-1,bridge-2\n")
 	back := Default()
-	_, errs := back.decode(out, func(string) (string, bool) { return "", false })
+	_, _, errs := back.decode(out, func(string) (string, bool) { return "", false })
 	require.Empty(t, errs)
 	assert.Equal(t, cfg.Bridge.Partitions, back.Bridge.Partitions, "check's output reads back")
 }
