@@ -282,6 +282,8 @@ func TestLoadStructureErrors(t *testing.T) {
 		{"scalar section", "nats: nope\n", "line 1: nats: must be a mapping of keys to values"},
 		{"two documents", "log:\n  level: info\n---\nlog:\n  level: debug\n", "parse YAML: the file must hold exactly one YAML document"},
 		{"mapping for a value", "http:\n  listen:\n    host: x\n", "line 2: http.listen: must be a single value, not a mapping"},
+		{"tab indentation", "coalesce:\n\tdelay: 1s\n",
+			"parse YAML: line 2: found character that cannot start any token (YAML does not allow tabs for indentation: indent with spaces)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Load(writeFile(t, "c.yaml", tc.yaml), Options{})
@@ -484,6 +486,8 @@ func TestConfigYAMLRedactsSecrets(t *testing.T) {
 	assert.Contains(t, text, "url: nats://[REDACTED]@a:4222,nats://[REDACTED]@b:4222")
 	assert.Contains(t, text, "sdkSecretKey: '[REDACTED]'")
 	assert.Contains(t, text, `authSecretKey: ""`, "an empty secret shows as empty, so that a missing one is visible")
+	assert.Contains(t, text, "\n  rateLimit: 0.0\n", "a whole float is written as one, not as !!float 0")
+	assert.NotContains(t, text, "!!")
 
 	// The printed config is itself a valid config (with the secrets blanked by redaction).
 	cfg.NATS.URL = "nats://a:4222"

@@ -21,9 +21,9 @@ type Options struct {
 	// NeedSDKKey asks for notifizz.sdkSecretKey unless in a dry run: the command calls the API.
 	NeedSDKKey bool
 	// Warnings, when not nil, receives what is valid but would stop another command: the
-	// secrets left empty (notifizz.sdkSecretKey, which run needs unless in a dry run, when
-	// NeedSDKKey is false; notifizz.authSecretKey, which token needs), each saying which
-	// environment variable the file reads it from.
+	// secrets left empty (notifizz.sdkSecretKey, which run needs, when NeedSDKKey is false;
+	// notifizz.authSecretKey, which token needs), each saying which environment variable the
+	// file reads it from. A dry run warns of nothing: it needs no secret.
 	Warnings *Problems
 }
 
@@ -63,7 +63,7 @@ func Load(path string, opts Options) (Config, error) {
 			*opts.Warnings = append(*opts.Warnings, p)
 		}
 	}
-	if cfg.Notifizz.AuthSecretKey == "" && opts.Warnings != nil {
+	if cfg.Notifizz.AuthSecretKey == "" && opts.Warnings != nil && !cfg.Notifizz.DryRun {
 		name := cfg.keyNames().name("Notifizz.AuthSecretKey")
 		*opts.Warnings = append(*opts.Warnings, Problem{Key: name, Line: lines[name],
 			Msg: "is empty: the token command needs it; " + exportHint(vars[name], "NOTIFIZZ_AUTH_SECRET_KEY")})
@@ -134,7 +134,11 @@ func (c *Config) decode(data []byte, lookup func(string) (string, bool)) (lines 
 			return nil, nil, nil // an empty file keeps every default
 		}
 		// The parser's own message carries the line; its errors have no field for it.
-		return nil, nil, Problems{{Msg: "parse YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}
+		msg := "parse YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")
+		if strings.Contains(msg, "found character that cannot start any token") && bytes.ContainsRune(data, '\t') {
+			msg += " (YAML does not allow tabs for indentation: indent with spaces)"
+		}
+		return nil, nil, Problems{{Msg: msg}}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

@@ -65,7 +65,12 @@ func scalarNode(k key) *yaml.Node {
 	case *int:
 		n.Tag, n.Value = "!!int", strconv.Itoa(*p)
 	case *float64:
+		// Written so that YAML reads it as a float without an explicit tag: "0" alone would
+		// be an int, and be printed as "!!float 0".
 		n.Tag, n.Value = "!!float", strconv.FormatFloat(*p, 'g', -1, 64)
+		if !strings.ContainsAny(n.Value, ".eEn") {
+			n.Value += ".0"
+		}
 	case *time.Duration:
 		n.Tag, n.Value = "!!str", p.String()
 	case *[]string:
