@@ -374,4 +374,16 @@ func TestE2EEmbeddedPortInUse(t *testing.T) {
 	assert.Contains(t, stderr, "notifizz-bridge: embedded NATS server on "+ln.Addr().String()+": Error listening on port")
 	assert.Contains(t, stderr, "address already in use")
 	assert.Equal(t, 1, strings.Count(stderr, "address already in use"), "the error is reported once")
+	assert.Contains(t, stderr, "another notifizz-bridge (or another server) may be running there: stop it, "+
+		"or set nats.embedded.listen to another address (config.example.yaml reads it from NOTIFIZZ_BRIDGE_NATS_LISTEN)")
+}
+
+func TestHTTPPortInUse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	_, err = startHTTP(ln.Addr().String(), http.NotFoundHandler(), discardLogger())
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "http.listen: listen tcp "+ln.Addr().String())
+	assert.Contains(t, err.Error(), "or set http.listen to another address (config.example.yaml reads it from NOTIFIZZ_BRIDGE_HTTP_LISTEN)")
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -76,7 +77,7 @@ func startNATS(host string, port int, cfg config.Embedded, log *slog.Logger) (*s
 	srv.Start()
 	if m, failed := sl.fatalError(); failed {
 		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server on %s: %s", cfg.Listen, m)
+		return nil, fmt.Errorf("embedded NATS server on %s: %s%s", cfg.Listen, m, inUseHint(m, "nats.embedded.listen", "NOTIFIZZ_BRIDGE_NATS_LISTEN"))
 	}
 	if !srv.ReadyForConnections(embeddedReadyTimeout) {
 		srv.Shutdown()
@@ -87,6 +88,15 @@ func startNATS(host string, port int, cfg config.Embedded, log *slog.Logger) (*s
 	}
 	sl.started.Store(true)
 	return srv, nil
+}
+
+// inUseHint is what to do about a listen address in use, when msg says that is the problem.
+func inUseHint(msg, key, envVar string) string {
+	if !strings.Contains(msg, "address already in use") {
+		return ""
+	}
+	return "; another notifizz-bridge (or another server) may be running there: stop it, or set " + key +
+		" to another address (config.example.yaml reads it from " + envVar + ")"
 }
 
 // stopEmbedded shuts the embedded server down and waits until its store is closed, so that the

@@ -55,7 +55,7 @@ type httpServer struct {
 func startHTTP(addr string, h http.Handler, log *slog.Logger) (*httpServer, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("http.listen: %w", err)
+		return nil, fmt.Errorf("http.listen: %w%s", err, inUseHint(err.Error(), "http.listen", "NOTIFIZZ_BRIDGE_HTTP_LISTEN"))
 	}
 	s := &httpServer{
 		srv: &http.Server{
