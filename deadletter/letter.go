@@ -110,6 +110,10 @@ func (l Letter) Redacted() bool {
 }
 
 // mayHoldSecret reports whether a body names a secret key in plain text.
+// MayHoldSecret reports whether data names a secret key (schema.SecretKeys) anywhere, even
+// escaped: a letter's body is stored redacted then, and whoever shows one redacts it too.
+func MayHoldSecret(data []byte) bool { return mayHoldSecret(data) }
+
 func mayHoldSecret(data []byte) bool {
 	for _, k := range schema.SecretKeys() {
 		if bytes.Contains(data, []byte(k)) {

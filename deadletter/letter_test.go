@@ -243,3 +243,13 @@ func TestCarriedHeaders(t *testing.T) {
 	assert.Equal(t, "t1", in.Get("X-Trace"), "a copy")
 	assert.Equal(t, nats.Header{}, CarriedHeaders(nil))
 }
+
+func TestFailsUnchanged(t *testing.T) {
+	var failing []Reason
+	for _, r := range Reasons() {
+		if FailsUnchanged(r) {
+			failing = append(failing, r)
+		}
+	}
+	assert.Equal(t, []Reason{ReasonInvalidJSON, ReasonInvalidMessage}, failing)
+}

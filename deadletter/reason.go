@@ -47,3 +47,10 @@ func Reasons() []Reason { return slices.Clone(reasons) }
 
 // Known reports whether r is one of Reasons.
 func Known(r Reason) bool { return slices.Contains(reasons, r) }
+
+// FailsUnchanged reports whether a dead letter of reason r fails the same way when replayed as
+// it is: its body itself is at fault (not JSON, or not a valid message), so only a corrected
+// message, published again by its producer, can succeed.
+func FailsUnchanged(r Reason) bool {
+	return r == ReasonInvalidJSON || r == ReasonInvalidMessage
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -18,20 +19,26 @@ import (
 
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
 // The dlq command's line in the command table (cli.go).
 const (
-	dlqArgs    = "list|replay [--config FILE] [--reason R] [--key K] [--dry-run]"
-	dlqSummary = "list or replay dead letters"
+	dlqArgs    = "list|show|replay [--config FILE] [--reason R] [--key K] [--dry-run] [SEQ]"
+	dlqSummary = "list, show or replay dead letters"
 	dlqHelp    = `Act on the dead-letter stream (deadLetter.stream, NOTIFIZZ_DLQ by default)
 with the config's NATS settings (the embedded server's listen address when
 nats.url is empty).
 
   dlq list [--config FILE] [--reason R] [--key K]
-      Print a table of dead letters: when each was dead-lettered, its reason, its
-      original subject, its event key and the error.
+      Print a table of dead letters: its sequence in the dead-letter stream (for
+      dlq show), when it was dead-lettered, its reason, its original subject, its
+      event key and the error, shortened.
+
+  dlq show [--config FILE] SEQ
+      Print one dead letter whole: its subject, every header, the full error and
+      the body (secrets redacted).
 
   dlq replay [--config FILE] [--reason R] [--key K] [--dry-run]
       Republish each dead letter's original body and headers to its original
@@ -44,10 +51,12 @@ nats.url is empty).
 A dead letter whose body the bridge redacted (reason secret_in_message, or any
 reason when the body named a secret key) holds a redacted copy, not what was
 sent, and one whose body was cut to fit the server's max payload
-(Notifizz-Dlq-Truncated) holds only its start: replay skips both unless
---reason names their reason.
+(Notifizz-Dlq-Truncated) holds only its start; one refused as invalid_json or
+invalid_message would be refused again as it is. Replay skips all of these unless
+--reason names their reason, and says what it skipped.
 
-Run "notifizz-bridge dlq list --help" or "dlq replay --help" for the flags.`
+Run "notifizz-bridge dlq list --help", "dlq show --help" or "dlq replay --help"
+for the flags.`
 )
 
 // reasonList is every dead-letter reason, for the --reason flag's help and error.
@@ -74,15 +83,17 @@ func dlqCommand(ctx context.Context, std stdio, args []string) error {
 		if err := parseFlags(fs, std, args); err != nil {
 			return err
 		}
-		return usagef("dlq needs a subcommand: list or replay")
+		return usagef("dlq needs a subcommand: list, show or replay")
 	}
 	switch args[0] {
 	case "list":
 		return dlqListCommand(ctx, std, args[1:])
+	case "show":
+		return dlqShowCommand(ctx, std, args[1:])
 	case "replay":
 		return dlqReplayCommand(ctx, std, args[1:])
 	default:
-		return usagef("unknown dlq subcommand %q: list or replay", args[0])
+		return usagef("unknown dlq subcommand %q: list, show or replay", args[0])
 	}
 }
 
@@ -93,8 +104,9 @@ type dlqFlags struct {
 }
 
 func parseDLQFlags(sub string, std stdio, args []string) (dlqFlags, error) {
-	synopsis, help := "[--config FILE] [--reason R] [--key K]", `Print a table of the dead letters: TIME (when it was dead-lettered, UTC), REASON,
-SUBJECT (the original subject), KEY (the event key) and ERROR (shortened).`
+	synopsis, help := "[--config FILE] [--reason R] [--key K]", `Print a table of the dead letters: SEQ (its sequence in the dead-letter stream, which
+dlq show takes), TIME (when it was dead-lettered, UTC), REASON, SUBJECT (the original
+subject), KEY (the event key) and ERROR (shortened; dlq show prints it whole).`
 	if sub == "replay" {
 		synopsis, help = synopsis+" [--dry-run]", `Republish each dead letter's original body and headers (without the dead-letter
 headers, but with the idempotency key the bridge used) to its original subject,
@@ -157,7 +169,7 @@ func dlqListCommand(ctx context.Context, std stdio, args []string) error {
 	}
 	defer nc.Close()
 	tw := tabwriter.NewWriter(std.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tREASON\tSUBJECT\tKEY\tERROR")
+	fmt.Fprintln(tw, "SEQ\tTIME\tREASON\tSUBJECT\tKEY\tERROR")
 	s, err := dlqStream(ctx, js, cfg)
 	if err != nil {
 		return err
@@ -165,7 +177,7 @@ func dlqListCommand(ctx context.Context, std stdio, args []string) error {
 	n := 0
 	err = eachDeadLetter(ctx, s, cfg, f, func(dl deadLetter) error {
 		n++
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", dl.time.UTC().Format(time.RFC3339), orDash(string(dl.Reason)),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", dl.seq, dl.time.UTC().Format(time.RFC3339), orDash(string(dl.Reason)),
 			orDash(dl.target), orDash(dl.key), orDash(shorten(dl.Error, maxErrorColumn)))
 		return nil
 	})
@@ -190,7 +202,7 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 		return err
 	}
 	var replayed int
-	refused, cut := map[deadletter.Reason]int{}, map[deadletter.Reason]int{}
+	refused, cut, invalid := map[deadletter.Reason]int{}, map[deadletter.Reason]int{}, map[deadletter.Reason]int{}
 	var failures []error
 	err = eachDeadLetter(ctx, stream, cfg, f, func(dl deadLetter) error {
 		if *f.reason == "" && dl.Redacted() {
@@ -199,6 +211,10 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 		}
 		if *f.reason == "" && dl.Truncated {
 			cut[dl.Reason]++
+			return nil
+		}
+		if *f.reason == "" && deadletter.FailsUnchanged(dl.Reason) {
+			invalid[dl.Reason]++
 			return nil
 		}
 		if dl.target == "" {
@@ -247,7 +263,84 @@ func dlqReplayCommand(ctx context.Context, std stdio, args []string) error {
 			"or pass --reason %s to replay the cut copies anyway.\n",
 			plural(cut[reason], "dead letter"), reason, deadletter.HeaderTruncated, reason)
 	}
+	for _, reason := range slices.Sorted(maps.Keys(invalid)) {
+		fmt.Fprintf(std.err, "skipped %s with reason %s: the message itself is at fault, so replaying it unchanged "+
+			"would only dead-letter it again. Have the producer publish a corrected message, "+
+			"or pass --reason %s to replay them anyway.\n",
+			plural(invalid[reason], "dead letter"), reason, reason)
+	}
 	return errors.Join(failures...)
+}
+
+// dlqShowCommand prints one dead letter whole: dlq list shortens the error, and shows neither
+// the headers nor the body.
+func dlqShowCommand(ctx context.Context, std stdio, args []string) error {
+	fs := flag.NewFlagSet("notifizz-bridge dlq show", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: notifizz-bridge dlq show [--config FILE] SEQ\n\n%s\n\nFlags:\n",
+			`Print the dead letter stored at sequence SEQ of the dead-letter stream (the first
+column of dlq list): its subject, when it
+was stored, every header, the full error and the body. Secrets are redacted: the
+bridge stored a redacted copy of any body that named a secret key, and values of
+the configured secrets are scrubbed wherever they appear.`)
+		fs.PrintDefaults()
+	}
+	configPath := configFlag(fs)
+	if err := parseFlags(fs, std, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("dlq show takes one SEQ, the dead letter's sequence in the dead-letter stream")
+	}
+	seq, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+	if err != nil || seq == 0 {
+		return usagef("dlq show: SEQ must be a positive integer, not %q", fs.Arg(0))
+	}
+	cfg, err := config.Load(*configPath, config.Options{})
+	if err != nil {
+		return err
+	}
+	nc, js, err := connectTool(cfg, nats.Name("notifizz-bridge dlq"), nats.Timeout(dlqTimeout))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	stream, err := dlqStream(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
+	gctx, cancel := context.WithTimeout(ctx, dlqTimeout)
+	defer cancel()
+	raw, err := stream.GetMsg(gctx, seq)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return fmt.Errorf("dead-letter stream %s has no message %d (dlq list shows what it holds)", cfg.Bridge.DeadLetter.Stream, seq)
+		}
+		return fmt.Errorf("dead-letter stream %s: message %d: %w", cfg.Bridge.DeadLetter.Stream, seq, err)
+	}
+	secrets := []string{cfg.Notifizz.SDKSecretKey, cfg.Notifizz.AuthSecretKey, cfg.NATS.Token, cfg.NATS.Password}
+	scrub := func(s string) string { return notifizz.Redact(s, schema.Redacted, secrets...) }
+	l := deadletter.Parse(raw.Subject, raw.Header, raw.Data)
+	var b strings.Builder
+	fmt.Fprintf(&b, "dead letter %d of %s, stored %s\n", raw.Sequence, cfg.Bridge.DeadLetter.Stream, raw.Time.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(&b, "subject: %s\n", scrub(raw.Subject))
+	fmt.Fprintf(&b, "reason: %s\n", orDash(string(l.Reason)))
+	fmt.Fprintf(&b, "error: %s\n", orDash(scrub(l.Error)))
+	b.WriteString("headers:\n")
+	for _, k := range slices.Sorted(maps.Keys(raw.Header)) {
+		for _, v := range raw.Header[k] {
+			fmt.Fprintf(&b, "  %s: %s\n", k, scrub(v))
+		}
+	}
+	// The bridge stored a redacted copy of a body that named a secret key; an older bridge's
+	// letter may not be, so it is redacted here too.
+	body := raw.Data
+	if deadletter.MayHoldSecret(body) {
+		body = schema.Redact(body)
+	}
+	fmt.Fprintf(&b, "body (%s):\n%s\n", plural(len(raw.Data), "byte"), scrub(string(body)))
+	_, err = io.WriteString(std.out, b.String())
+	return err
 }
 
 // deadLetter is one message of the dead-letter stream, as the dlq commands read it.

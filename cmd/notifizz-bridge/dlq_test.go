@@ -67,6 +67,7 @@ shutdownTimeout: 5s
 	pub("notifizz.workflow.order-1", `{"campaignId":"c1","recipients":[{"id":"u1","email":"u1@example.com"}]}`, nil)
 	pub("notifizz.commit.order-1", ``, nil)
 	pub("notifizz.track.leaky", `{"eventName":"e","properties":{},"sdkSecretKey":"leaked-value-2b7c"}`, nil)
+	pub("notifizz.track.nameless", `{"eventName":"","properties":{"note":"sdk-dlq-secret-61f0 pasted"}}`, nil)
 
 	dlqLen := func() uint64 {
 		s, err := js.Stream(context.Background(), "NOTIFIZZ_DLQ")
@@ -75,19 +76,19 @@ shutdownTimeout: 5s
 		}
 		return s.CachedInfo().State.Msgs
 	}
-	require.Eventually(t, func() bool { return dlqLen() == 4 }, 10*time.Second, 20*time.Millisecond,
-		"the rejected event's 3 messages and the leaky track are dead-lettered")
+	require.Eventually(t, func() bool { return dlqLen() == 5 }, 10*time.Second, 20*time.Millisecond,
+		"the rejected event's 3 messages, the leaky track and the nameless one are dead-lettered")
 
 	// list: every dead letter, one row each; filters by reason and by key.
 	code, out, stderr := runBinary(t, nil, "dlq", "list", "--config", config)
 	require.Equal(t, 0, code, stderr)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	require.Len(t, lines, 6, out)
-	assert.Regexp(t, `^TIME\s+REASON\s+SUBJECT\s+KEY\s+ERROR$`, lines[0])
-	assert.Equal(t, "4 dead letters", lines[5])
-	row := regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+api_rejected\s+notifizz\.workflow\.order-1\s+order-1\s+.*400`)
+	require.Len(t, lines, 7, out)
+	assert.Regexp(t, `^SEQ\s+TIME\s+REASON\s+SUBJECT\s+KEY\s+ERROR$`, lines[0])
+	assert.Equal(t, "5 dead letters", lines[6])
+	row := regexp.MustCompile(`^\d+\s+\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\s+api_rejected\s+notifizz\.workflow\.order-1\s+order-1\s+.*400`)
 	// Workers dead-letter concurrently, so the rows come in no fixed order.
-	assert.True(t, slices.ContainsFunc(lines[1:5], row.MatchString), "no row for the rejected workflow in\n%s", out)
+	assert.True(t, slices.ContainsFunc(lines[1:6], row.MatchString), "no row for the rejected workflow in\n%s", out)
 	assert.Contains(t, out, "secret_in_message  notifizz.track.leaky")
 	assert.NotContains(t, out, "leaked-value-2b7c")
 
@@ -95,6 +96,24 @@ shutdownTimeout: 5s
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "\n3 dead letters\n")
 	assert.NotContains(t, out, "secret_in_message")
+
+	// show: one dead letter whole, by the sequence list gives, secrets redacted.
+	code, out, _ = runBinary(t, nil, "dlq", "list", "--config", config, "--key", "nameless")
+	require.Equal(t, 0, code)
+	seq := regexp.MustCompile(`(?m)^(\d+)\s+\S+\s+invalid_message\s+notifizz\.track\.nameless`).FindStringSubmatch(out)
+	require.NotNil(t, seq, out)
+	code, out, stderr = runBinary(t, nil, "dlq", "show", "--config", config, seq[1])
+	require.Equal(t, 0, code, stderr)
+	assert.Contains(t, out, "dead letter "+seq[1]+" of NOTIFIZZ_DLQ, stored ")
+	assert.Contains(t, out, "\nsubject: notifizz.dlq.track.nameless\n")
+	assert.Contains(t, out, "\nreason: invalid_message\n")
+	assert.Contains(t, out, "\nerror: invalid_message: eventName: must not be empty")
+	assert.Contains(t, out, "\n  Notifizz-Original-Subject: notifizz.track.nameless\n")
+	assert.Contains(t, out, `{"eventName":"","properties":{"note":"[REDACTED] pasted"}}`, "the configured secret is scrubbed from the body")
+	assert.NotContains(t, out, sdkKey)
+	code, _, stderr = runBinary(t, nil, "dlq", "show", "--config", config, "99999")
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "dead-letter stream NOTIFIZZ_DLQ has no message 99999")
 	code, out, _ = runBinary(t, nil, "dlq", "list", "--config", config, "--key", "leaky")
 	require.Equal(t, 0, code)
 	assert.Contains(t, out, "\n1 dead letter\n")
@@ -107,7 +126,9 @@ shutdownTimeout: 5s
 	assert.Contains(t, out, "would replay 3 dead letters")
 	assert.Contains(t, stderr, "skipped 1 dead letter with reason secret_in_message")
 	assert.Contains(t, stderr, "--reason secret_in_message")
-	assert.Equal(t, uint64(4), dlqLen())
+	assert.Contains(t, stderr, "skipped 1 dead letter with reason invalid_message: the message itself is at fault, "+
+		"so replaying it unchanged would only dead-letter it again", "a letter that fails unchanged is skipped, and said")
+	assert.Equal(t, uint64(5), dlqLen())
 	_, successes := api.Count()
 	assert.Zero(t, successes)
 
@@ -120,7 +141,7 @@ shutdownTimeout: 5s
 	require.Eventually(t, func() bool {
 		return api.ByEvent()[event].Successes == 1 && drained(consumerInfo(js))
 	}, 15*time.Second, 20*time.Millisecond, "the replayed event is delivered")
-	assert.Equal(t, uint64(1), dlqLen(), "only the refused copy is left")
+	assert.Equal(t, uint64(2), dlqLen(), "only the refused copy and the invalid message are left")
 	s := api.ByEvent()[event]
 	assert.Equal(t, 2, s.Attempts, "one rejected call, one after the replay")
 	assert.Equal(t, 1, s.Successes, "delivered once")
@@ -148,7 +169,7 @@ shutdownTimeout: 5s
 	require.Equal(t, 0, code, stderr)
 	assert.Contains(t, out, "replayed 1 dead letter\n")
 	assert.Empty(t, stderr)
-	require.Eventually(t, func() bool { return dlqLen() == 1 && drained(consumerInfo(js)) }, 10*time.Second, 20*time.Millisecond)
+	require.Eventually(t, func() bool { return dlqLen() == 2 && drained(consumerInfo(js)) }, 10*time.Second, 20*time.Millisecond)
 	_, successes = api.Count()
 	assert.Equal(t, 1, successes, "nothing else reached the API")
 
@@ -166,7 +187,10 @@ func TestDLQUsage(t *testing.T) {
 		{[]string{"dlq", "list", "--reason", "nope"}, exitUsage, `--reason "nope" is not a dead-letter reason`},
 		{[]string{"dlq", "replay", "--key", "a.b"}, exitUsage, `--key "a.b"`},
 		{[]string{"dlq", "list", "extra"}, exitUsage, "takes no arguments"},
-		{[]string{"dlq", "--help"}, exitOK, "Usage: notifizz-bridge dlq list|replay"},
+		{[]string{"dlq", "--help"}, exitOK, "Usage: notifizz-bridge dlq list|show|replay"},
+		{[]string{"dlq", "show"}, exitUsage, "dlq show takes one SEQ"},
+		{[]string{"dlq", "show", "x1"}, exitUsage, `SEQ must be a positive integer, not "x1"`},
+		{[]string{"dlq", "show", "--help"}, exitOK, "Usage: notifizz-bridge dlq show [--config FILE] SEQ"},
 		{[]string{"dlq", "replay", "--help"}, exitOK, "-dry-run"},
 		{[]string{"help", "dlq"}, exitOK, "dlq replay [--config FILE]"},
 	} {
