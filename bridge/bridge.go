@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,6 +78,10 @@ func WithRegisterer(r prometheus.Registerer) Option { return func(b *Bridge) { b
 // Provisioning of the stream and the dead-letter stream still follows the config.
 func WithSource(s Source) Option { return func(b *Bridge) { b.source = s } }
 
+// WithOnStarted sets f to be called once, from the source's goroutine, the first time the bridge
+// is bound to its consumer and pulling: when the daemon may say it has started.
+func WithOnStarted(f func()) Option { return func(b *Bridge) { b.onStarted = f } }
+
 // Bridge consumes the notification stream and forwards coalesced events to Notifizz.
 type Bridge struct {
 	cfg     Config
@@ -90,7 +95,10 @@ type Bridge struct {
 	calls   *caller      // what each worker runs
 	settled *settledSeqs // what the workers and the coordinator settled lately (the settler's)
 	ready   atomic.Bool
-	copies  copyHealth // whether dead-letter copies are being stored (see Problem)
+	// onStarted runs the first time ready is set (WithOnStarted); started guards it.
+	onStarted func()
+	started   sync.Once
+	copies    copyHealth // whether dead-letter copies are being stored (see Problem)
 	// noKeepAlive turns the InProgress sweep off; only tests set it.
 	noKeepAlive bool
 	running     atomic.Bool

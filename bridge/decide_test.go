@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -102,4 +104,15 @@ func TestAPIWorkflow(t *testing.T) {
 		{ID: "u1", Email: "a@example.com", Extra: map[string]any{"locale": "fr"}},
 		{ID: "u2", Email: "b@example.com"},
 	}}, APIWorkflow(w))
+}
+
+// TestStatusAttr: a log line names the API status only when an API answered; a dead letter
+// refused before any call has none, rather than status=0.
+func TestStatusAttr(t *testing.T) {
+	var out bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&out, nil))
+	log.Info("a", "kind", "track", statusAttr(0), "reason", "invalid_message")
+	log.Info("b", statusAttr(400))
+	assert.Contains(t, out.String(), "msg=a kind=track reason=invalid_message\n")
+	assert.Contains(t, out.String(), "msg=b status=400\n")
 }

@@ -21,7 +21,12 @@ type sink struct {
 
 func (s *sink) Deliver(m jetstream.Msg) { s.in <- s.b.decode(m) }
 
-func (s *sink) Ready(ok bool) { s.b.ready.Store(ok) }
+func (s *sink) Ready(ok bool) {
+	s.b.ready.Store(ok)
+	if ok && s.b.onStarted != nil {
+		s.b.started.Do(s.b.onStarted)
+	}
+}
 
 // HoldUntil does not wait: a group member calls it from its message callback, which must not
 // stall the pulls (a pinned consumer's pin expires when its client stops pulling).

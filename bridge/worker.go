@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"strconv"
 	"time"
@@ -227,6 +228,15 @@ func statusLabel(err error) string {
 	return "error"
 }
 
+// statusAttr is the API status of a decision for a log line, or nothing when no call answered
+// (a message refused before any call, a network error).
+func statusAttr(status int) slog.Attr {
+	if status == 0 {
+		return slog.Attr{}
+	}
+	return slog.Int("status", status)
+}
+
 // settle carries out a decision on every member, in order. It returns the members whose
 // dead-letter copy could not be stored on their last delivery, with the last error: they are
 // neither naked nor terminated, and the caller must keep them until their copy is stored.
@@ -236,13 +246,13 @@ func (s *settler) settle(ctx context.Context, members []*heldMsg, d decision) (w
 	case actAck:
 		if d.detail != "" {
 			s.log.Warn("api accepted the call but its response body is unreadable; messages acked",
-				"kind", last.kind, "event_key", last.key, "stream_seq", last.seq, "status", d.status, "error", d.detail)
+				"kind", last.kind, "event_key", last.key, "stream_seq", last.seq, statusAttr(d.status), "error", d.detail)
 		}
 		s.ackAll(members, outcomeAcked)
 	case actNak:
 		s.log.Warn("api call failed; messages will be redelivered",
 			"kind", last.kind, "event_key", last.key, "stream_seq", last.seq, "num_delivered", last.delivered,
-			"status", d.status, "delay", d.delay, "error", d.detail)
+			statusAttr(d.status), "delay", d.delay, "error", d.detail)
 		s.nakAll(members, d.delay)
 	case actDeadLetter:
 		return s.deadLetterAll(ctx, members, d)
@@ -306,7 +316,7 @@ func (s *settler) deadLetterAll(ctx context.Context, members []*heldMsg, d decis
 		}
 		s.noteCopyStored()
 		s.log.Warn("message dead-lettered", "kind", h.kind, "event_key", h.key, "stream_seq", h.seq,
-			"num_delivered", h.delivered, "reason", d.reason, "status", d.status, "error", d.detail)
+			"num_delivered", h.delivered, "reason", d.reason, statusAttr(d.status), "error", d.detail)
 		s.m.deadLetters.WithLabelValues(string(d.reason)).Inc()
 		s.m.message(h.kind, outcomeDeadLettered)
 		s.settled.note(h.stream, h.seq)

@@ -387,3 +387,28 @@ func TestHTTPPortInUse(t *testing.T) {
 	assert.Contains(t, err.Error(), "http.listen: listen tcp "+ln.Addr().String())
 	assert.Contains(t, err.Error(), "or set http.listen to another address (config.example.yaml reads it from NOTIFIZZ_BRIDGE_HTTP_LISTEN)")
 }
+
+// TestE2ENoStartedBeforeARefusal: "started" is said once the bridge consumes; a start-up that
+// fails (here: the operator manages the streams, and there are none) never says it.
+func TestE2ENoStartedBeforeARefusal(t *testing.T) {
+	t.Parallel()
+	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	config := writeFile(t, "config.yaml", fmt.Sprintf(`
+nats:
+  embedded:
+    listen: %s
+    storeDir: %s
+stream:
+  create: false
+notifizz:
+  dryRun: true
+http:
+  listen: %s
+log:
+  format: json
+`, natsAddr, filepath.Join(t.TempDir(), "nats"), httpAddr))
+	code, _, stderr := runBinary(t, nil, "run", "--config", config)
+	assert.Equal(t, 1, code)
+	assert.Contains(t, stderr, "bind stream NOTIFIZZ")
+	assert.NotContains(t, stderr, "notifizz-bridge started")
+}

@@ -17,11 +17,20 @@ import (
 // newLogger returns the daemon's logger. It writes to w (stderr), because stdout carries the
 // dry-run output and nothing else.
 func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.SlogLevel()}
+	opts := &slog.HandlerOptions{Level: cfg.SlogLevel(), ReplaceAttr: durationText}
 	if cfg.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationText writes every duration as Go writes one ("810ms", "1m30s"), as the config file
+// does: the JSON handler would write nanoseconds, beside settings written as text.
+func durationText(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 // routeStdLog sends what the standard library's default logger prints through l, so that it

@@ -6,6 +6,7 @@ import (
 	stdlog "log"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -37,4 +38,19 @@ func TestRouteStdLog(t *testing.T) {
 		assert.Equal(t, "stdlog", rec["component"])
 	}
 	assert.False(t, dec.More(), "one record per line")
+}
+
+// TestLogDurationsAsText: JSON logs write durations as the config file does ("810ms"), not as
+// nanoseconds beside settings written as text; the text format writes them the same way.
+func TestLogDurationsAsText(t *testing.T) {
+	for _, format := range []string{"json", "text"} {
+		var out bytes.Buffer
+		newLogger(config.Log{Level: "info", Format: format}, &out).Info("m",
+			"delay", 810*time.Millisecond, "timeout", 10*time.Second, "n", 3)
+		if format == "json" {
+			assert.Contains(t, out.String(), `"delay":"810ms","timeout":"10s","n":3`)
+		} else {
+			assert.Contains(t, out.String(), `delay=810ms timeout=10s n=3`)
+		}
+	}
 }

@@ -49,8 +49,19 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
+	// "started" is said once the bridge consumes, not before a start-up refusal.
+	started := func() {
+		log.Info("notifizz-bridge started",
+			"nats", conn.target,
+			"stream", cfg.Bridge.Stream.Name,
+			consumerAttr(cfg.Bridge),
+			"delay", cfg.Bridge.Coalesce.Delay,
+			"dry_run", cfg.Notifizz.DryRun,
+			"http", cfg.HTTP.Listen,
+			"version", buildVersion().short())
+	}
 	b, err := bridge.New(cfg.Bridge, js, newAPIClient(cfg, stdout, log),
-		bridge.WithLogger(log), bridge.WithRegisterer(reg))
+		bridge.WithLogger(log), bridge.WithRegisterer(reg), bridge.WithOnStarted(started))
 	if err != nil {
 		return err
 	}
@@ -79,16 +90,8 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 		}
 	}()
 
-	log.Info("notifizz-bridge started",
-		"nats", conn.target,
-		"stream", cfg.Bridge.Stream.Name,
-		consumerAttr(cfg.Bridge),
-		"delay", cfg.Bridge.Coalesce.Delay.String(),
-		"dry_run", cfg.Notifizz.DryRun,
-		"http", cfg.HTTP.Listen,
-		"version", buildVersion().short())
 	stopNotice := context.AfterFunc(ctx, func() {
-		log.Info("shutting down; send the signal again to exit at once", "timeout", cfg.Bridge.ShutdownTimeout.String())
+		log.Info("shutting down; send the signal again to exit at once", "timeout", cfg.Bridge.ShutdownTimeout)
 	})
 	defer stopNotice()
 
