@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/retry"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -152,13 +153,19 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if !b.running.CompareAndSwap(false, true) {
 		return errors.New("bridge: Run called twice")
 	}
-	if err := b.provisionStreams(ctx); err != nil {
+	// A NATS cluster that is starting or electing its leaders answers with timeouts and "no
+	// responders" for a while: start-up retries those, within StartTimeout.
+	if err := b.retryStart(ctx, "provision the streams", func() error { return b.provisionStreams(ctx) }); err != nil {
 		return err
 	}
 	src := b.source
 	if src == nil {
-		var err error
-		if src, err = b.newSource(ctx); err != nil {
+		err := b.retryStart(ctx, "bind the consumer", func() error {
+			var err error
+			src, err = b.newSource(ctx)
+			return err
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -197,6 +204,14 @@ func (b *Bridge) Run(ctx context.Context) error {
 	// Only now, with every held message settled, may a group member's partitions move.
 	src.Leave()
 	return err
+}
+
+// retryStart runs a start-up step with retry.Until within StartTimeout, logging each transient
+// failure.
+func (b *Bridge) retryStart(ctx context.Context, what string, f func() error) error {
+	return retry.Until(ctx, b.cfg.StartTimeout, f, func(err error, attempt int, wait time.Duration) {
+		b.log.Warn("start-up: could not "+what+"; retrying", "attempt", attempt, "retry_in", wait, "error", err)
+	})
 }
 
 // provisionStreams creates or updates the notification stream and the dead-letter stream, or,

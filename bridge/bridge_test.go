@@ -3,8 +3,11 @@ package bridge
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -924,4 +927,43 @@ func TestRateLimitSpacesCalls(t *testing.T) {
 	// A burst of 2, then one call every 500 ms: the fourth comes at least 1 s after the first.
 	assert.GreaterOrEqual(t, calls[3].At.Sub(calls[0].At), 900*time.Millisecond)
 	e.settled(e.cfg)
+}
+
+// flakyStreams is JetStream whose first creations of a stream answer "no responders", as a
+// cluster electing its leaders does.
+type flakyStreams struct {
+	jetstream.JetStream
+	failures atomic.Int32
+}
+
+func (f *flakyStreams) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if f.failures.Add(-1) >= 0 {
+		return nil, fmt.Errorf("create stream: %w", nats.ErrNoResponders)
+	}
+	return f.JetStream.CreateOrUpdateStream(ctx, cfg)
+}
+
+// TestStartRetriesTransientProvisioning: a start-up that meets "no responders" retries within
+// StartTimeout and then runs; one that meets it past StartTimeout fails with it.
+func TestStartRetriesTransientProvisioning(t *testing.T) {
+	e := newEnv(t)
+	js := &flakyStreams{JetStream: e.js}
+	js.failures.Store(3)
+	b, err := New(e.cfg, js, e.client(), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- b.Run(ctx) }()
+	require.Eventually(t, b.Ready, waitFor, pollEvery, "the bridge starts once the streams can be created")
+	assert.Less(t, js.failures.Load(), int32(0), "every failure was met")
+	cancel()
+	require.NoError(t, <-errc)
+
+	js.failures.Store(1 << 20)
+	cfg := e.cfg
+	cfg.StartTimeout = 300 * time.Millisecond
+	b, err = New(cfg, js, e.client(), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	require.NoError(t, err)
+	err = b.Run(context.Background())
+	assert.ErrorIs(t, err, nats.ErrNoResponders, "given up after StartTimeout")
 }

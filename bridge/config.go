@@ -40,6 +40,10 @@ type Config struct {
 	MaxInFlight     int           // API calls running at once
 	RateLimit       float64       // API calls per second; 0 means unlimited
 	ShutdownTimeout time.Duration // how long Run waits for calls in flight at shutdown
+	// StartTimeout bounds how long start-up retries what may pass by itself (NATS not up yet,
+	// a JetStream cluster electing its leaders): the daemon's first connection, and Run's
+	// creating or binding the streams, the consumer, the group and its buckets. 0: no bound.
+	StartTimeout time.Duration
 
 	// Partitions spreads the stream over several bridge replicas; see partitioned.go.
 	Partitions PartitionsConfig
@@ -143,6 +147,7 @@ func DefaultConfig() Config {
 		},
 		MaxInFlight:     64,
 		ShutdownTimeout: 10 * time.Second,
+		StartTimeout:    2 * time.Minute,
 	}
 }
 
@@ -237,6 +242,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("ShutdownTimeout", "must be positive, not %s", c.ShutdownTimeout)
+	}
+	if c.StartTimeout < 0 {
+		bad("StartTimeout", "must not be negative (0 retries without a bound), not %s", c.StartTimeout)
 	}
 	return errors.Join(errs...)
 }

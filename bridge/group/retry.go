@@ -2,13 +2,11 @@ package group
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/notifizz-bridge/notifizz-bridge/internal/clock"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/retry"
 )
 
 // provisionRetry bounds how long creating a group at start retries an answer that may pass: no
@@ -16,21 +14,9 @@ import (
 const provisionRetry = 30 * time.Second
 
 // retryTransient calls f until it succeeds, fails otherwise than transiently, provisionRetry has
-// passed, or ctx is done, waiting a little longer each time.
+// passed, or ctx is done, waiting a little longer each time (see retry.Until).
 func retryTransient(ctx context.Context, f func() error) error {
-	deadline := time.Now().Add(provisionRetry)
-	wait := 100 * time.Millisecond
-	for {
-		err := f()
-		transient := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded)
-		if err == nil || !transient || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
-			return err
-		}
-		if err := clock.Sleep(ctx, wait); err != nil {
-			return err
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
+	return retry.Until(ctx, provisionRetry, f, nil)
 }
 
 // casPause waits a short random while before a membership change is tried again, so that

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/retry"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 
@@ -39,11 +41,48 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 		collectors.NewBuildInfoCollector(),
 	)
 
-	conn, err := connectDaemon(cfg.NATS, log)
+	// The endpoints come first, so that an orchestrator sees a live process (/healthz) that is
+	// not ready (/readyz) while NATS is still out of reach.
+	var (
+		connected atomic.Pointer[natsConn]
+		running   atomic.Pointer[bridge.Bridge]
+	)
+	ready := func() (bool, string) {
+		conn, b := connected.Load(), running.Load()
+		switch {
+		case ctx.Err() != nil:
+			return false, "shutting down"
+		case conn == nil:
+			return false, "nats: connecting"
+		case !conn.nc.IsConnected():
+			return false, "nats: " + conn.nc.Status().String()
+		case b == nil || !b.Ready():
+			return false, "bridge: not consuming yet"
+		}
+		if problem := b.DeadLetterProblem(); problem != "" {
+			return false, "bridge: " + problem
+		}
+		return true, "ok"
+	}
+	hs, err := startHTTP(cfg.HTTP.Listen, newHTTPHandler(ready, reg, log), log)
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err := hs.stop(); err != nil {
+			log.Warn("http shutdown", "error", err)
+		}
+	}()
+
+	conn, err := connectDaemon(ctx, cfg.NATS, cfg.Bridge.StartTimeout, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for NATS: a requested stop
+		}
+		return err
+	}
 	defer conn.close()
+	connected.Store(conn)
 
 	js, err := jetstream.New(conn.nc)
 	if err != nil {
@@ -66,29 +105,7 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 		return err
 	}
 
-	ready := func() (bool, string) {
-		switch {
-		case ctx.Err() != nil:
-			return false, "shutting down"
-		case !conn.nc.IsConnected():
-			return false, "nats: " + conn.nc.Status().String()
-		case !b.Ready():
-			return false, "bridge: not consuming yet"
-		}
-		if problem := b.DeadLetterProblem(); problem != "" {
-			return false, "bridge: " + problem
-		}
-		return true, "ok"
-	}
-	hs, err := startHTTP(cfg.HTTP.Listen, newHTTPHandler(ready, reg, log), log)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err := hs.stop(); err != nil {
-			log.Warn("http shutdown", "error", err)
-		}
-	}()
+	running.Store(b)
 
 	stopNotice := context.AfterFunc(ctx, func() {
 		log.Info("shutting down; send the signal again to exit at once", "timeout", cfg.Bridge.ShutdownTimeout)
@@ -155,9 +172,11 @@ type natsConn struct {
 }
 
 // connectDaemon connects for the long run: it reconnects forever and logs every change of
-// connection state. A failure of the first connection (a wrong credential, a server that is
-// not there) is returned, so that a misconfigured daemon does not start.
-func connectDaemon(cfg config.NATS, log *slog.Logger) (*natsConn, error) {
+// connection state. The first connection to an external server is retried while the server is
+// out of reach, within bound (nats.connectTimeout; 0: no bound) or until ctx is done, each
+// failure logged; a failure that waiting cannot mend (a wrong credential, a TLS mismatch) is
+// returned at once, so that a misconfigured daemon does not start.
+func connectDaemon(ctx context.Context, cfg config.NATS, bound time.Duration, log *slog.Logger) (*natsConn, error) {
 	if cfg.URL == "" {
 		srv, err := startEmbedded(cfg.Embedded, log)
 		if err != nil {
@@ -176,7 +195,14 @@ func connectDaemon(cfg config.NATS, log *slog.Logger) (*natsConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := bridge.Connect(cfg.URL, "notifizz-bridge", log, auth...)
+	var nc *nats.Conn
+	err = retry.Until(ctx, bound, func() error {
+		nc, err = bridge.Connect(cfg.URL, "notifizz-bridge", log, auth...)
+		return err
+	}, func(err error, attempt int, wait time.Duration) {
+		log.Warn("nats not reachable yet; retrying", "url", target, "attempt", attempt, "retry_in", wait,
+			"gives_up_after", bound, "error", err)
+	})
 	if err != nil {
 		return nil, connectError(target, err)
 	}

@@ -55,7 +55,7 @@ func problems(t *testing.T, err error) []string {
 func TestConfigKeys(t *testing.T) {
 	want := []string{
 		"nats.url", "nats.credsFile", "nats.nkeySeedFile", "nats.token", "nats.user", "nats.password",
-		"nats.tls.caFile", "nats.tls.certFile", "nats.tls.keyFile",
+		"nats.tls.caFile", "nats.tls.certFile", "nats.tls.keyFile", "nats.connectTimeout",
 		"nats.embedded.listen", "nats.embedded.storeDir",
 		"stream.name", "stream.subjectPrefix", "stream.create", "stream.storage", "stream.replicas",
 		"stream.maxAge", "stream.duplicateWindow",

@@ -30,6 +30,7 @@ func (c *Config) keys() []key {
 		{name: "nats.tls.caFile", ptr: &c.NATS.TLS.CAFile},
 		{name: "nats.tls.certFile", ptr: &c.NATS.TLS.CertFile},
 		{name: "nats.tls.keyFile", ptr: &c.NATS.TLS.KeyFile},
+		{name: "nats.connectTimeout", ptr: &b.StartTimeout},
 		{name: "nats.embedded.listen", ptr: &c.NATS.Embedded.Listen},
 		{name: "nats.embedded.storeDir", ptr: &c.NATS.Embedded.StoreDir},
 
