@@ -76,7 +76,9 @@ func apiClient(api *fakeAPI) *notifizz.Client {
 // startReplica runs a bridge as member name of cfg's group, on its own connection to urls (the
 // env's server when empty) and with its own API, until the test ends or stop. It waits until
 // the replica has joined the group.
-func (e *env) startReplica(name string, cfg Config, urls ...string) *replica {
+// launchReplica starts a replica of a partitioned group named name, connected to urls (the env's
+// server by default), without waiting for it to join.
+func (e *env) launchReplica(name string, cfg Config, urls ...string) *replica {
 	e.t.Helper()
 	if len(urls) == 0 {
 		urls = []string{e.srv.ClientURL()}
@@ -99,6 +101,21 @@ func (e *env) startReplica(name string, cfg Config, urls ...string) *replica {
 	r.cancel = cancel
 	go func() { r.errc <- r.b.Run(ctx) }()
 	e.t.Cleanup(func() { r.stop(e.t) })
+	return r
+}
+
+// startReplica launches a replica and waits until it has joined its group.
+func (e *env) startReplica(name string, cfg Config, urls ...string) *replica {
+	e.t.Helper()
+	r := e.launchReplica(name, cfg, urls...)
+	e.waitJoined(r)
+	return r
+}
+
+// waitJoined waits until r consumes; it fails if r's Run returned first.
+func (e *env) waitJoined(r *replica) {
+	e.t.Helper()
+	name := r.name
 	require.Eventually(e.t, func() bool {
 		select {
 		case err := <-r.errc:
@@ -109,7 +126,6 @@ func (e *env) startReplica(name string, cfg Config, urls ...string) *replica {
 		}
 	}, scaleWait, pollEvery, "replica %s did not join", name)
 	require.True(e.t, r.b.Ready(), "replica %s stopped before joining", name)
-	return r
 }
 
 // stop shuts the replica down as a signal would and waits for Run to return.

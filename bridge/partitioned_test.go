@@ -696,6 +696,39 @@ func TestPartitionedCluster(t *testing.T) {
 	t.Logf("stopped node %s, the stream's leader", leader)
 }
 
+// TestReplicasStartTogetherOnAFreshCluster: three replicas started at once against a fresh
+// three-node cluster, each creating the replicated streams, the group and its buckets, all come
+// up: what the cluster answers while it settles (timeouts, no responders) is retried.
+func TestReplicasStartTogetherOnAFreshCluster(t *testing.T) {
+	servers := startCluster(t)
+	urls := clientURLs(servers...)
+	e := newEnv(t)
+	members := []string{"r0", "r1", "r2"}
+	cfg := e.partitioned(PartitionStatic, 3, members...)
+	cfg.Stream.Replicas = 3
+	cfg.Stream.Storage = StorageFile
+	replicas := make([]*replica, len(members))
+	for i, m := range members {
+		rotated := append(append([]string(nil), urls[i:]...), urls[:i]...)
+		replicas[i] = e.launchReplica(m, cfg, rotated...)
+	}
+	for _, r := range replicas {
+		e.waitJoined(r)
+	}
+	_, js := connectURLs(t, urls)
+	s, err := js.Stream(ctx, cfg.Stream.Name)
+	require.NoError(t, err)
+	assert.Equal(t, 3, s.CachedInfo().Config.Replicas)
+
+	events, err := publishEvents(publishers(t, 2, urls...), eventKeys("t", 300), nil)
+	require.NoError(t, err)
+	calls := waitDelivered(t, events, replicas...)
+	assert.Zero(t, checkEvents(t, cfg.Stream.Name, events, calls), "no event sent twice")
+	for _, r := range replicas {
+		assert.NotEmpty(t, r.api.snapshot(), "replica %s carries its share", r.name)
+	}
+}
+
 // TestStaticMemberSettingsAreFixed: pcgroups creates a static member's consumer once; a replica
 // started with other consumer settings fails to start, with the group and member in the error.
 func TestStaticMemberSettingsAreFixed(t *testing.T) {
