@@ -154,12 +154,18 @@ func openDLQ(sub string, std stdio, args []string) (dlqFlags, config.Config, *na
 	if err != nil {
 		return f, config.Config{}, nil, nil, err
 	}
-	cfg, err := config.Load(*f.config, config.Options{})
+	cfg, nc, js, err := loadAndConnect(*f.config)
+	return f, cfg, nc, js, err
+}
+
+// loadAndConnect loads the config at path and connects as a dlq command does.
+func loadAndConnect(path string) (config.Config, *nats.Conn, jetstream.JetStream, error) {
+	cfg, err := config.Load(path, config.Options{})
 	if err != nil {
-		return f, cfg, nil, nil, err
+		return cfg, nil, nil, err
 	}
 	nc, js, err := connectTool(cfg, nats.Name("notifizz-bridge dlq"), nats.Timeout(dlqTimeout))
-	return f, cfg, nc, js, err
+	return cfg, nc, js, err
 }
 
 func dlqListCommand(ctx context.Context, std stdio, args []string) error {
@@ -296,11 +302,7 @@ the configured secrets are scrubbed wherever they appear.`)
 	if err != nil || seq == 0 {
 		return usagef("dlq show: SEQ must be a positive integer, not %q", fs.Arg(0))
 	}
-	cfg, err := config.Load(*configPath, config.Options{})
-	if err != nil {
-		return err
-	}
-	nc, js, err := connectTool(cfg, nats.Name("notifizz-bridge dlq"), nats.Timeout(dlqTimeout))
+	cfg, nc, js, err := loadAndConnect(*configPath)
 	if err != nil {
 		return err
 	}
