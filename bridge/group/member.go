@@ -205,7 +205,8 @@ func (s *Member) Consume(ctx context.Context, sink Sink) error {
 	}
 	// The first beat goes before the member consumes, so that no member takes this one for dead.
 	if s.beats.kv != nil {
-		if err := s.beats.beat(pctx); err != nil {
+		// A cluster busy electing leaders may time the first put out: that passes.
+		if err := retryTransient(pctx, func() error { return s.beats.beat(pctx) }); err != nil {
 			return fmt.Errorf("partitions: heartbeat in bucket %s: %w", LivenessBucket, err)
 		}
 	}
