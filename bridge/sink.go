@@ -22,10 +22,11 @@ type sink struct {
 func (s *sink) Deliver(m jetstream.Msg) { s.in <- s.b.decode(m) }
 
 func (s *sink) Ready(ok bool) {
-	s.b.ready.Store(ok)
+	// Said before it is seen: whoever finds the bridge ready finds "started" logged.
 	if ok && s.b.onStarted != nil {
 		s.b.started.Do(s.b.onStarted)
 	}
+	s.b.ready.Store(ok)
 }
 
 // HoldUntil does not wait: a group member calls it from its message callback, which must not

@@ -56,7 +56,9 @@ func TestE2EWaitsForNATS(t *testing.T) {
 	natstest.Run(t, opts)
 
 	d.waitReadyz(t, httpAddr, http.StatusOK)
-	assert.Contains(t, d.stderr.String(), "notifizz-bridge started")
+	// The log reaches the test through a pipe, which may lag behind /readyz.
+	assert.Eventually(t, func() bool { return strings.Contains(d.stderr.String(), "notifizz-bridge started") },
+		10*time.Second, 25*time.Millisecond)
 	assert.Equal(t, 0, d.stop(t))
 }
 
