@@ -48,6 +48,11 @@ func (c *Client) do(ctx context.Context, o *options, k *call) (json.RawMessage, 
 			return body, nil
 		}
 		if ctxErr := ctx.Err(); ctxErr != nil {
+			// An attempt the caller cut short failed because of it; one that had already
+			// failed (the caller cancelled just after) is the last failure worth telling.
+			if !errors.Is(err, ctxErr) {
+				lastErr = err
+			}
 			return nil, cancelled(k.endpoint, ctxErr, lastErr)
 		}
 		if n >= attempts || !IsRetryable(err) {
