@@ -121,22 +121,7 @@ func (p *tokParser) subscribe(m *Subscribe) bool {
 	return p.knownObject(nil, []knownField{
 		{"resourceId", true, p.stringField(&m.ResourceID)},
 		{"subscriberId", true, p.stringField(&m.SubscriberID)},
-	}, func(k tokKey) bool {
-		if !p.build {
-			return p.value()
-		}
-		// Meta, built as go-json builds a map: a key given twice keeps its last value.
-		name := stringOf(k.raw, k.esc)
-		v, ok := p.generic()
-		if !ok {
-			return false
-		}
-		if m.Meta == nil {
-			m.Meta = make(map[string]any)
-		}
-		m.Meta[name] = v
-		return true
-	})
+	}, func(k tokKey) bool { return p.extraInto(k, &m.Meta) })
 }
 
 func (p *tokParser) unsubscribe(m *Unsubscribe) bool {

@@ -394,19 +394,7 @@ func (p *tokParser) recipient(at *path, r *Recipient) bool {
 			}
 			return p.requiredString(at, "email", &r.Email)
 		default:
-			if !p.build {
-				return p.value()
-			}
-			name := stringOf(k.raw, k.esc)
-			v, ok := p.generic()
-			if !ok {
-				return false
-			}
-			if r.Extra == nil {
-				r.Extra = make(map[string]any)
-			}
-			r.Extra[name] = v
-			return true
+			return p.extraInto(k, &r.Extra)
 		}
 	})
 	if !ok {
@@ -447,6 +435,25 @@ const (
 	fNotifID fields = 1 << iota
 	fSendProperties
 )
+
+// extraInto consumes the value of key k, an unknown key kept as given, into *dst (made on first
+// use), as go-json builds a map: a key given twice keeps its last value. Without build it only
+// consumes the value.
+func (p *tokParser) extraInto(k tokKey, dst *map[string]any) bool {
+	if !p.build {
+		return p.value()
+	}
+	name := stringOf(k.raw, k.esc)
+	v, ok := p.generic()
+	if !ok {
+		return false
+	}
+	if *dst == nil {
+		*dst = make(map[string]any)
+	}
+	(*dst)[name] = v
+	return true
+}
 
 func (p *tokParser) send(s *Send) bool {
 	var seen fields
