@@ -19,6 +19,33 @@ const (
 	ModeSliding CoalesceMode = "sliding"
 )
 
+// APIProfile is the surface of the Notifizz API the bridge speaks; it is spelled in config files
+// as its value.
+type APIProfile string
+
+// API profiles.
+const (
+	// APIv1 is the surface of the SDK docs the bridge started from: a track coalesced with its
+	// workflows into one call, and send to the Notification Center.
+	APIv1 APIProfile = "v1"
+	// APIv2 is the surface of the SDKs 2.x (2026): a flat track sent as soon as it arrives, with
+	// occurredAt, and the identity and subscription calls; no workflows, no send.
+	APIv2 APIProfile = "v2"
+)
+
+// OccurredAtSource says what a v2 track without its own occurredAt is sent with; it is spelled
+// in config files as its value.
+type OccurredAtSource string
+
+// Sources of occurredAt.
+const (
+	// OccurredAtPublish sends the time the track message was published to the stream, so that
+	// an event that waited in the stream reaches Notifizz with the time it happened.
+	OccurredAtPublish OccurredAtSource = "publish"
+	// OccurredAtNone sends no occurredAt: the API takes the time of the call.
+	OccurredAtNone OccurredAtSource = "none"
+)
+
 // Storage is where the streams keep their messages; it is spelled in config files as its value.
 type Storage string
 
@@ -47,6 +74,11 @@ type Config struct {
 
 	// Partitions spreads the stream over several bridge replicas; see partitioned.go.
 	Partitions PartitionsConfig
+
+	// API is the Notifizz API profile: APIv1 (the default) or APIv2.
+	API APIProfile
+	// OccurredAt is what a v2 track without its own occurredAt is sent with.
+	OccurredAt OccurredAtSource
 }
 
 // StreamConfig names the stream the bridge consumes and says whether the bridge manages it.
@@ -148,6 +180,8 @@ func DefaultConfig() Config {
 		MaxInFlight:     64,
 		ShutdownTimeout: 10 * time.Second,
 		StartTimeout:    2 * time.Minute,
+		API:             APIv1,
+		OccurredAt:      OccurredAtPublish,
 	}
 }
 
@@ -245,6 +279,12 @@ func (c Config) Validate() error {
 	}
 	if c.StartTimeout < 0 {
 		bad("StartTimeout", "must not be negative (0 retries without a bound), not %s", c.StartTimeout)
+	}
+	if c.API != APIv1 && c.API != APIv2 {
+		bad("API", "must be %q or %q, not %q", APIv1, APIv2, c.API)
+	}
+	if c.OccurredAt != OccurredAtPublish && c.OccurredAt != OccurredAtNone {
+		bad("OccurredAt", "must be %q or %q, not %q", OccurredAtPublish, OccurredAtNone, c.OccurredAt)
 	}
 	return errors.Join(errs...)
 }

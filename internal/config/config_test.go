@@ -64,7 +64,7 @@ func TestConfigKeys(t *testing.T) {
 		"coalesce.delay", "coalesce.mode", "coalesce.maxDelay", "coalesce.maxWorkflows", "coalesce.maxBytes",
 		"coalesce.orphanTimeout",
 		"notifizz.baseUrl", "notifizz.sdkSecretKey", "notifizz.authSecretKey", "notifizz.timeout",
-		"notifizz.maxInFlight", "notifizz.rateLimit", "notifizz.dryRun",
+		"notifizz.maxInFlight", "notifizz.rateLimit", "notifizz.dryRun", "notifizz.api", "notifizz.occurredAt",
 		"retry.attempts", "retry.initialBackoff", "retry.maxBackoff", "retry.nakInitial", "retry.nakMax",
 		"deadLetter.stream", "deadLetter.subjectPrefix",
 		"http.listen", "log.level", "log.format", "shutdownTimeout",
@@ -432,6 +432,8 @@ func TestValidateIncludesBridgeProblems(t *testing.T) {
 	cfg.Bridge.MaxInFlight = 0
 	cfg.Notifizz.Timeout = 0
 	cfg.Notifizz.BaseURL = "https://user:pw@api.example.com/v1"
+	cfg.Bridge.API = "v3"
+	cfg.Bridge.OccurredAt = "now"
 	err := cfg.Validate()
 	require.Error(t, err)
 	var msgs []string
@@ -443,6 +445,8 @@ func TestValidateIncludesBridgeProblems(t *testing.T) {
 		"notifizz.timeout: must be positive, not 0s",
 		`coalesce.mode: must be "fixed" or "sliding", not "eager"`,
 		"notifizz.maxInFlight: must be at least 1, not 0",
+		`notifizz.api: must be "v1" or "v2", not "v3"`,
+		`notifizz.occurredAt: must be "publish" or "none", not "now"`,
 	}, msgs)
 }
 

@@ -67,6 +67,8 @@ func (c *Config) keys() []key {
 		{name: "notifizz.maxInFlight", ptr: &b.MaxInFlight},
 		{name: "notifizz.rateLimit", ptr: &b.RateLimit},
 		{name: "notifizz.dryRun", ptr: &c.Notifizz.DryRun},
+		{name: "notifizz.api", ptr: (*string)(&b.API)},
+		{name: "notifizz.occurredAt", ptr: (*string)(&b.OccurredAt)},
 
 		{name: "retry.attempts", ptr: &b.Retry.Attempts},
 		{name: "retry.initialBackoff", ptr: &b.Retry.InitialBackoff},
