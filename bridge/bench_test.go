@@ -17,7 +17,10 @@ import (
 )
 
 // instantAPI answers every call at once.
-type instantAPI struct{ calls atomic.Int64 }
+type instantAPI struct {
+	v1Only
+	calls atomic.Int64
+}
 
 func (a *instantAPI) TrackEvent(context.Context, notifizz.TrackRequest) error {
 	a.calls.Add(1)

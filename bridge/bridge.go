@@ -24,6 +24,12 @@ import (
 type API interface {
 	TrackEvent(ctx context.Context, req notifizz.TrackRequest) error
 	Send(ctx context.Context, notifID string, properties map[string]any, opts ...notifizz.CallOption) (json.RawMessage, error)
+
+	// The calls of the v2 profile besides TrackEvent (notifizz.api: v2).
+	Identify(ctx context.Context, req notifizz.IdentifyRequest) (json.RawMessage, error)
+	Detach(ctx context.Context, req notifizz.DetachRequest) (json.RawMessage, error)
+	Subscribe(ctx context.Context, resourceID, subscriberID string, meta map[string]any) (json.RawMessage, error)
+	Unsubscribe(ctx context.Context, resourceID, subscriberID string) (json.RawMessage, error)
 }
 
 // Source delivers the stream's messages into the bridge: the bridge's own durable consumer, a
@@ -267,8 +273,13 @@ type decoded struct {
 	track     *schema.Track
 	workflow  *schema.Workflow
 	send      *schema.Send
-	size      int    // track and workflow: a bound on the bytes the body takes in the request
-	headerKey string // a valid Notifizz-Idempotency-Key header of a track or send
+	// The v2 kinds' bodies (notifizz.api: v2).
+	identify    *schema.Identify
+	detach      *schema.Detach
+	subscribe   *schema.Subscribe
+	unsubscribe *schema.Unsubscribe
+	size        int    // track and workflow: a bound on the bytes the body takes in the request
+	headerKey   string // a valid Notifizz-Idempotency-Key header of a track or send
 }
 
 // inbound is a message decoded on the consumer's goroutine, ready for the coordinator.
@@ -294,6 +305,10 @@ func (b *Bridge) decode(m jetstream.Msg) inbound {
 	if in.err != nil {
 		return in
 	}
+	// A kind the API profile cannot express is refused whatever its body.
+	if in.err = b.checkKind(in.kind); in.err != nil {
+		return in
+	}
 	switch in.kind {
 	case schema.KindTrack:
 		in.track, in.err = schema.DecodeTrack(m.Data())
@@ -305,6 +320,21 @@ func (b *Bridge) decode(m jetstream.Msg) inbound {
 		in.err = schema.DecodeCommit(m.Data())
 	case schema.KindSend:
 		in.send, in.err = schema.DecodeSend(m.Data())
+	case schema.KindIdentify:
+		in.identify, in.err = schema.DecodeIdentify(m.Data())
+	case schema.KindDetach:
+		in.detach, in.err = schema.DecodeDetach(m.Data())
+	case schema.KindSubscribe:
+		in.subscribe, in.err = schema.DecodeSubscribe(m.Data())
+	case schema.KindUnsubscribe:
+		in.unsubscribe, in.err = schema.DecodeUnsubscribe(m.Data())
+	}
+	if in.kind == schema.KindTrack && b.cfg.API == APIv2 {
+		if in.err == nil {
+			in.err = b.checkTrackV2(in.track, in.received, meta.Timestamp)
+		} else if err := eventNameError(m.Data()); err != nil {
+			in.err = err // the name is judged before anything else
+		}
 	}
 	if in.kind == schema.KindTrack || in.kind == schema.KindSend {
 		var present bool

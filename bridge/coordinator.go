@@ -54,6 +54,7 @@ type coordinator struct {
 	reconnects func() uint64
 
 	windows map[string]*window
+	lanes   map[string]*lane // the order of each key's calls under notifizz.api: v2 (lanes.go)
 	held    map[uint64]*heldMsg
 	timers  timerHeap
 	timer   clockTimer
@@ -80,6 +81,7 @@ type coordinatorConfig struct {
 	nakMax          time.Duration // retry.nakMax
 	shutdownTimeout time.Duration
 	maxInFlight     int // workers
+	api             APIProfile
 	// partitioned: a copy of a message settled lately can come as a first delivery, as a
 	// consumer group re-creates its consumers when partitions move.
 	partitioned bool
@@ -92,7 +94,7 @@ func newCoordinatorConfig(cfg Config) coordinatorConfig {
 		coalesce: cfg.Coalesce, ackWait: cfg.Consumer.AckWait,
 		nakInitial: cfg.Retry.NakInitial, nakMax: cfg.Retry.NakMax,
 		shutdownTimeout: cfg.ShutdownTimeout, maxInFlight: cfg.MaxInFlight,
-		partitioned: cfg.Partitions.Count > 0,
+		partitioned: cfg.Partitions.Count > 0, api: cfg.API,
 	}
 }
 
@@ -103,6 +105,7 @@ func newCoordinator(cfg coordinatorConfig, s *settler, calls *caller, log *slog.
 	return &coordinator{
 		cfg: cfg, settler: s, calls: calls, log: log, m: s.m, clock: clk,
 		windows: make(map[string]*window),
+		lanes:   make(map[string]*lane),
 		held:    make(map[uint64]*heldMsg),
 		timer:   t,
 		rec:     newRecovery(cfg.ackWait, cfg.nakMax),
@@ -205,6 +208,9 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 // dead-letter copy could not be stored on their last delivery, which it keeps (awaitCopies).
 func (c *coordinator) finished(j *job, now time.Time) {
 	c.release(j.members)
+	if j.kind == jobCall {
+		c.callDone(j, now)
+	}
 	if j.copy != nil || len(j.waiting) > 0 {
 		c.awaitCopies(j, now)
 	}
@@ -335,6 +341,16 @@ func (c *coordinator) onMessage(in inbound) {
 		return
 	}
 	now := in.received
+	if c.cfg.api == APIv2 {
+		// Nothing to gather: every message is a call of its own, in its key's lane.
+		if in.kind == schema.KindCommit {
+			c.ackNow(in, outcomeIgnored)
+			return
+		}
+		c.hold(h)
+		c.addCall(h)
+		return
+	}
 	switch in.kind {
 	case schema.KindSend:
 		c.hold(h)
@@ -458,8 +474,12 @@ func (c *coordinator) onTimer(now time.Time) {
 		if !ok {
 			return
 		}
-		if e.kind == timerCopy {
+		switch e.kind {
+		case timerCopy:
 			c.retryCopies(now)
+			continue
+		case timerLane:
+			c.laneWaitOver(e)
 			continue
 		}
 		w := c.windows[e.key]
@@ -617,5 +637,6 @@ func (c *coordinator) shutdown() {
 		}
 		c.handBack(members, decision{})
 	}
+	c.shutdownLanes()
 	c.timers = nil
 }

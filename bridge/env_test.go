@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -34,6 +35,7 @@ const (
 
 // apiCall is one request the stand-in Notifizz API received.
 type apiCall struct {
+	Method string
 	Path   string
 	Header http.Header
 	Body   map[string]any
@@ -65,15 +67,20 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 }
 
 func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
-	// assert, not require: this runs on the server's goroutine.
-	assert.Equal(f.t, http.MethodPost, r.Method)
+	// assert, not require: this runs on the server's goroutine. Every call is a POST but the
+	// v2 unsubscribe, a DELETE.
+	method := http.MethodPost
+	if strings.HasSuffix(r.URL.Path, "/unsubscribe") {
+		method = http.MethodDelete
+	}
+	assert.Equal(f.t, method, r.Method, r.URL.Path)
 	assert.Equal(f.t, "Bearer "+testSDKKey, r.Header.Get("Authorization"))
 	assert.Equal(f.t, "application/json", r.Header.Get("Content-Type"))
 	raw, err := io.ReadAll(r.Body)
 	assert.NoError(f.t, err)
 	var body map[string]any
 	assert.NoError(f.t, json.Unmarshal(raw, &body), "body %s", raw)
-	c := apiCall{Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body, Size: len(raw), At: time.Now()}
+	c := apiCall{Method: r.Method, Path: r.URL.EscapedPath(), Header: r.Header.Clone(), Body: body, Size: len(raw), At: time.Now()}
 	if c.Path == "/events/track" {
 		assert.Equal(f.t, c.idempotencyKey(), body["idempotencyKey"], "header and body keys agree")
 		assert.Equal(f.t, testSDKKey, body["sdkSecretKey"])
@@ -180,9 +187,18 @@ func (e *env) connect() (*nats.Conn, jetstream.JetStream) {
 	return natstest.Connect(e.t, e.srv.ClientURL())
 }
 
-// client is a Notifizz client for the fake API with fast retries.
-func (e *env) client() *notifizz.Client {
+// client is a Notifizz client for the fake API with fast retries, speaking the profile of the
+// env's config.
+func (e *env) client() *notifizz.Client { return e.clientFor(e.cfg.API) }
+
+// clientFor is client for the API profile p.
+func (e *env) clientFor(p APIProfile) *notifizz.Client {
+	api := notifizz.APIv1
+	if p == APIv2 {
+		api = notifizz.APIv2
+	}
 	return notifizz.NewClient(testAuthKey, testSDKKey,
+		notifizz.WithAPI(api),
 		notifizz.WithBaseURL(e.api.srv.URL),
 		notifizz.WithTimeout(2*time.Second),
 		notifizz.WithRetry(notifizz.RetryPolicy{Attempts: 3, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}),
@@ -210,7 +226,7 @@ func (e *env) start(mod func(*Config), opts ...Option) *running {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	b, err := New(cfg, e.js, e.client(), append([]Option{WithLogger(logger), WithRegisterer(reg)}, opts...)...)
+	b, err := New(cfg, e.js, e.clientFor(cfg.API), append([]Option{WithLogger(logger), WithRegisterer(reg)}, opts...)...)
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{b: b, reg: reg, cancel: cancel, errc: make(chan error, 1)}

@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -135,7 +136,58 @@ type memAPI struct {
 	mu     sync.Mutex
 	tracks []notifizz.TrackRequest
 	sends  []string
+	v2     []string // the v2 calls other than track, as "<call> <what it names>"
 	err    error
+}
+
+func (a *memAPI) v2Call(call string) (json.RawMessage, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.v2 = append(a.v2, call)
+	return json.RawMessage(`{}`), a.err
+}
+
+func (a *memAPI) Identify(_ context.Context, req notifizz.IdentifyRequest) (json.RawMessage, error) {
+	return a.v2Call("identify " + req.SubjectA.Identifier + " " + req.SubjectB.Identifier)
+}
+
+func (a *memAPI) Detach(_ context.Context, req notifizz.DetachRequest) (json.RawMessage, error) {
+	return a.v2Call("detach " + req.Subject.Identifier)
+}
+
+func (a *memAPI) Subscribe(_ context.Context, resourceID, subscriberID string, _ map[string]any) (json.RawMessage, error) {
+	return a.v2Call("subscribe " + resourceID + " " + subscriberID)
+}
+
+func (a *memAPI) Unsubscribe(_ context.Context, resourceID, subscriberID string) (json.RawMessage, error) {
+	return a.v2Call("unsubscribe " + resourceID + " " + subscriberID)
+}
+
+func (a *memAPI) v2Calls() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]string(nil), a.v2...)
+}
+
+// v1Only completes an API fake of the v1 calls: the v2 calls fail, as a test of v1 never makes them.
+type v1Only struct{}
+
+var errV2Call = errors.New("a v2 call in a v1 test")
+
+func (v1Only) Identify(context.Context, notifizz.IdentifyRequest) (json.RawMessage, error) {
+	return nil, errV2Call
+}
+
+func (v1Only) Detach(context.Context, notifizz.DetachRequest) (json.RawMessage, error) {
+	return nil, errV2Call
+}
+
+func (v1Only) Subscribe(context.Context, string, string, map[string]any) (json.RawMessage, error) {
+	return nil, errV2Call
+}
+
+func (v1Only) Unsubscribe(context.Context, string, string) (json.RawMessage, error) {
+	return nil, errV2Call
 }
 
 func (a *memAPI) TrackEvent(_ context.Context, req notifizz.TrackRequest) error {

@@ -17,7 +17,10 @@ import (
 )
 
 // countAPI answers every call at once and counts the track calls.
-type countAPI struct{ tracks atomic.Int64 }
+type countAPI struct {
+	v1Only
+	tracks atomic.Int64
+}
 
 func (a *countAPI) TrackEvent(context.Context, notifizz.TrackRequest) error {
 	a.tracks.Add(1)

@@ -106,10 +106,12 @@ func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) in
 		c.release(members)
 		n++
 	}
+	n += c.releaseLanes(mine)
 	if !queued {
 		return n
 	}
 	kept := c.queue[:0]
+	var freed []*lane
 	for _, j := range c.queue {
 		// A dead letter does not depend on what the next consumer holds: it goes ahead.
 		if j.kind == jobDeadLetter || slices.ContainsFunc(j.members, c.settler.lastDelivery) ||
@@ -120,15 +122,24 @@ func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) in
 		c.settler.nakAll(j.members, 0)
 		c.release(j.members)
 		n++
+		if l := c.lanes[j.members[0].key]; j.kind == jobCall && l != nil {
+			freed = append(freed, l)
+		}
 	}
 	clear(c.queue[len(kept):])
 	c.queue = kept
+	for _, l := range freed {
+		// A lane kept for a call on its last delivery goes on without this one.
+		l.busy = false
+		c.advance(l)
+	}
 	return n
 }
 
 // finishWindows flushes every window that has a track and dead-letters the pieces of those that
 // have none (missing_track): their stream is gone.
 func (c *coordinator) finishWindows(now time.Time) {
+	c.finishLanes()
 	for _, w := range c.windows {
 		switch {
 		case w.track != nil:

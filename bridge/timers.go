@@ -9,6 +9,7 @@ const (
 	timerDue    timerKind = iota // the window's delay has passed
 	timerOrphan                  // the window's orphan timeout has passed
 	timerCopy                    // a waiting dead-letter copy may be due (see copyRetry); no window
+	timerLane                    // a lane's wait for a redelivery is over (see lanes.go); gen is the wait's
 )
 
 // timerEntry refers to a window by key and generation rather than by pointer, so that a

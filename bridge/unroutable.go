@@ -96,6 +96,12 @@ func (b *Bridge) watchUnroutable(ctx context.Context) (*unroutable, error) {
 		}
 		return nil, fmt.Errorf("subscribe to %s.> for unroutable messages: %w", b.cfg.Stream.SubjectPrefix, err)
 	}
+	// The server has the subscriptions once it answers a flush: a message published after the
+	// bridge is ready reaches the watcher (and, with replicas, each replica's share of the
+	// queue group).
+	if err := nc.FlushTimeout(deadLetterTimeout); err != nil {
+		b.log.Warn("the watch for unroutable messages may start late", "error", err)
+	}
 	u.ended.Add(4)
 	go u.filter(ctx, captured)
 	go u.answer(ctx)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"time"
 
@@ -27,6 +28,7 @@ const (
 	jobFlush jobKind = iota
 	jobSend
 	jobDeadLetter
+	jobCall // one message, one call of the v2 profile, made in its key's lane (lanes.go)
 )
 
 // job is one unit of work for a worker. members are settled in order; for a flush the track is
@@ -46,6 +48,9 @@ type job struct {
 	waiting []*heldMsg
 	waitFor decision
 	waitErr error
+	// again is set by the worker on a jobCall whose message was naked: the server delivers it
+	// again, and its lane waits for it.
+	again bool
 }
 
 // execute runs one job to the end: the API call, the decision, and the settling of every
@@ -75,9 +80,19 @@ func (w *caller) execute(ctx context.Context, j *job) {
 		key, err := w.callSend(ctx, h)
 		d = decide(err, ctx.Err() != nil, h.delivered, w.backoff, rand.Float64())
 		d.key = key
+		if d.action == actDeadLetter && d.status == http.StatusNotFound {
+			d.detail += "; " + msgSendGone
+		}
+	case jobCall:
+		h := j.members[0]
+		key, err := w.callV2(ctx, h)
+		d = decide(err, ctx.Err() != nil, h.delivered, w.backoff, rand.Float64())
+		d.key = key
 	}
 	j.waiting, j.waitErr = w.settler.settle(ctx, j.members, d)
 	j.waitFor = d
+	// A dead letter whose copy could not be stored is naked, but on its last delivery.
+	j.again = d.action == actNak || d.action == actDeadLetter && j.waitErr != nil && len(j.waiting) == 0
 }
 
 // trackRequest builds the one API request of a flushed window: the track's inline workflows,

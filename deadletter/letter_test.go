@@ -18,6 +18,7 @@ func TestReasons(t *testing.T) {
 	want := []string{
 		"invalid_json", "invalid_message", "secret_in_message", "too_large", "unknown_subject",
 		"api_rejected", "max_deliveries", "missing_track", "duplicate_track", "too_many_workflows",
+		"unsupported", "schema_mismatch",
 	}
 	var got []string
 	for _, r := range Reasons() {

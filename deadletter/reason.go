@@ -33,12 +33,19 @@ const (
 	ReasonDuplicateTrack Reason = "duplicate_track"
 	// ReasonTooManyWorkflows: workflows beyond coalesce.maxWorkflows for one event.
 	ReasonTooManyWorkflows Reason = "too_many_workflows"
+	// ReasonUnsupported: the message cannot be expressed in the configured API profile
+	// (notifizz.api): a workflow, an inline workflow or a send under v2, a v2 kind under v1.
+	ReasonUnsupported Reason = "unsupported"
+	// ReasonSchemaMismatch: a track that names an undeclared event or fails its event's schema,
+	// in the event catalog's strict mode.
+	ReasonSchemaMismatch Reason = "schema_mismatch"
 )
 
 // reasons is every reason, in the order the documentation lists them.
 var reasons = []Reason{
 	ReasonInvalidJSON, ReasonInvalidMessage, ReasonSecretInMessage, ReasonTooLarge, ReasonUnknownSubject,
 	ReasonAPIRejected, ReasonMaxDeliveries, ReasonMissingTrack, ReasonDuplicateTrack, ReasonTooManyWorkflows,
+	ReasonUnsupported, ReasonSchemaMismatch,
 }
 
 // Reasons returns every reason a dead letter may carry, in the order the documentation lists

@@ -34,7 +34,8 @@ const maxErrorBody = 512
 
 // APIError is a non-2xx response of the Notifizz API.
 type APIError struct {
-	// Endpoint is "track" or "send".
+	// Endpoint names the call: "track", "send", or a v2 call ("identify",
+	// "detach", "subscribe", "unsubscribe", "ping").
 	Endpoint string
 	// StatusCode is the HTTP status of the response.
 	StatusCode int
@@ -104,7 +105,8 @@ func writeBody(b *strings.Builder, body string) {
 // holds for it, and IsRetryable does not: sending again would repeat what
 // the API already did.
 type InvalidResponseError struct {
-	// Endpoint is "track" or "send".
+	// Endpoint names the call: "track", "send", or a v2 call ("identify",
+	// "detach", "subscribe", "unsubscribe", "ping").
 	Endpoint string
 	// StatusCode is the HTTP status of the response, a 2xx.
 	StatusCode int

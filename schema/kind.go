@@ -13,8 +13,8 @@ const (
 )
 
 // The kinds of the Notifizz API's v2 surface (notifizz.api: v2): each is one request of its own,
-// the subject key naming it. The bridge does not handle them yet, so Kinds, StreamSubjects,
-// Valid and ParseKind leave them out; KindsV2, AllKinds, Known and ParseKindAny include them.
+// the subject key naming it. Kinds, Valid and ParseKind leave them out (they name the v1
+// surface); KindsV2, AllKinds, Known, ParseKindAny, StreamSubjects and ParseSubject include them.
 const (
 	KindIdentify    Kind = "identify"
 	KindDetach      Kind = "detach"
@@ -22,8 +22,8 @@ const (
 	KindUnsubscribe Kind = "unsubscribe"
 )
 
-// Kinds lists the four kinds the bridge consumes today, in the order the documentation presents
-// them. It does not include KindsV2.
+// Kinds lists the four kinds of the v1 profile, in the order the documentation presents them.
+// It does not include KindsV2.
 var Kinds = []Kind{KindTrack, KindWorkflow, KindCommit, KindSend}
 
 // KindsV2 lists the kinds of the v2 surface, in the order the documentation presents them.

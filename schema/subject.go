@@ -94,8 +94,9 @@ func Subject(prefix string, kind Kind, key string) (string, error) {
 	return prefix + "." + string(kind) + "." + key, nil
 }
 
-// ParseSubject splits a subject of the form <prefix>.<kind>.<key> into its kind, one of Kinds
-// (the kinds the bridge consumes: a v2 kind is an unknown kind here), and its key. The
+// ParseSubject splits a subject of the form <prefix>.<kind>.<key> into its kind, one of AllKinds
+// (the bridge consumes every kind, and dead-letters those its API profile cannot express), and
+// its key. The
 // error is an *Error with ReasonUnknownSubject: a message on such a subject cannot be processed,
 // whatever its body.
 func ParseSubject(prefix, subject string) (Kind, string, error) {
@@ -115,7 +116,7 @@ func ParseSubject(prefix, subject string) (Kind, string, error) {
 	if !ok {
 		return "", "", newError(ReasonUnknownSubject, "subject", quote(subject)+" has no key token")
 	}
-	kind, err := ParseKind(kindTok)
+	kind, err := ParseKindAny(kindTok)
 	if err != nil {
 		return "", "", err
 	}
@@ -125,13 +126,13 @@ func ParseSubject(prefix, subject string) (Kind, string, error) {
 	return kind, key, nil
 }
 
-// StreamSubjects returns the subjects a stream must capture to receive every kind under prefix,
-// one per kind (<prefix>.<kind>.*), rather than <prefix>.>, so that the stream does not also
+// StreamSubjects returns the subjects a stream must capture to receive every kind of AllKinds
+// under prefix, one per kind (<prefix>.<kind>.*), rather than <prefix>.>, so that the stream does not also
 // capture unrelated subjects that share the prefix, such as the default dead-letter prefix
 // notifizz.dlq.
 func StreamSubjects(prefix string) []string {
-	subjects := make([]string, len(Kinds))
-	for i, k := range Kinds {
+	subjects := make([]string, len(AllKinds))
+	for i, k := range AllKinds {
 		subjects[i] = prefix + "." + string(k) + ".*"
 	}
 	return subjects

@@ -115,6 +115,7 @@ func TestParseSubject(t *testing.T) {
 		{name: "track", prefix: "notifizz", subject: "notifizz.track.order-1", wantKind: KindTrack, wantKey: "order-1"},
 		{name: "send", prefix: "notifizz", subject: "notifizz.send.req-9", wantKind: KindSend, wantKey: "req-9"},
 		{name: "dotted prefix", prefix: "acme.notifizz", subject: "acme.notifizz.commit.k", wantKind: KindCommit, wantKey: "k"},
+		{name: "v2 kind", prefix: "notifizz", subject: "notifizz.unsubscribe.sub-1", wantKind: KindUnsubscribe, wantKey: "sub-1"},
 		{name: "prefix mismatch", prefix: "notifizz", subject: "other.track.k",
 			problem: Problem{"subject", `"other.track.k" does not start with "notifizz."`}},
 		{name: "prefix is only a substring", prefix: "notifizz", subject: "notifizzz.track.k",
@@ -122,14 +123,11 @@ func TestParseSubject(t *testing.T) {
 		{name: "dotted prefix mismatch", prefix: "acme.notifizz", subject: "notifizz.track.k",
 			problem: Problem{"subject", `"notifizz.track.k" does not start with "acme.notifizz."`}},
 		{name: "wrong kind", prefix: "notifizz", subject: "notifizz.event.k",
-			problem: Problem{"kind", `unknown kind "event" (want track, workflow, commit or send)`}},
+			problem: Problem{"kind", `unknown kind "event" (want track, workflow, commit, send, identify, detach, subscribe or unsubscribe)`}},
 		{name: "kind in other case", prefix: "notifizz", subject: "notifizz.Track.k",
-			problem: Problem{"kind", `unknown kind "Track" (want track, workflow, commit or send)`}},
+			problem: Problem{"kind", `unknown kind "Track" (want track, workflow, commit, send, identify, detach, subscribe or unsubscribe)`}},
 		{name: "dead-letter subject", prefix: "notifizz", subject: "notifizz.dlq.track.k",
-			problem: Problem{"kind", `unknown kind "dlq" (want track, workflow, commit or send)`}},
-		// The bridge does not consume the v2 kinds yet: to ParseSubject they are unknown.
-		{name: "v2 kind", prefix: "notifizz", subject: "notifizz.identify.k",
-			problem: Problem{"kind", `unknown kind "identify" (want track, workflow, commit or send)`}},
+			problem: Problem{"kind", `unknown kind "dlq" (want track, workflow, commit, send, identify, detach, subscribe or unsubscribe)`}},
 		{name: "no key", prefix: "notifizz", subject: "notifizz.track",
 			problem: Problem{"subject", `"notifizz.track" has no key token`}},
 		{name: "empty key", prefix: "notifizz", subject: "notifizz.track.",
@@ -160,15 +158,16 @@ func TestParseSubject(t *testing.T) {
 }
 
 func TestStreamSubjects(t *testing.T) {
-	assert.Equal(t, []string{"notifizz.track.*", "notifizz.workflow.*", "notifizz.commit.*", "notifizz.send.*"},
+	assert.Equal(t, []string{"notifizz.track.*", "notifizz.workflow.*", "notifizz.commit.*", "notifizz.send.*",
+		"notifizz.identify.*", "notifizz.detach.*", "notifizz.subscribe.*", "notifizz.unsubscribe.*"},
 		StreamSubjects(DefaultPrefix))
-	assert.Equal(t, []string{"acme.n.track.*", "acme.n.workflow.*", "acme.n.commit.*", "acme.n.send.*"},
+	assert.Equal(t, []string{"acme.n.track.*", "acme.n.workflow.*", "acme.n.commit.*", "acme.n.send.*",
+		"acme.n.identify.*", "acme.n.detach.*", "acme.n.subscribe.*", "acme.n.unsubscribe.*"},
 		StreamSubjects("acme.n"))
 }
 
 func TestKinds(t *testing.T) {
-	// Kinds is what the bridge's stream captures and consumes: the v2 kinds stay out of it (and
-	// out of StreamSubjects, Valid and ParseKind) until the bridge handles them.
+	// Kinds names the v1 surface: the v2 kinds stay out of it, and out of Valid and ParseKind.
 	assert.Equal(t, []Kind{KindTrack, KindWorkflow, KindCommit, KindSend}, Kinds)
 	assert.Equal(t, []Kind{KindIdentify, KindDetach, KindSubscribe, KindUnsubscribe}, KindsV2)
 	assert.Equal(t, append(slices.Clone(Kinds), KindsV2...), AllKinds)

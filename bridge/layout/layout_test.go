@@ -25,7 +25,7 @@ func TestStreams(t *testing.T) {
 	}
 	st := s.Stream()
 	assert.Equal(t, "N", st.Name)
-	assert.Equal(t, []string{"p.track.*", "p.workflow.*", "p.commit.*", "p.send.*"}, st.Subjects)
+	assert.Equal(t, []string{"p.track.*", "p.workflow.*", "p.commit.*", "p.send.*", "p.identify.*", "p.detach.*", "p.subscribe.*", "p.unsubscribe.*"}, st.Subjects)
 	assert.Equal(t, jetstream.MemoryStorage, st.Storage)
 	assert.Equal(t, jetstream.LimitsPolicy, st.Retention)
 	assert.Equal(t, 3, st.Replicas)

@@ -39,7 +39,7 @@ func Storage(name string) jetstream.StorageType {
 func (s Streams) Stream() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        s.Name,
-		Description: "notifizz-bridge: track, workflow, commit and send messages",
+		Description: "notifizz-bridge: the messages of every kind (track, workflow, commit, send, identify, detach, subscribe, unsubscribe)",
 		Subjects:    schema.StreamSubjects(s.SubjectPrefix),
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     s.Storage,
