@@ -3,9 +3,13 @@ package bridge
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/notifizz-bridge/notifizz-bridge/catalog"
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 
 // CoalesceMode says when a window closes; it is spelled in config files as its value.
@@ -79,6 +83,11 @@ type Config struct {
 	API APIProfile
 	// OccurredAt is what a v2 track without its own occurredAt is sent with.
 	OccurredAt OccurredAtSource
+
+	// Catalog declares events, with a JSON Schema for their properties and the fields their
+	// idempotency keys are derived from, in both API profiles; mode off by default. Its schema
+	// files are compiled by catalog.Load, not by Validate.
+	Catalog catalog.Config
 }
 
 // StreamConfig names the stream the bridge consumes and says whether the bridge manages it.
@@ -182,6 +191,7 @@ func DefaultConfig() Config {
 		StartTimeout:    2 * time.Minute,
 		API:             APIv1,
 		OccurredAt:      OccurredAtPublish,
+		Catalog:         catalog.Config{Mode: catalog.ModeOff},
 	}
 }
 
@@ -286,7 +296,32 @@ func (c Config) Validate() error {
 	if c.OccurredAt != OccurredAtPublish && c.OccurredAt != OccurredAtNone {
 		bad("OccurredAt", "must be %q or %q, not %q", OccurredAtPublish, OccurredAtNone, c.OccurredAt)
 	}
+	validateCatalog(c.Catalog, bad)
 	return errors.Join(errs...)
+}
+
+// validateCatalog adds the problems of the catalog's mode and declarations to a Config.Validate
+// run. An event may declare neither a schema nor fields: it is then only declared.
+func validateCatalog(c catalog.Config, bad func(field, format string, args ...any)) {
+	switch c.Mode {
+	case catalog.ModeOff, catalog.ModeSoft, catalog.ModeStrict:
+	default:
+		bad("Catalog.Mode", "must be %q, %q or %q, not %q", catalog.ModeOff, catalog.ModeSoft, catalog.ModeStrict, c.Mode)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Events)) {
+		// A name the API would refuse, or one with spaces around it, can never match a track:
+		// the bridge dead-letters such tracks, and matches the others by their trimmed name.
+		switch trimmed, problem := notifizz.CheckEventName(name); {
+		case problem != "":
+			bad("Catalog.Events", "%q is not an event name the API accepts (%s): a name is 1 to %d characters of printable ASCII",
+				name, strings.ReplaceAll(problem, "_", " "), notifizz.MaxEventNameLen)
+		case trimmed != name:
+			bad("Catalog.Events", "%q has spaces around it: tracks are matched by their trimmed name, %q", name, trimmed)
+		}
+		if slices.Contains(c.Events[name].IdempotencyFields, "") {
+			bad("Catalog.Events", "%q lists an empty name in its idempotency fields", name)
+		}
+	}
 }
 
 // validate adds the problems of the partitions section to a Config.Validate run.

@@ -2,11 +2,14 @@ package bridge
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/notifizz-bridge/notifizz-bridge/catalog"
 )
 
 // fieldProblems returns each problem of a Validate error as "<Go path>: <message>".
@@ -103,6 +106,51 @@ func TestPartitionsValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Partitions = tt.p
+			err := cfg.Validate()
+			if tt.want == nil {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.Equal(t, tt.want, fieldProblems(t, err))
+		})
+	}
+}
+
+func TestCatalogValidate(t *testing.T) {
+	assert.Equal(t, catalog.ModeOff, DefaultConfig().Catalog.Mode)
+	tests := []struct {
+		name string
+		c    catalog.Config
+		want []string // problems, each starting with its field
+	}{
+		{"soft, events with and without declarations", catalog.Config{Mode: catalog.ModeSoft, Events: map[string]catalog.Event{
+			"order shipped.v2": {Schema: "s.json", IdempotencyFields: []string{"a"}},
+			"declared only":    {},
+		}}, nil},
+		{"strict", catalog.Config{Mode: catalog.ModeStrict}, nil},
+		{"unknown mode", catalog.Config{Mode: "loud"},
+			[]string{`Catalog.Mode: must be "off", "soft" or "strict", not "loud"`}},
+		{"empty mode", catalog.Config{},
+			[]string{`Catalog.Mode: must be "off", "soft" or "strict", not ""`}},
+		{"names the API refuses", catalog.Config{Mode: catalog.ModeOff, Events: map[string]catalog.Event{
+			"":                       {},
+			"café":                   {},
+			strings.Repeat("e", 121): {},
+			" padded ":               {},
+			"order_shipped":          {IdempotencyFields: []string{"orderId", ""}},
+		}}, []string{
+			`Catalog.Events: "" is not an event name the API accepts (empty): a name is 1 to 120 characters of printable ASCII`,
+			`Catalog.Events: " padded " has spaces around it: tracks are matched by their trimmed name, "padded"`,
+			`Catalog.Events: "café" is not an event name the API accepts (non ascii): a name is 1 to 120 characters of printable ASCII`,
+			`Catalog.Events: "` + strings.Repeat("e", 121) + `" is not an event name the API accepts (too long): a name is 1 to 120 characters of printable ASCII`,
+			`Catalog.Events: "order_shipped" lists an empty name in its idempotency fields`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Catalog = tt.c
 			err := cfg.Validate()
 			if tt.want == nil {
 				assert.NoError(t, err)

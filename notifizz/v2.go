@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,7 +117,7 @@ func DeriveIdempotencyKey(eventName string, fields []string, properties map[stri
 		default:
 			// As JSON.stringify writes it, without HTML escaping; an object's
 			// keys come sorted (a Go map has no insertion order to keep).
-			data, err := json.MarshalWithOption(v, json.DisableHTMLEscape())
+			data, err := json.MarshalWithOption(jsNumbers(v), json.DisableHTMLEscape())
 			if err != nil {
 				return "", false
 			}
@@ -125,6 +126,37 @@ func DeriveIdempotencyKey(eventName string, fields []string, properties map[stri
 	}
 	sum := sha256.Sum256([]byte(b.String()))
 	return hex.EncodeToString(sum[:])[:32], true
+}
+
+// jsNumbers returns v with its numbers as JavaScript holds them: a
+// json.Number (what the bridge decodes) becomes the float64 it denotes, which
+// go-json writes as JSON.stringify does, so that 42.0 or 4.2e1 in a
+// producer's JSON give "42" as they would in an SDK handed the parsed JSON;
+// -0 becomes 0. A number out of float64's range is kept as written.
+func jsNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil {
+			return v
+		}
+		return f + 0 // -0 + 0 is 0
+	case float64:
+		return v + 0
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = jsNumbers(x)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			out[k] = jsNumbers(x)
+		}
+		return out
+	}
+	return v
 }
 
 // GenerateSubscribeToken returns the token the Subscribe widget needs in

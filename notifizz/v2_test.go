@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-json"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -265,6 +266,45 @@ func TestDeriveIdempotencyKey(t *testing.T) {
 	assert.False(t, ok, "a null field gives no key")
 	_, ok = notifizz.DeriveIdempotencyKey("e", nil, map[string]any{"a": "x"})
 	assert.False(t, ok, "no declared fields, no key")
+}
+
+// TestDeriveIdempotencyKeyNumbers checks the numbers the bridge decodes (json.Number, as the
+// producer wrote them) against JSON.stringify of the parsed value, which is what an SDK hashes.
+func TestDeriveIdempotencyKeyNumbers(t *testing.T) {
+	// Vectors computed outside Go: printf '%s' '<input>' | sha256sum, first 32 characters.
+	for _, tc := range []struct {
+		name  string
+		props map[string]any
+		want  string // key of the input in the message
+	}{
+		{"integer, decimal and exponent as JavaScript writes them",
+			map[string]any{"amount": json.Number("42.0"), "count": json.Number("1e3"), "ratio": json.Number("1.50")},
+			"f1ebca218477b81a5bc884c1d1bf0748"}, // order_paid|amount=42&count=1000&ratio=1.5
+		{"float64 and int as json.Number would give them",
+			map[string]any{"amount": 42.0, "count": 1000, "ratio": 1.5},
+			"f1ebca218477b81a5bc884c1d1bf0748"}, // order_paid|amount=42&count=1000&ratio=1.5
+		{"numbers inside arrays and objects",
+			map[string]any{"a": json.Number("-0"), "b": []any{json.Number("2.0"), json.Number("0.5"), "x"},
+				"c": map[string]any{"z": []any{json.Number("1.25")}, "k": json.Number("1")}},
+			"520ac8349be9d7212f47bd8439b11374"}, // e|a=0&b=[2,0.5,"x"]&c={"k":1,"z":[1.25]}
+		{"an integer beyond 2^53 rounds as in JavaScript",
+			map[string]any{"big": json.Number("12345678901234567890")},
+			"4f7b62552e56d13f9d84046956873205"}, // e|big=12345678901234567000
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			event := "e"
+			if _, ok := tc.props["ratio"]; ok {
+				event = "order_paid"
+			}
+			fields := make([]string, 0, len(tc.props))
+			for f := range tc.props {
+				fields = append(fields, f)
+			}
+			key, ok := notifizz.DeriveIdempotencyKey(event, fields, tc.props)
+			require.True(t, ok)
+			assert.Equal(t, tc.want, key)
+		})
+	}
 }
 
 func TestWithAPIBaseURL(t *testing.T) {

@@ -122,6 +122,39 @@ notifizz:
 		assert.Equal(t, exitOK, code, stderr)
 		assert.Contains(t, stdout, "listen: 127.0.0.1:4222")
 	})
+	t.Run("catalog schema files are compiled", func(t *testing.T) {
+		dir := t.TempDir()
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, "schemas"), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "schemas", "shipped.json"), []byte(`{"type":"object"}`), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "schemas", "paid.json"), []byte(`{"type":"objet"}`), 0o600))
+		path := filepath.Join(dir, "catalog.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(`catalog:
+  mode: soft
+  events:
+    order_shipped:
+      schema: schemas/shipped.json
+      idempotencyFields: [orderId]
+    order_paid:
+      schema: schemas/paid.json
+    "order cancelled":
+      schema: schemas/cancelled.json
+`), 0o600))
+		code, stdout, stderr := runCLI(t, "", "check", "--dry-run", "--config", path)
+		assert.Equal(t, exitError, code)
+		assert.Empty(t, stdout)
+		assert.Contains(t, stderr, "2 problems")
+		assert.Contains(t, stderr, `line 8: catalog.events.order_paid.schema: "`+filepath.Join(dir, "schemas", "paid.json")+
+			`": not a valid JSON Schema: at "/type": value must be one of`)
+		assert.Contains(t, stderr, `line 10: catalog.events."order cancelled".schema: "`+filepath.Join(dir, "schemas", "cancelled.json")+
+			`": file not found`)
+
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "schemas", "paid.json"), []byte(`{"type":"object"}`), 0o600))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "schemas", "cancelled.json"), []byte(`{}`), 0o600))
+		code, stdout, stderr = runCLI(t, "", "check", "--dry-run", "--config", path)
+		require.Equal(t, exitOK, code, stderr)
+		assert.Contains(t, stdout, "catalog:\n  mode: soft\n  events:\n")
+		assert.Contains(t, stdout, "    order_shipped:\n      schema: "+filepath.Join(dir, "schemas", "shipped.json")+"\n      idempotencyFields: [orderId]\n")
+	})
 	t.Run("unreadable file", func(t *testing.T) {
 		code, _, stderr := runCLI(t, "", "check", "--config", "does-not-exist.yaml")
 		assert.Equal(t, exitError, code)

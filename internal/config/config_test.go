@@ -65,6 +65,7 @@ func TestConfigKeys(t *testing.T) {
 		"coalesce.orphanTimeout",
 		"notifizz.baseUrl", "notifizz.sdkSecretKey", "notifizz.authSecretKey", "notifizz.timeout",
 		"notifizz.maxInFlight", "notifizz.rateLimit", "notifizz.dryRun", "notifizz.api", "notifizz.occurredAt",
+		"catalog.mode", "catalog.events",
 		"retry.attempts", "retry.initialBackoff", "retry.maxBackoff", "retry.nakInitial", "retry.nakMax",
 		"deadLetter.stream", "deadLetter.subjectPrefix",
 		"http.listen", "log.level", "log.format", "shutdownTimeout",

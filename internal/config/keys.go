@@ -2,14 +2,18 @@ package config
 
 import (
 	"reflect"
+	"strconv"
 	"strings"
 )
 
 // key ties one YAML key to the Go field it sets.
 type key struct {
-	name   string // dotted path, e.g. "nats.tls.caFile"
-	ptr    any    // *string, *bool, *int, *float64, *time.Duration or *[]string (comma-separated)
-	secret bool   // printed as [REDACTED]
+	name string // dotted path, e.g. "nats.tls.caFile"
+	// ptr is *string, *bool, *int, *float64, *time.Duration, *[]string (a YAML list or one
+	// comma-separated value), or *map[string]catalog.Event: catalog.events, a mapping from
+	// names the file chooses to entries with the keys eventKeys lists (see events.go).
+	ptr    any
+	secret bool // printed as [REDACTED]
 	// show, when set, is how a string is printed by YAML: a value that may hold secrets
 	// inside it, such as a URL with credentials.
 	show func(string) string
@@ -69,6 +73,9 @@ func (c *Config) keys() []key {
 		{name: "notifizz.dryRun", ptr: &c.Notifizz.DryRun},
 		{name: "notifizz.api", ptr: (*string)(&b.API)},
 		{name: "notifizz.occurredAt", ptr: (*string)(&b.OccurredAt)},
+
+		{name: "catalog.mode", ptr: (*string)(&b.Catalog.Mode)},
+		{name: "catalog.events", ptr: &b.Catalog.Events},
 
 		{name: "retry.attempts", ptr: &b.Retry.Attempts},
 		{name: "retry.initialBackoff", ptr: &b.Retry.InitialBackoff},
@@ -141,4 +148,33 @@ func (n keyNames) name(path string) string {
 		return k
 	}
 	return path
+}
+
+// The keys of one event of catalog.events: catalog.events.<eventName>.schema and
+// catalog.events.<eventName>.idempotencyFields.
+const (
+	eventSchemaKey = "schema"
+	eventFieldsKey = "idempotencyFields"
+)
+
+// eventKeys lists the keys of one event, in the order `check` prints them.
+var eventKeys = []string{eventSchemaKey, eventFieldsKey}
+
+// eventKey names the key field (one of eventKeys; none for the event itself) of the event name
+// in catalog.events, as messages write it: catalog.events.<name>.<field>, the name quoted when
+// it holds anything but letters, digits, '_' and '-', so that a name with dots or spaces reads
+// as one.
+func eventKey(name, field string) string {
+	k := "catalog.events."
+	if name != "" && !strings.ContainsFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-')
+	}) {
+		k += name
+	} else {
+		k += strconv.Quote(name)
+	}
+	if field != "" {
+		k += "." + field
+	}
+	return k
 }

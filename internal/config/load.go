@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/notifizz-bridge/notifizz-bridge/catalog"
 )
 
 // Options adapt loading to the command that loads.
@@ -44,6 +47,7 @@ func Load(path string, opts Options) (Config, error) {
 			return cfg, fmt.Errorf("read config: %w", err)
 		}
 		lines, vars, problems = cfg.decode(data, os.LookupEnv)
+		cfg.resolveSchemas(filepath.Dir(path))
 	}
 	if opts.DryRun {
 		cfg.Notifizz.DryRun = true
@@ -223,6 +227,10 @@ func (d *decoder) mapping(prefix string, n *yaml.Node) {
 			}
 		case d.leaves[path].ptr != nil:
 			d.lines[path] = k.Line
+			if _, ok := d.leaves[path].ptr.(*map[string]catalog.Event); ok {
+				d.events(d.leaves[path], k.Line, v)
+				continue
+			}
 			d.leaf(d.leaves[path], k.Line, resolveAlias(v))
 		default:
 			d.fail(k.Line, "", "unknown key %q%s", path, d.suggest(path))
@@ -230,9 +238,13 @@ func (d *decoder) mapping(prefix string, n *yaml.Node) {
 	}
 }
 
-// leaf decodes one scalar value into k. Values that expand to nothing keep the default, as an
-// empty value would, so that `${UNSET}` means "not configured".
+// leaf decodes one scalar value into k, or a YAML list into a list key. Values that expand to
+// nothing keep the default, as an empty value would, so that `${UNSET}` means "not configured".
 func (d *decoder) leaf(k key, line int, v *yaml.Node) {
+	if p, ok := k.ptr.(*[]string); ok && v.Kind == yaml.SequenceNode {
+		d.list(k, p, v)
+		return
+	}
 	if v.Kind != yaml.ScalarNode {
 		d.fail(line, k.name, "must be a single value, not a %s", kindName(v.Kind))
 		return
@@ -284,7 +296,8 @@ func (d *decoder) leaf(k key, line int, v *yaml.Node) {
 		}
 		*p = x
 	case *[]string:
-		// A list is one comma-separated value, like nats.url, so that ${VAR} can hold it.
+		// A list may also be one comma-separated value, like nats.url, so that ${VAR} can
+		// hold it.
 		var list []string
 		for _, item := range strings.Split(s, ",") {
 			if item = strings.TrimSpace(item); item != "" {
@@ -295,6 +308,32 @@ func (d *decoder) leaf(k key, line int, v *yaml.Node) {
 	default:
 		panic(fmt.Sprintf("config key %s has unsupported type %T", k.name, k.ptr))
 	}
+}
+
+// list decodes a YAML list of single values into p, each expanded and trimmed; items that
+// are empty or expand to nothing are left out, as in the comma-separated form.
+func (d *decoder) list(k key, p *[]string, v *yaml.Node) {
+	var list []string
+	for _, item := range v.Content {
+		item = resolveAlias(item)
+		if item.Kind != yaml.ScalarNode {
+			d.fail(item.Line, k.name, "must be a list of single values, not of a %s", kindName(item.Kind))
+			return
+		}
+		if isNull(item) {
+			continue
+		}
+		d.vars[k.name] = append(d.vars[k.name], varNames(item.Value)...)
+		s, err := expandEnv(item.Value, d.lookup)
+		if err != nil {
+			d.fail(item.Line, k.name, "%v", err)
+			return
+		}
+		if s = strings.TrimSpace(s); s != "" {
+			list = append(list, s)
+		}
+	}
+	*p = list
 }
 
 func isString(ptr any) bool {

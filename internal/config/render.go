@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/notifizz-bridge/notifizz-bridge/catalog"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
 
@@ -22,9 +23,11 @@ func (c *Config) YAML() ([]byte, error) {
 		for _, p := range parts[:len(parts)-1] {
 			parent = childMapping(parent, p)
 		}
-		parent.Content = append(parent.Content,
-			&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: parts[len(parts)-1]},
-			scalarNode(k))
+		value := scalarNode(k)
+		if events, ok := k.ptr.(*map[string]catalog.Event); ok {
+			value = eventsNode(*events)
+		}
+		parent.Content = append(parent.Content, strNode(parts[len(parts)-1]), value)
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)

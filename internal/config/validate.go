@@ -16,7 +16,8 @@ import (
 // Validate reports every problem at once as Problems, each with the key it concerns and no
 // line: the daemon's own keys here, the bridge's through bridge.Config.Validate, whose fields
 // are named by their keys. It also checks that the files the config names can be read, since
-// a typo there would otherwise only show when connecting.
+// a typo there would otherwise only show when connecting, and compiles the catalog's schema
+// files (catalog.Load), each problem under catalog.events.<eventName>.schema.
 func (c Config) Validate() error {
 	v := validation{names: c.keyNames()}
 	v.nats(c.NATS)
@@ -48,6 +49,7 @@ func (c Config) Validate() error {
 	if err := c.Bridge.Validate(); err != nil {
 		v.bridge(err)
 	}
+	v.schemas(c.Bridge.Catalog)
 	if len(v.problems) == 0 {
 		return nil
 	}
