@@ -12,7 +12,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
+	"github.com/notifizz-bridge/notifizz-bridge/catalog"
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/retry"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
@@ -106,6 +108,9 @@ type Bridge struct {
 	onStarted func()
 	started   sync.Once
 	copies    copyHealth // whether dead-letter copies are being stored (see Problem)
+	catalog   *catalog.Catalog
+	// catalogWarn spaces the warnings of soft mode: one a track would flood the log.
+	catalogWarn rate.Sometimes
 	// noKeepAlive turns the InProgress sweep off; only tests set it.
 	noKeepAlive bool
 	running     atomic.Bool
@@ -134,6 +139,10 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 		return nil, fmt.Errorf("bridge metrics: %w", err)
 	}
 	b.m = m
+	if b.catalog, err = catalog.Load(cfg.Catalog); err != nil {
+		return nil, fmt.Errorf("bridge catalog: %w", err)
+	}
+	b.catalogWarn = rate.Sometimes{First: 1, Interval: catalogWarnEvery}
 	b.settler = newSettler(cfg, js, b.log, m, &b.copies)
 	b.settled = b.settler.settled
 	b.calls = newCaller(cfg, api, m, b.settler)
@@ -278,8 +287,10 @@ type decoded struct {
 	detach      *schema.Detach
 	subscribe   *schema.Subscribe
 	unsubscribe *schema.Unsubscribe
-	size        int    // track and workflow: a bound on the bytes the body takes in the request
-	headerKey   string // a valid Notifizz-Idempotency-Key header of a track or send
+	// catalogKey is the key the catalog derives for a track that brings none (see trackKey).
+	catalogKey string
+	size       int    // track and workflow: a bound on the bytes the body takes in the request
+	headerKey  string // a valid Notifizz-Idempotency-Key header of a track or send
 }
 
 // inbound is a message decoded on the consumer's goroutine, ready for the coordinator.
@@ -342,6 +353,9 @@ func (b *Bridge) decode(m jetstream.Msg) inbound {
 			b.log.Warn("ignoring an invalid "+deadletter.HeaderIdempotencyKey+" header (want 1 to 255 printable ASCII characters)",
 				"kind", in.kind, "event_key", in.key, "stream_seq", in.seq)
 		}
+	}
+	if in.err == nil && in.kind == schema.KindTrack {
+		in.err = b.applyCatalog(&in)
 	}
 	return in
 }

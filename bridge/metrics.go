@@ -35,6 +35,7 @@ type metrics struct {
 	naks            prometheus.Counter
 	inProgressSends prometheus.Counter
 	unroutable      *prometheus.CounterVec
+	catalog         *prometheus.CounterVec
 
 	deadLetterFailures prometheus.Counter
 	deadLetterWaiting  prometheus.Gauge
@@ -166,10 +167,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Messages published under the subject prefix that no stream captures, by outcome: dead_lettered " +
 				"(unknown_subject), refused (a request, answered \"no responders\"), lost (no copy could be stored).",
 		}, []string{"outcome"}),
+		catalog: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "catalog_violations_total",
+			Help: "Tracks that fail the event catalog (catalog.mode soft or strict), by problem: undeclared (the " +
+				"event is not in catalog.events) or schema (its properties fail the event's schema), and action: " +
+				"sent (soft) or dead_lettered (strict, schema_mismatch).",
+		}, []string{"problem", "action"}),
 	}
 	for _, c := range []prometheus.Collector{
 		m.messages, m.apiCalls, m.apiLatency, m.openWindows, m.heldMessages, m.workflowsFlush,
-		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends, m.unroutable,
+		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends, m.unroutable, m.catalog,
 		m.deadLetterFailures, m.deadLetterWaiting,
 	} {
 		if err := reg.Register(c); err != nil {

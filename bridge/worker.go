@@ -125,7 +125,8 @@ func trackRequest(members []*heldMsg) notifizz.TrackRequest {
 }
 
 // trackKey is the idempotency key of the event whose track is h: the track's idempotencyKey,
-// else the key its Notifizz-Idempotency-Key header carries (a replayed dead letter), else one
+// else the key its Notifizz-Idempotency-Key header carries (a replayed dead letter), else the
+// one the SDKs derive from the event's declared idempotencyFields (catalog.events), else one
 // derived from where the track sits in the stream.
 func trackKey(h *heldMsg) string {
 	if h.track.IdempotencyKey != "" {
@@ -133,6 +134,9 @@ func trackKey(h *heldMsg) string {
 	}
 	if h.headerKey != "" {
 		return h.headerKey
+	}
+	if h.catalogKey != "" {
+		return h.catalogKey
 	}
 	return deriveKey("track", h.stream, h.key, h.seq)
 }
