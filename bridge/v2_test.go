@@ -261,3 +261,19 @@ func compactRetries(ids []string) []string {
 	}
 	return out
 }
+
+// TestV2KindsOnAStreamFromBefore: a stream created before the bridge knew the v2 kinds captures
+// the four v1 kinds only; the bridge adds the v2 kinds' subjects at start.
+func TestV2KindsOnAStreamFromBefore(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.API = APIv2
+	old := e.cfg.StreamLayout().Stream()
+	old.Subjects = old.Subjects[:4]
+	require.Equal(t, []string{"notifizz.track.*", "notifizz.workflow.*", "notifizz.commit.*", "notifizz.send.*"}, old.Subjects)
+	_, err := e.js.CreateStream(context.Background(), old)
+	require.NoError(t, err)
+	e.start(nil)
+	e.publishRaw("notifizz.detach.d-1", []byte(`{"environmentId":"env_1","subject":{"type":"email","identifier":"a@example.com"}}`), nil)
+	calls := e.api.waitCalls(t, 1)
+	assert.Equal(t, "/identity/detach", calls[0].Path)
+}
