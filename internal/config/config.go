@@ -51,6 +51,9 @@ type Embedded struct {
 
 // Notifizz configures the Notifizz API client.
 type Notifizz struct {
+	// BaseURL is the API's base URL. A file that leaves it empty gets the URL of the profile
+	// notifizz.api names (ProfileBaseURL): Load fills it in, so that the loaded config holds the
+	// URL the client calls.
 	BaseURL       string
 	SDKSecretKey  string
 	AuthSecretKey string
@@ -99,15 +102,24 @@ func Default() Config {
 			Embedded: Embedded{Listen: defaultEmbeddedListen, StoreDir: defaultStoreDir},
 		},
 		Notifizz: Notifizz{
-			BaseURL: notifizz.DefaultBaseURL,
 			Timeout: notifizz.DefaultTimeout,
 		},
 		HTTP:   HTTP{Listen: defaultHTTPListen},
 		Log:    Log{Level: defaultLogLevel, Format: defaultLogFormat},
 		Bridge: bridge.DefaultConfig(),
 	}
+	c.Notifizz.BaseURL = ProfileBaseURL(c.Bridge.API)
 	c.Bridge.Partitions.Member = defaultMember()
 	return c
+}
+
+// ProfileBaseURL is the default of notifizz.baseUrl under the API profile api: the base URL of
+// the official SDKs of that surface (1.x for v1, 2.x for v2).
+func ProfileBaseURL(api bridge.APIProfile) string {
+	if api == bridge.APIv2 {
+		return notifizz.DefaultBaseURLV2
+	}
+	return notifizz.DefaultBaseURL
 }
 
 // defaultMember is this replica's name in a consumer group when none is configured: the host's

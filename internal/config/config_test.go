@@ -153,6 +153,42 @@ func TestLoadWithoutFileGivesDefaults(t *testing.T) {
 	assert.Equal(t, "https://eu.api.notifizz.com/v1", cfg.Notifizz.BaseURL)
 }
 
+// TestBaseURLFollowsTheProfile: a file that does not set notifizz.baseUrl gets its profile's
+// URL, wherever in the file the profile is named; one that sets it keeps it; check prints it.
+func TestBaseURLFollowsTheProfile(t *testing.T) {
+	const v1, v2 = "https://eu.api.notifizz.com/v1", "https://api.notifizz.com/v1"
+	t.Setenv("NB_TEST_UNSET_URL", "")
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"no file", "", v1},
+		{"v1 by default", "log:\n  level: debug\n", v1},
+		{"v1 named", "notifizz:\n  api: v1\n", v1},
+		{"v2", "notifizz:\n  api: v2\n", v2},
+		{"v2 named after an empty baseUrl", "notifizz:\n  baseUrl: \"\"\n  api: v2\n", v2},
+		{"v2 with baseUrl from an unset variable", "notifizz:\n  baseUrl: ${NB_TEST_UNSET_URL}\n  api: v2\n", v2},
+		{"v2 with its own URL", "notifizz:\n  api: v2\n  baseUrl: https://notifizz.test/v1\n", "https://notifizz.test/v1"},
+		{"v2 keeps the v1 URL when it is written", "notifizz:\n  api: v2\n  baseUrl: " + v1 + "\n", v1},
+		{"v1 keeps the v2 URL when it is written", "notifizz:\n  baseUrl: " + v2 + "\n", v2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := ""
+			if tc.file != "" {
+				path = writeFile(t, "c.yaml", tc.file)
+			}
+			cfg, err := Load(path, Options{DryRun: true})
+			require.NoError(t, err)
+			assert.Equal(t, tc.want, cfg.Notifizz.BaseURL)
+			out, err := cfg.YAML()
+			require.NoError(t, err)
+			assert.Contains(t, string(out), "\n  baseUrl: "+tc.want+"\n", "the effective URL is printed")
+		})
+	}
+	assert.Equal(t, v1, ProfileBaseURL("v1"))
+	assert.Equal(t, v2, ProfileBaseURL("v2"))
+	assert.Equal(t, v1, Default().Notifizz.BaseURL, "the default profile is v1")
+}
+
 func TestLoadDecodes(t *testing.T) {
 	path := writeFile(t, "c.yaml", `
 nats:

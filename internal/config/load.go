@@ -36,6 +36,9 @@ type Options struct {
 // is a file), each with its key and, when the key is in the file, its line.
 func Load(path string, opts Options) (Config, error) {
 	cfg := Default()
+	// notifizz.baseUrl's default depends on notifizz.api, which the file may set anywhere in it:
+	// decode without one, and give the profile's once the file is read.
+	cfg.Notifizz.BaseURL = ""
 	var (
 		lines    map[string]int
 		vars     map[string][]string
@@ -44,10 +47,13 @@ func Load(path string, opts Options) (Config, error) {
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return cfg, fmt.Errorf("read config: %w", err)
+			return Default(), fmt.Errorf("read config: %w", err)
 		}
 		lines, vars, problems = cfg.decode(data, os.LookupEnv)
 		cfg.resolveSchemas(filepath.Dir(path))
+	}
+	if cfg.Notifizz.BaseURL == "" {
+		cfg.Notifizz.BaseURL = ProfileBaseURL(cfg.Bridge.API)
 	}
 	if opts.DryRun {
 		cfg.Notifizz.DryRun = true
