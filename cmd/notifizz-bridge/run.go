@@ -74,6 +74,11 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 		}
 	}()
 
+	client := newAPIClient(cfg, stdout, log)
+	// Under v2, the SDKs' boot ping, as they make it when they start: in the background, so
+	// that it delays neither NATS nor readiness; the deferred stop ends it before exit.
+	defer startBootPing(ctx, cfg, client, log).stop()
+
 	conn, err := connectDaemon(ctx, cfg.NATS, cfg.Bridge.StartTimeout, log)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -96,10 +101,11 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 			consumerAttr(cfg.Bridge),
 			"delay", cfg.Bridge.Coalesce.Delay,
 			"dry_run", cfg.Notifizz.DryRun,
+			"api", cfg.Bridge.API,
 			"http", cfg.HTTP.Listen,
 			"version", buildVersion().short())
 	}
-	b, err := bridge.New(cfg.Bridge, js, newAPIClient(cfg, stdout, log),
+	b, err := bridge.New(cfg.Bridge, js, client,
 		bridge.WithLogger(log), bridge.WithRegisterer(reg), bridge.WithOnStarted(started))
 	if err != nil {
 		return err
@@ -138,6 +144,9 @@ func consumerAttr(b bridge.Config) slog.Attr {
 func newAPIClient(cfg config.Config, stdout io.Writer, log *slog.Logger) *notifizz.Client {
 	n := cfg.Notifizz
 	opts := []notifizz.Option{
+		// The surface first: WithAPI moves a base URL still at the other surface's default,
+		// and the configured one, resolved by config.Load, must stay as it is.
+		notifizz.WithAPI(clientAPI(cfg.Bridge.API)),
 		notifizz.WithBaseURL(n.BaseURL),
 		notifizz.WithTimeout(n.Timeout),
 		notifizz.WithUserAgent("notifizz-bridge/" + buildVersion().short() + " " + notifizz.DefaultUserAgent),
@@ -161,6 +170,14 @@ func newAPIClient(cfg config.Config, stdout io.Writer, log *slog.Logger) *notifi
 		}))
 	}
 	return notifizz.NewClient(n.AuthSecretKey, n.SDKSecretKey, opts...)
+}
+
+// clientAPI is the notifizz client's surface for the profile api.
+func clientAPI(api bridge.APIProfile) notifizz.API {
+	if api == bridge.APIv2 {
+		return notifizz.APIv2
+	}
+	return notifizz.APIv1
 }
 
 // natsConn is the daemon's NATS connection and, when nats.url is empty, the embedded server
