@@ -83,10 +83,15 @@ stdin, except for commit, which needs no body. Prints the stream and sequence.`,
 		},
 		{
 			name:    "token",
-			args:    "[--config FILE] USER_ID",
-			summary: "print the widget token of a user",
+			args:    "[--config FILE] USER_ID | [--config FILE] --subscribe SUBSCRIBER RESOURCE",
+			summary: "print the widget token of a user, or a subscribe token",
 			help: `Print the Notification Center widget token for USER_ID: the hex SHA-256 of
-USER_ID followed by notifizz.authSecretKey, as the official SDKs compute it.`,
+USER_ID followed by notifizz.authSecretKey, as the official SDKs compute it.
+
+With --subscribe, print the token the Subscribe widget needs in secure mode (SDK
+2.x generateSubscribeToken) for subscriber SUBSCRIBER and resource RESOURCE: the
+hex HMAC-SHA256, keyed with notifizz.authSecretKey, of SUBSCRIBER followed by
+RESOURCE.`,
 			run: tokenCommand,
 		},
 		{name: "dlq", args: dlqArgs, summary: dlqSummary, help: dlqHelp, run: dlqCommand},

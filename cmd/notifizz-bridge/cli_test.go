@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
@@ -177,6 +178,63 @@ func TestTokenCommand(t *testing.T) {
 
 	code, _, _ = runCLI(t, "", "token", "--config", path)
 	assert.Equal(t, exitUsage, code)
+}
+
+// TestTokenSubscribe: token --subscribe prints the SDKs 2.x subscribe token, the hex
+// HMAC-SHA256 keyed with authSecretKey over SUBSCRIBER followed by RESOURCE.
+func TestTokenSubscribe(t *testing.T) {
+	mac := hmac.New(sha256.New, []byte("auth_secret"))
+	mac.Write([]byte("user_42" + "doc/7 draft"))
+	want := hex.EncodeToString(mac.Sum(nil))
+
+	path := writeFile(t, "c.yaml", "notifizz:\n  authSecretKey: auth_secret\n")
+	code, stdout, stderr := runCLI(t, "", "token", "--config", path, "--subscribe", "user_42", "doc/7 draft")
+	require.Equal(t, exitOK, code, stderr)
+	assert.Equal(t, want+"\n", stdout)
+	assert.Empty(t, stderr)
+
+	code, stdout, _ = runCLI(t, "", "token", "--subscribe", "--config", path, "user_4", "2doc/7 draft")
+	require.Equal(t, exitOK, code)
+	other := hmac.New(sha256.New, []byte("auth_secret"))
+	other.Write([]byte("user_42doc/7 draft"))
+	assert.Equal(t, hex.EncodeToString(other.Sum(nil))+"\n", stdout,
+		"SDK 2.x concatenates the two without a separator, so this pair has the same token")
+
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stderr string
+	}{
+		{"no authSecretKey", []string{"token", "--subscribe", "u", "r"}, exitError,
+			"notifizz-bridge: notifizz.authSecretKey is empty: set it in the file given with --config"},
+		{"one argument", []string{"token", "--config", path, "--subscribe", "u"}, exitUsage,
+			"token --subscribe takes two arguments, SUBSCRIBER RESOURCE, got 1 argument\n"},
+		{"three arguments", []string{"token", "--config", path, "--subscribe", "u", "r", "x"}, exitUsage,
+			"token --subscribe takes two arguments, SUBSCRIBER RESOURCE, got 3 arguments\n"},
+		{"empty resource", []string{"token", "--config", path, "--subscribe", "u", ""}, exitUsage,
+			"token --subscribe: SUBSCRIBER and RESOURCE must not be empty"},
+		{"two arguments without --subscribe", []string{"token", "--config", path, "u", "r"}, exitUsage,
+			"token takes one USER_ID, got 2 arguments; for a subscribe token, give --subscribe before SUBSCRIBER RESOURCE"},
+		{"--subscribe after the arguments", []string{"token", "--config", path, "u", "r", "--subscribe"}, exitUsage,
+			"--subscribe comes after the arguments: flags go before arguments"},
+		{"no argument", []string{"token", "--config", path}, exitUsage, "token takes one USER_ID, got 0 arguments"},
+		{"help", []string{"token", "--help"}, exitOK, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, "", tc.args...)
+			assert.Equal(t, tc.code, code, "stdout: %s\nstderr: %s", stdout, stderr)
+			assert.Contains(t, stderr, tc.stderr)
+			if tc.code != exitOK {
+				assert.Empty(t, stdout)
+			}
+		})
+	}
+	code, stdout, _ = runCLI(t, "", "token", "--help")
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, stdout, "Usage: notifizz-bridge token [--config FILE] USER_ID | [--config FILE] --subscribe SUBSCRIBER RESOURCE")
+	assert.Contains(t, stdout, "HMAC-SHA256")
+	assert.Contains(t, stdout, "-subscribe")
 }
 
 func TestVersionCommand(t *testing.T) {

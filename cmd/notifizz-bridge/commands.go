@@ -61,11 +61,21 @@ func checkCommand(_ context.Context, std stdio, args []string) error {
 func tokenCommand(_ context.Context, std stdio, args []string) error {
 	fs := newFlagSet("token")
 	configPath := configFlag(fs)
+	subscribe := fs.Bool("subscribe", false, "print the v2 Subscribe widget token of SUBSCRIBER for RESOURCE instead")
 	if err := parseFlags(fs, std, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || fs.Arg(0) == "" {
-		return usagef("token takes one non-empty USER_ID")
+	switch {
+	case *subscribe && fs.NArg() != 2:
+		return usagef("token --subscribe takes two arguments, SUBSCRIBER RESOURCE, got %s", plural(fs.NArg(), "argument"))
+	case *subscribe && (fs.Arg(0) == "" || fs.Arg(1) == ""):
+		return usagef("token --subscribe: SUBSCRIBER and RESOURCE must not be empty")
+	case !*subscribe && fs.NArg() == 2:
+		return usagef("token takes one USER_ID, got 2 arguments; for a subscribe token, give --subscribe before SUBSCRIBER RESOURCE")
+	case !*subscribe && fs.NArg() != 1:
+		return usagef("token takes one USER_ID, got %s", plural(fs.NArg(), "argument"))
+	case !*subscribe && fs.Arg(0) == "":
+		return usagef("token: USER_ID must not be empty")
 	}
 	cfg, err := config.Load(*configPath, config.Options{})
 	if err != nil {
@@ -75,7 +85,11 @@ func tokenCommand(_ context.Context, std stdio, args []string) error {
 		return errors.New("notifizz.authSecretKey is empty: set it in the file given with --config (e.g. authSecretKey: ${NOTIFIZZ_AUTH_SECRET_KEY})")
 	}
 	c := notifizz.NewClient(cfg.Notifizz.AuthSecretKey, "")
-	_, err = fmt.Fprintln(std.out, c.GenerateHashedToken(fs.Arg(0)))
+	token := c.GenerateHashedToken(fs.Arg(0))
+	if *subscribe {
+		token = c.GenerateSubscribeToken(fs.Arg(0), fs.Arg(1))
+	}
+	_, err = fmt.Fprintln(std.out, token)
 	return err
 }
 
