@@ -75,10 +75,16 @@ the variable to export, not a problem: the environment gives it to run. Without
 			name:    "publish",
 			args:    "[--config FILE] [--timeout D] [--msg-id ID] KIND KEY [JSON|-]",
 			summary: "publish one message to the stream",
-			help: `Publish one validated message of KIND (track, workflow, commit or send) for the
-event KEY, using the config's NATS settings (the embedded server's listen
-address when nats.url is empty). JSON is the body; "-" or no JSON reads it from
-stdin, except for commit, which needs no body. Prints the stream and sequence.`,
+			help: `Publish one validated message of KIND for the event KEY, using the config's
+NATS settings (the embedded server's listen address when nats.url is empty).
+JSON is the body; "-" or no JSON reads it from stdin, except for commit, which
+needs no body. Prints the stream and sequence.
+
+KIND is one of track, workflow, commit, send (notifizz.api: v1), and identify,
+detach, subscribe, unsubscribe (notifizz.api: v2, which also takes track and
+commit; KEY then names the request, and the bridge makes the calls of one KEY
+in order). A kind the config's profile does not handle is published with a
+warning: that bridge would dead-letter it (unsupported).`,
 			run: publishCommand,
 		},
 		{

@@ -144,6 +144,10 @@ func publishCommand(ctx context.Context, std stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	if why := profileMismatch(msg.kind, cfg.Bridge.API); why != "" {
+		// A warning, not a refusal: the bridge that consumes may run with another config.
+		fmt.Fprintf(std.err, "notifizz-bridge: warning: %s\n", why)
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	if msgID != nil {

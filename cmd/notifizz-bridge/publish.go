@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/notifizz-bridge/notifizz-bridge/bridge"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
 )
@@ -26,7 +28,7 @@ type publishMsg struct {
 // parsePublishArgs checks KIND KEY [JSON|-] before anything connects, so that a typo is a
 // usage error rather than a failed publish.
 func parsePublishArgs(args []string) (publishMsg, error) {
-	kind, err := schema.ParseKind(args[0])
+	kind, err := schema.ParseKindAny(args[0])
 	if err != nil {
 		return publishMsg{}, usagef("KIND: %s", problemText(err))
 	}
@@ -43,6 +45,19 @@ func parsePublishArgs(args []string) (publishMsg, error) {
 		m.fromStdin = true
 	}
 	return m, nil
+}
+
+// profileMismatch says why the bridge would dead-letter every message of kind under profile
+// api (reason unsupported), or "" when it handles them. A track with inline workflows is
+// unsupported under v2 too, but that is the body's business, not the kind's.
+func profileMismatch(kind schema.Kind, api bridge.APIProfile) string {
+	switch {
+	case api == bridge.APIv2 && (kind == schema.KindWorkflow || kind == schema.KindSend):
+		return fmt.Sprintf("notifizz.api is v2, whose API has no %s: the bridge dead-letters %s messages (unsupported)", kind, kind)
+	case api != bridge.APIv2 && slices.Contains(schema.KindsV2, kind):
+		return fmt.Sprintf("notifizz.api is %s: the bridge dead-letters %s messages (unsupported) unless it runs with notifizz.api: v2", api, kind)
+	}
+	return ""
 }
 
 // problemText is the human part of a schema error, without its machine-readable reason code.
