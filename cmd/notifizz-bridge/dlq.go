@@ -43,8 +43,9 @@ nats.url is empty).
   dlq replay [--config FILE] [--reason R] [--key K] [--dry-run]
       Republish each dead letter's original body and headers to its original
       subject, then delete it from the dead-letter stream, only once the stream
-      has acknowledged the publish. Fix the cause first (the API, the producer):
-      a dead letter replayed unchanged fails the same way. The replay carries the
+      has acknowledged the publish. Fix the cause first (the API, the producer,
+      notifizz.api for unsupported ones, the catalog for schema_mismatch): a
+      dead letter replayed unchanged fails the same way. The replay carries the
       idempotency key the bridge used (Notifizz-Idempotency-Key), so a replayed
       track or send reaches the API under its first key.
 
