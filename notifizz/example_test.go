@@ -60,6 +60,53 @@ func Example() {
 	// notification: {"status":"queued"}
 }
 
+// Example_v2 is the surface of the SDKs 2.x (2026): a flat track with
+// occurredAt, identity and subscriptions. Each line shows the SDK call it
+// mirrors; the stand-in API prints the requests it gets.
+func Example_v2() {
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		fmt.Println(r.Method, r.URL.EscapedPath())
+		_, _ = io.WriteString(w, `{}`)
+	}))
+	defer api.Close()
+
+	client := notifizz.NewClient("YOUR_AUTH_SECRET_KEY", "YOUR_SDK_SECRET_KEY",
+		notifizz.WithAPI(notifizz.APIv2),
+		notifizz.WithBaseURL(api.URL+"/v1"), // omit to use notifizz.DefaultBaseURLV2
+	)
+	ctx := context.Background()
+	shippedAt := time.Date(2026, 11, 30, 8, 15, 0, 0, time.UTC)
+
+	// await notifizz.track("order_shipped", {...}, undefined, shippedAt)
+	_ = client.TrackEvent(ctx, notifizz.TrackRequest{
+		EventName:  "order_shipped",
+		Properties: map[string]any{"orderId": "ORD-4521"},
+		OccurredAt: shippedAt,
+	})
+	// await notifizz.identify({environmentId, subjectA, subjectB, consentBasis})
+	_, _ = client.Identify(ctx, notifizz.IdentifyRequest{
+		EnvironmentID: "env_1",
+		SubjectA:      notifizz.Subject{Type: "email", Identifier: "alice@example.com"},
+		SubjectB:      notifizz.Subject{Type: "user", Identifier: "user_42"},
+		ConsentBasis:  "contract",
+	})
+	// await notifizz.subscribe("doc_7", "user_42") / unsubscribe(...)
+	_, _ = client.Subscribe(ctx, "doc_7", "user_42", nil)
+	_, _ = client.Unsubscribe(ctx, "doc_7", "user_42")
+	// await notifizz.notifySubscribers("doc_7", {...})
+	_ = client.NotifySubscribers(ctx, "doc_7", map[string]any{"title": "New comment"}, "")
+	// notifizz.generateSubscribeToken("user_42", "doc_7")
+	fmt.Println(len(client.GenerateSubscribeToken("user_42", "doc_7")), "hex characters")
+	// Output:
+	// POST /v1/events/track
+	// POST /v1/identity/identify
+	// POST /v1/subscriptions/doc_7/subscribe
+	// DELETE /v1/subscriptions/doc_7/unsubscribe
+	// POST /v1/events/track
+	// 64 hex characters
+}
+
 func ExampleClient_GenerateHashedToken() {
 	client := notifizz.NewClient("auth_secret", "sdk_secret")
 	// Return this to your frontend via an API endpoint.
