@@ -17,10 +17,9 @@ const catalogWarnEvery = 10 * time.Second
 // is sent, and the violation counted and logged now and then.
 func (b *Bridge) applyCatalog(in *inbound) error {
 	t := in.track
-	name := t.EventName
-	if b.cfg.API == APIv2 {
-		name = strings.TrimSpace(name) // what the API receives (checkTrackV2)
-	}
+	// Matched by the trimmed name, as the v2 API receives it (checkTrackV2) and the catalog's
+	// names are written (Config.Validate).
+	name := strings.TrimSpace(t.EventName)
 	if v := b.catalog.Check(name, t.Properties); v != nil {
 		problem := "schema"
 		if v.Undeclared {
