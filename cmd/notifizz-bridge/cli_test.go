@@ -178,6 +178,18 @@ func TestTokenCommand(t *testing.T) {
 
 	code, _, _ = runCLI(t, "", "token", "--config", path)
 	assert.Equal(t, exitUsage, code)
+
+	// A file that reads the key from an unset variable, as config.example.yaml does: the error
+	// names the variable to export, not the line the file already has.
+	const unset = "NB_TEST_TOKEN_AUTH_UNSET"
+	_, isSet := os.LookupEnv(unset)
+	require.False(t, isSet, unset)
+	fromEnv := writeFile(t, "env.yaml", "notifizz:\n  authSecretKey: ${"+unset+"}\n")
+	code, stdout, stderr = runCLI(t, "", "token", "--config", fromEnv, "user_42")
+	assert.Equal(t, exitError, code)
+	assert.Empty(t, stdout)
+	assert.Equal(t, "notifizz-bridge: "+fromEnv+": line 2: notifizz.authSecretKey: is empty: the token command needs it; "+
+		"export "+unset+"=… (the file reads it from there)\n", stderr)
 }
 
 // TestTokenSubscribe: token --subscribe prints the SDKs 2.x subscribe token, the hex

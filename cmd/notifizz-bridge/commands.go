@@ -77,12 +77,13 @@ func tokenCommand(_ context.Context, std stdio, args []string) error {
 	case !*subscribe && fs.Arg(0) == "":
 		return usagef("token: USER_ID must not be empty")
 	}
-	cfg, err := config.Load(*configPath, config.Options{})
+	var warnings config.Problems
+	cfg, err := config.Load(*configPath, config.Options{Warnings: &warnings})
 	if err != nil {
 		return err
 	}
 	if cfg.Notifizz.AuthSecretKey == "" {
-		return errors.New("notifizz.authSecretKey is empty: set it in the file given with --config (e.g. authSecretKey: ${NOTIFIZZ_AUTH_SECRET_KEY})")
+		return noAuthSecretKey(*configPath, warnings)
 	}
 	c := notifizz.NewClient(cfg.Notifizz.AuthSecretKey, "")
 	token := c.GenerateHashedToken(fs.Arg(0))
@@ -91,6 +92,20 @@ func tokenCommand(_ context.Context, std stdio, args []string) error {
 	}
 	_, err = fmt.Fprintln(std.out, token)
 	return err
+}
+
+// noAuthSecretKey is token's error for an empty notifizz.authSecretKey. A file that reads the
+// key from the environment already says where it comes from: then the error is check's warning,
+// which names the variable to export, rather than advice to write what the file already has.
+func noAuthSecretKey(path string, warnings config.Problems) error {
+	if path != "" {
+		for _, w := range warnings {
+			if w.Key == "notifizz.authSecretKey" {
+				return fmt.Errorf("%s: %w", path, w)
+			}
+		}
+	}
+	return errors.New("notifizz.authSecretKey is empty: set it in the file given with --config (e.g. authSecretKey: ${NOTIFIZZ_AUTH_SECRET_KEY})")
 }
 
 func versionCommand(_ context.Context, std stdio, args []string) error {

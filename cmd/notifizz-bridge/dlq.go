@@ -111,11 +111,11 @@ subject), KEY (the event key) and ERROR (shortened; dlq show prints it whole).`
 	if sub == "replay" {
 		synopsis, help = synopsis+" [--dry-run]", `Republish each dead letter's original body and headers (without the dead-letter
 headers, but with the idempotency key the bridge used) to its original subject,
-then delete it from the dead-letter stream once the publish is acknowledged. Dead
-letters with reason secret_in_message hold a redacted copy and are skipped unless
---reason secret_in_message is given (as is any dead letter whose body was redacted
-because it named a secret key, or cut to fit the server's max payload, unless
---reason names its reason).`
+then delete it from the dead-letter stream once the publish is acknowledged.
+Skipped, and counted on stderr, unless --reason names their reason: dead letters
+whose body was redacted (reason secret_in_message, or any reason when the body
+named a secret key) or cut to fit the server's max payload, and those refused as
+invalid_json or invalid_message, which would be refused again as they are.`
 	}
 	fs := flag.NewFlagSet("notifizz-bridge dlq "+sub, flag.ContinueOnError)
 	fs.Usage = func() {
