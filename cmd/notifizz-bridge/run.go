@@ -94,12 +94,17 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	// "started" is said once the bridge consumes, not before a start-up refusal.
+	// The coalescing delay means nothing under v2, where nothing is coalesced.
+	delay := slog.Any("delay", cfg.Bridge.Coalesce.Delay)
+	if cfg.Bridge.API == bridge.APIv2 {
+		delay = slog.Attr{}
+	}
 	started := func() {
 		log.Info("notifizz-bridge started",
 			"nats", conn.target,
 			"stream", cfg.Bridge.Stream.Name,
 			consumerAttr(cfg.Bridge),
-			"delay", cfg.Bridge.Coalesce.Delay,
+			delay,
 			"dry_run", cfg.Notifizz.DryRun,
 			"api", cfg.Bridge.API,
 			"http", cfg.HTTP.Listen,
