@@ -24,7 +24,9 @@ type Config struct {
 }
 
 // NATS says which NATS server to use: an external one when URL is set, otherwise one embedded
-// in the process.
+// in the process. The ways to authenticate (NkeySeedFile, Token, User and Password) and TLS
+// are the client's settings for an external server; for the embedded one, they are what the
+// server requires and what the daemon's own clients present (see Embedded).
 type NATS struct {
 	URL          string // comma-separated server URLs; empty starts the embedded server
 	CredsFile    string
@@ -36,7 +38,9 @@ type NATS struct {
 	Embedded     Embedded
 }
 
-// TLS names the files for TLS to an external server.
+// TLS names the files for TLS to an external server: its CAs and a client certificate. With
+// the embedded server, CertFile and KeyFile are the server's own certificate, which turns TLS
+// on for its listener, and CAFile what the daemon's own TCP clients verify it with.
 type TLS struct {
 	CAFile   string
 	CertFile string
@@ -47,6 +51,9 @@ type TLS struct {
 type Embedded struct {
 	Listen   string
 	StoreDir string
+	// AllowNoAuth lets the server listen beyond loopback without authentication, which run
+	// otherwise refuses: anyone who reaches the port could read or delete the stream.
+	AllowNoAuth bool
 }
 
 // Notifizz configures the Notifizz API client.

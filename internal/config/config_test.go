@@ -2,8 +2,10 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -26,6 +28,7 @@ func clearExampleEnv(t *testing.T) {
 		"NATS_URL", "NOTIFIZZ_SDK_SECRET_KEY", "NOTIFIZZ_AUTH_SECRET_KEY",
 		"NOTIFIZZ_BRIDGE_NATS_LISTEN", "NOTIFIZZ_BRIDGE_STORE_DIR", "NOTIFIZZ_BRIDGE_HTTP_LISTEN",
 		"NOTIFIZZ_BRIDGE_LOG_LEVEL", "NOTIFIZZ_BRIDGE_LOG_FORMAT",
+		"NOTIFIZZ_BRIDGE_NATS_TOKEN", "NOTIFIZZ_BRIDGE_NATS_ALLOW_NO_AUTH",
 	} {
 		t.Setenv(v, "")
 	}
@@ -56,7 +59,7 @@ func TestConfigKeys(t *testing.T) {
 	want := []string{
 		"nats.url", "nats.credsFile", "nats.nkeySeedFile", "nats.token", "nats.user", "nats.password",
 		"nats.tls.caFile", "nats.tls.certFile", "nats.tls.keyFile", "nats.connectTimeout",
-		"nats.embedded.listen", "nats.embedded.storeDir",
+		"nats.embedded.listen", "nats.embedded.storeDir", "nats.embedded.allowNoAuth",
 		"stream.name", "stream.subjectPrefix", "stream.create", "stream.storage", "stream.replicas",
 		"stream.maxAge", "stream.duplicateWindow",
 		"consumer.durable", "consumer.ackWait", "consumer.maxDeliver", "consumer.maxAckPending",
@@ -420,9 +423,32 @@ func TestValidateNATS(t *testing.T) {
 		{"port zero", func(n *NATS) { n.Embedded.Listen = "127.0.0.1:0" }, []string{
 			`nats.embedded.listen: must be host:port with a port from 1 to 65535, not "127.0.0.1:0"`,
 		}},
-		{"credentials without url", func(n *NATS) { n.Token = "t" }, []string{
-			"nats.token: is only used with an external server, but nats.url is empty (the embedded server is used)",
+		{"embedded token", func(n *NATS) { n.Token = "t" }, nil},
+		{"embedded user and password", func(n *NATS) { n.User = "u"; n.Password = "p" }, nil},
+		{"embedded nkey", func(n *NATS) { n.NkeySeedFile = creds }, nil},
+		{"embedded tls", func(n *NATS) { n.TLS = TLS{CAFile: creds, CertFile: creds, KeyFile: creds}; n.Token = "t" }, nil},
+		{"embedded two auth methods", func(n *NATS) { n.Token = "t"; n.NkeySeedFile = creds }, []string{
+			"nats: set only one way to authenticate, not nats.nkeySeedFile and nats.token",
 		}},
+		{"embedded password without user", func(n *NATS) { n.Password = "secretpw" }, []string{
+			"nats.user: is required with nats.password",
+		}},
+		{"embedded creds file", func(n *NATS) { n.CredsFile = creds; n.Token = "t" }, []string{
+			"nats.credsFile: needs an external server set up with an operator and accounts, but nats.url is empty (the embedded server is used): " +
+				"secure the embedded server with nats.token, nats.user/nats.password or nats.nkeySeedFile instead",
+		}},
+		{"embedded tls files", func(n *NATS) {
+			n.TLS.CAFile = creds
+			n.TLS.KeyFile = filepath.Join(dir, "missing.pem")
+		}, []string{
+			"nats.tls.caFile: verifies the embedded server's certificate (nats.url is empty), but the server has none: set nats.tls.certFile and nats.tls.keyFile to give it TLS",
+			"nats.tls.certFile: is required with nats.tls.keyFile",
+			"nats.tls.keyFile: open " + filepath.Join(dir, "missing.pem") + ": no such file or directory",
+		}},
+		{"embedded missing seed file", func(n *NATS) { n.NkeySeedFile = filepath.Join(dir, "missing.nk") }, []string{
+			"nats.nkeySeedFile: open " + filepath.Join(dir, "missing.nk") + ": no such file or directory",
+		}},
+		{"embedded beyond loopback is valid: only run refuses it", func(n *NATS) { n.Embedded.Listen = "0.0.0.0:4222" }, nil},
 		{"external ok", func(n *NATS) { n.URL = "nats://a:4222, tls://b:4222"; n.CredsFile = creds }, nil},
 		{"bad urls are redacted", func(n *NATS) { n.URL = "http://u:secretpw@a:4222,nats://"; n.Token = "t" }, []string{
 			`nats.url: "http://[REDACTED]@a:4222" must start with nats://, tls://, ws:// or wss://`,
@@ -461,6 +487,90 @@ func TestValidateNATS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRequireEmbeddedAuth: run and check (Options.Serve) refuse an embedded server that
+// listens beyond loopback without authentication, unless nats.embedded.allowNoAuth; the other
+// commands, which only connect to it, do not.
+func TestRequireEmbeddedAuth(t *testing.T) {
+	seed := writeFile(t, "user.nk", "x")
+	for _, tc := range []struct {
+		name, nats string
+		refused    bool
+	}{
+		{"loopback v4", "  embedded:\n    listen: 127.0.0.1:4222\n", false},
+		{"loopback v4 range", "  embedded:\n    listen: 127.3.2.1:4222\n", false},
+		{"loopback v6", "  embedded:\n    listen: \"[::1]:4222\"\n", false},
+		{"localhost", "  embedded:\n    listen: localhost:4222\n", false},
+		{"wildcard v4", "  embedded:\n    listen: 0.0.0.0:4222\n", true},
+		{"wildcard v6", "  embedded:\n    listen: \"[::]:4222\"\n", true},
+		{"no host", "  embedded:\n    listen: \":4222\"\n", true},
+		{"an interface", "  embedded:\n    listen: 10.1.2.3:4222\n", true},
+		{"a host name", "  embedded:\n    listen: bridge.internal:4222\n", true},
+		{"token", "  token: tok-3f9a\n  embedded:\n    listen: 0.0.0.0:4222\n", false},
+		{"user and password", "  user: bridge\n  password: pw-8c1d\n  embedded:\n    listen: 0.0.0.0:4222\n", false},
+		{"nkey", "  nkeySeedFile: " + seed + "\n  embedded:\n    listen: 0.0.0.0:4222\n", false},
+		{"tls alone is no authentication", "  tls:\n    certFile: " + seed + "\n    keyFile: " + seed + "\n  embedded:\n    listen: 0.0.0.0:4222\n", true},
+		{"opt-out", "  embedded:\n    listen: 0.0.0.0:4222\n    allowNoAuth: true\n", false},
+		{"external server", "  url: nats://nats-1:4222\n  embedded:\n    listen: 0.0.0.0:4222\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := writeFile(t, "c.yaml", "nats:\n"+tc.nats)
+			_, err := Load(path, Options{})
+			require.NoError(t, err, "a command that does not serve accepts it")
+			_, err = Load(path, Options{Serve: true})
+			if !tc.refused {
+				assert.NoError(t, err)
+				return
+			}
+			require.Error(t, err)
+			assert.ErrorIs(t, err, ErrEmbeddedNoAuth)
+			listen := regexp.MustCompile(`listen: "?([^"\n]*)`).FindStringSubmatch(tc.nats)[1]
+			line := strings.Count(tc.nats[:strings.Index(tc.nats, "listen:")], "\n") + 2
+			assert.Equal(t, []string{fmt.Sprintf("line %d: nats.embedded.listen: %q is reachable from other hosts, and the embedded server has no authentication: "+
+				"anyone who reaches it could read the messages or delete the stream. "+
+				"Secure it: set nats.token (e.g. token: ${NOTIFIZZ_BRIDGE_NATS_TOKEN}), or set nats.user/nats.password or nats.nkeySeedFile; "+
+				"or listen on loopback (127.0.0.1); or, on a network you trust, set nats.embedded.allowNoAuth: true", line, listen)}, problems(t, err))
+		})
+	}
+
+	t.Run("the example names its variables", func(t *testing.T) {
+		clearExampleEnv(t)
+		t.Setenv("NOTIFIZZ_BRIDGE_NATS_LISTEN", "0.0.0.0:4222")
+		_, err := Load(examplePath, Options{Serve: true, DryRun: true})
+		require.Error(t, err)
+		msgs := problems(t, err)
+		require.Len(t, msgs, 1)
+		assert.Contains(t, msgs[0], "Secure it: export NOTIFIZZ_BRIDGE_NATS_TOKEN=… (the file reads nats.token from there)")
+		assert.Contains(t, msgs[0], "or, on a network you trust, export NOTIFIZZ_BRIDGE_NATS_ALLOW_NO_AUTH=true (the file reads nats.embedded.allowNoAuth from there)")
+
+		t.Setenv("NOTIFIZZ_BRIDGE_NATS_TOKEN", "tok-from-env-5e2b")
+		cfg, err := Load(examplePath, Options{Serve: true, DryRun: true})
+		require.NoError(t, err)
+		assert.Equal(t, "tok-from-env-5e2b", cfg.NATS.Token)
+		out, err := cfg.YAML()
+		require.NoError(t, err)
+		assert.NotContains(t, string(out), "tok-from-env-5e2b")
+
+		t.Setenv("NOTIFIZZ_BRIDGE_NATS_TOKEN", "")
+		t.Setenv("NOTIFIZZ_BRIDGE_NATS_ALLOW_NO_AUTH", "true")
+		cfg, err = Load(examplePath, Options{Serve: true, DryRun: true})
+		require.NoError(t, err)
+		assert.True(t, cfg.NATS.Embedded.AllowNoAuth)
+	})
+
+	t.Run("RequireEmbeddedAuth", func(t *testing.T) {
+		cfg := Default()
+		assert.NoError(t, cfg.RequireEmbeddedAuth())
+		cfg.NATS.Embedded.Listen = "0.0.0.0:4222"
+		err := cfg.RequireEmbeddedAuth()
+		assert.ErrorIs(t, err, ErrEmbeddedNoAuth)
+		var p Problem
+		require.ErrorAs(t, err, &p)
+		assert.Equal(t, "nats.embedded.listen", p.Key)
+		cfg.NATS.User, cfg.NATS.Password = "u", "p"
+		assert.NoError(t, cfg.RequireEmbeddedAuth())
+	})
 }
 
 func TestValidateIncludesBridgeProblems(t *testing.T) {

@@ -37,6 +37,7 @@ func (c *Config) keys() []key {
 		{name: "nats.connectTimeout", ptr: &b.StartTimeout},
 		{name: "nats.embedded.listen", ptr: &c.NATS.Embedded.Listen},
 		{name: "nats.embedded.storeDir", ptr: &c.NATS.Embedded.StoreDir},
+		{name: "nats.embedded.allowNoAuth", ptr: &c.NATS.Embedded.AllowNoAuth},
 
 		{name: "stream.name", ptr: &b.Stream.Name},
 		{name: "stream.subjectPrefix", ptr: &b.Stream.SubjectPrefix},

@@ -23,6 +23,9 @@ type Options struct {
 	DryRun bool
 	// NeedSDKKey asks for notifizz.sdkSecretKey unless in a dry run: the command calls the API.
 	NeedSDKKey bool
+	// Serve asks for authentication on an embedded server that listens beyond loopback
+	// (RequireEmbeddedAuth): the command runs it (run), or checks a config for run (check).
+	Serve bool
 	// Warnings, when not nil, receives what is valid but would stop another command: the
 	// secrets left empty (notifizz.sdkSecretKey, which run needs, when NeedSDKKey is false;
 	// notifizz.authSecretKey, which token needs), each saying which environment variable the
@@ -71,6 +74,11 @@ func Load(path string, opts Options) (Config, error) {
 			p.Msg = "is empty: run refuses to start without it; " + exportHint(vars[p.Key], "NOTIFIZZ_SDK_SECRET_KEY") + ", or run with --dry-run"
 			p.Line = lines[p.Key]
 			*opts.Warnings = append(*opts.Warnings, p)
+		}
+	}
+	if opts.Serve {
+		if err := cfg.requireEmbeddedAuth(vars); err != nil {
+			found = append(found, err.(Problem))
 		}
 	}
 	if cfg.Notifizz.AuthSecretKey == "" && opts.Warnings != nil && !cfg.Notifizz.DryRun {
@@ -131,6 +139,37 @@ func (c Config) RequireSDKKey() error {
 		return nil
 	}
 	return Problem{Key: c.keyNames().name("Notifizz.SDKSecretKey"), Msg: ErrNoSDKKey.Error(), err: ErrNoSDKKey}
+}
+
+// RequireEmbeddedAuth returns the Problem of nats.embedded.listen, wrapping ErrEmbeddedNoAuth,
+// when the embedded server would listen beyond loopback without authentication and
+// nats.embedded.allowNoAuth is false; nil otherwise.
+func (c Config) RequireEmbeddedAuth() error { return c.requireEmbeddedAuth(nil) }
+
+// requireEmbeddedAuth is RequireEmbeddedAuth, whose message names the variables the file reads
+// nats.token and nats.embedded.allowNoAuth from (vars, as decode returns them), if any.
+func (c Config) requireEmbeddedAuth(vars map[string][]string) error {
+	n := c.NATS
+	if n.URL != "" || n.secured() || n.Embedded.AllowNoAuth || loopback(n.Embedded.Listen) {
+		return nil
+	}
+	names := c.keyNames()
+	token, allow := names.name("NATS.Token"), names.name("NATS.Embedded.AllowNoAuth")
+	secure := "set " + token + " (e.g. token: ${NOTIFIZZ_BRIDGE_NATS_TOKEN})"
+	if v := vars[token]; len(v) > 0 {
+		secure = "export " + v[0] + "=… (the file reads " + token + " from there)"
+	}
+	optOut := "set " + allow + ": true"
+	if v := vars[allow]; len(v) > 0 {
+		optOut = "export " + v[0] + "=true (the file reads " + allow + " from there)"
+	}
+	return Problem{
+		Key: names.name("NATS.Embedded.Listen"),
+		Msg: fmt.Sprintf("%q is reachable from other hosts, and the embedded server has no authentication: anyone who reaches it could read the messages or delete the stream. "+
+			"Secure it: %s, or set %s/%s or %s; or listen on loopback (127.0.0.1); or, on a network you trust, %s",
+			n.Embedded.Listen, secure, names.name("NATS.User"), names.name("NATS.Password"), names.name("NATS.NkeySeedFile"), optOut),
+		err: ErrEmbeddedNoAuth,
+	}
 }
 
 // decode applies the YAML document in data over c. It returns the line of every key it set,

@@ -71,3 +71,8 @@ func (ps Problems) Unwrap() []error {
 // Problem of that key.
 var ErrNoSDKKey = errors.New("is empty, and run needs it to call the Notifizz API: " +
 	"set it (e.g. sdkSecretKey: ${NOTIFIZZ_SDK_SECRET_KEY}) or run with --dry-run to print the calls instead")
+
+// ErrEmbeddedNoAuth is why run refuses an embedded server that listens beyond loopback without
+// authentication, unless nats.embedded.allowNoAuth is true. RequireEmbeddedAuth returns it as the
+// Problem of nats.embedded.listen.
+var ErrEmbeddedNoAuth = errors.New("the embedded server listens beyond loopback without authentication")

@@ -101,17 +101,9 @@ func flatten(err error) []error {
 }
 
 // nats checks the connection settings: the embedded server's, or the client's of an external
-// server.
+// server. The ways to authenticate and the TLS files serve both: an external server checks
+// them, and the embedded one requires them (see NATS).
 func (v *validation) nats(n NATS) {
-	// The client settings, which only an external server uses; file marks a path to a file.
-	clientSettings := []struct {
-		field, val string
-		file       bool
-	}{
-		{"NATS.CredsFile", n.CredsFile, true}, {"NATS.NkeySeedFile", n.NkeySeedFile, true},
-		{"NATS.Token", n.Token, false}, {"NATS.User", n.User, false}, {"NATS.Password", n.Password, false},
-		{"NATS.TLS.CAFile", n.TLS.CAFile, true}, {"NATS.TLS.CertFile", n.TLS.CertFile, true}, {"NATS.TLS.KeyFile", n.TLS.KeyFile, true},
-	}
 	if n.URL == "" {
 		if err := checkHostPort(n.Embedded.Listen); err != nil {
 			v.bad("NATS.Embedded.Listen", "%v", err)
@@ -119,34 +111,24 @@ func (v *validation) nats(n NATS) {
 		if n.Embedded.StoreDir == "" {
 			v.bad("NATS.Embedded.StoreDir", "must not be empty when %s is empty", ref("NATS.URL"))
 		}
-		// Client settings would be silently ignored by the embedded server, which has no
-		// users; a config that sets them almost certainly meant to name a server in the URL.
-		for _, s := range clientSettings {
-			if s.val != "" {
-				v.bad(s.field, "is only used with an external server, but %s is empty (the embedded server is used)", ref("NATS.URL"))
+		if n.CredsFile != "" {
+			// A creds file is a user JWT, which only a server that trusts an operator and
+			// resolves its accounts can check; the embedded server has neither.
+			v.bad("NATS.CredsFile", "needs an external server set up with an operator and accounts, but %s is empty (the embedded server is used): secure the embedded server with %s, %s/%s or %s instead",
+				ref("NATS.URL"), ref("NATS.Token"), ref("NATS.User"), ref("NATS.Password"), ref("NATS.NkeySeedFile"))
+		}
+		if n.TLS.CAFile != "" && n.TLS.CertFile == "" {
+			v.bad("NATS.TLS.CAFile", "verifies the embedded server's certificate (%s is empty), but the server has none: set %s and %s to give it TLS",
+				ref("NATS.URL"), ref("NATS.TLS.CertFile"), ref("NATS.TLS.KeyFile"))
+		}
+	} else {
+		for _, u := range strings.Split(n.URL, ",") {
+			if err := checkNATSURL(strings.TrimSpace(u)); err != nil {
+				v.bad("NATS.URL", "%v", err)
 			}
 		}
-		return
 	}
-	for _, u := range strings.Split(n.URL, ",") {
-		if err := checkNATSURL(strings.TrimSpace(u)); err != nil {
-			v.bad("NATS.URL", "%v", err)
-		}
-	}
-	var methods []string
-	if n.CredsFile != "" {
-		methods = append(methods, v.names.name("NATS.CredsFile"))
-	}
-	if n.NkeySeedFile != "" {
-		methods = append(methods, v.names.name("NATS.NkeySeedFile"))
-	}
-	if n.Token != "" {
-		methods = append(methods, v.names.name("NATS.Token"))
-	}
-	if n.User != "" || n.Password != "" {
-		methods = append(methods, v.names.name("NATS.User")+"/"+v.names.name("NATS.Password"))
-	}
-	if len(methods) > 1 {
+	if methods := v.authMethods(n); len(methods) > 1 {
 		v.bad("NATS", "set only one way to authenticate, not %s", strings.Join(methods, " and "))
 	}
 	if n.User != "" && n.Password == "" {
@@ -162,14 +144,56 @@ func (v *validation) nats(n NATS) {
 			v.bad("NATS.TLS.KeyFile", "is required with %s", ref("NATS.TLS.CertFile"))
 		}
 	}
-	for _, s := range clientSettings {
-		if !s.file || s.val == "" {
-			continue
+	for _, f := range []struct{ field, path string }{
+		{"NATS.CredsFile", n.CredsFile}, {"NATS.NkeySeedFile", n.NkeySeedFile},
+		{"NATS.TLS.CAFile", n.TLS.CAFile}, {"NATS.TLS.CertFile", n.TLS.CertFile}, {"NATS.TLS.KeyFile", n.TLS.KeyFile},
+	} {
+		if f.path == "" || (f.field == "NATS.CredsFile" && n.URL == "") {
+			continue // a creds file without a URL is refused above
 		}
-		if err := checkReadable(s.val); err != nil {
-			v.bad(s.field, "%v", err)
+		if err := checkReadable(f.path); err != nil {
+			v.bad(f.field, "%v", err)
 		}
 	}
+}
+
+// authMethods names the ways to authenticate n sets, by their keys.
+func (v *validation) authMethods(n NATS) []string {
+	var methods []string
+	if n.CredsFile != "" && n.URL != "" { // without a URL, refused on its own
+		methods = append(methods, v.names.name("NATS.CredsFile"))
+	}
+	if n.NkeySeedFile != "" {
+		methods = append(methods, v.names.name("NATS.NkeySeedFile"))
+	}
+	if n.Token != "" {
+		methods = append(methods, v.names.name("NATS.Token"))
+	}
+	if n.User != "" || n.Password != "" {
+		methods = append(methods, v.names.name("NATS.User")+"/"+v.names.name("NATS.Password"))
+	}
+	return methods
+}
+
+// secured reports whether the embedded server requires authentication: one of the ways to
+// authenticate it supports is set.
+func (n NATS) secured() bool {
+	return n.Token != "" || n.User != "" || n.Password != "" || n.NkeySeedFile != ""
+}
+
+// loopback reports whether the listen address host:port is reachable from this host only: its
+// host is localhost or in 127.0.0.0/8 or ::1. An empty host, a wildcard address and any other
+// name are reachable from elsewhere.
+func loopback(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // checkHostPort accepts "host:port" and ":port" with a port from 1 to 65535. Port 0 is refused
