@@ -345,10 +345,11 @@ func TestParsePublishArgs(t *testing.T) {
 }
 
 func TestEmbeddedClientURL(t *testing.T) {
-	assert.Equal(t, "nats://127.0.0.1:4222", embeddedClientURL("0.0.0.0:4222"))
-	assert.Equal(t, "nats://127.0.0.1:4222", embeddedClientURL(":4222"))
-	assert.Equal(t, "nats://[::1]:4222", embeddedClientURL("[::]:4222"))
-	assert.Equal(t, "nats://10.1.2.3:5222", embeddedClientURL("10.1.2.3:5222"))
+	assert.Equal(t, "nats://127.0.0.1:4222", embeddedClientURL("0.0.0.0:4222", false))
+	assert.Equal(t, "nats://127.0.0.1:4222", embeddedClientURL(":4222", false))
+	assert.Equal(t, "nats://[::1]:4222", embeddedClientURL("[::]:4222", false))
+	assert.Equal(t, "nats://10.1.2.3:5222", embeddedClientURL("10.1.2.3:5222", false))
+	assert.Equal(t, "tls://127.0.0.1:4222", embeddedClientURL("0.0.0.0:4222", true))
 }
 
 // TestPublishSaysItReadsATerminal: publish without JSON reads stdin; at a terminal it says so,

@@ -23,7 +23,7 @@ func runCommand(ctx context.Context, std stdio, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("run takes no arguments, got %q (flags come before arguments)", fs.Arg(0))
 	}
-	cfg, err := config.Load(*configPath, config.Options{DryRun: *dryRun, NeedSDKKey: true})
+	cfg, err := config.Load(*configPath, config.Options{DryRun: *dryRun, NeedSDKKey: true, Serve: true})
 	if err != nil {
 		return err
 	}
@@ -43,7 +43,7 @@ func checkCommand(_ context.Context, std stdio, args []string) error {
 	// check validates what run needs, but a secret the environment will give run is not the
 	// file's fault: an empty one is a warning, with the variable to export, not a failure.
 	var warnings config.Problems
-	cfg, err := config.Load(*configPath, config.Options{DryRun: *dryRun, Warnings: &warnings})
+	cfg, err := config.Load(*configPath, config.Options{DryRun: *dryRun, Warnings: &warnings, Serve: true})
 	if err != nil {
 		return err
 	}

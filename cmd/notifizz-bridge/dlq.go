@@ -462,7 +462,7 @@ func replayOne(ctx context.Context, js jetstream.JetStream, cfg config.Config, d
 func connectTool(cfg config.Config, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	url, target := cfg.NATS.URL, config.RedactURL(cfg.NATS.URL)
 	if url == "" {
-		url = embeddedClientURL(cfg.NATS.Embedded.Listen)
+		url = embeddedClientURL(cfg.NATS.Embedded.Listen, cfg.NATS.TLS.CertFile != "")
 		target = "embedded " + cfg.NATS.Embedded.Listen
 	}
 	opts, err := clientOptions(cfg.NATS)
@@ -471,8 +471,9 @@ func connectTool(cfg config.Config, extra ...nats.Option) (*nats.Conn, jetstream
 	}
 	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
-		err = connectError(target, err)
-		if cfg.NATS.URL == "" {
+		unreachable := errors.Is(err, nats.ErrNoServers) // rather than a refused credential or certificate
+		err = connectError(target, cfg.NATS.URL == "", err)
+		if cfg.NATS.URL == "" && unreachable {
 			err = fmt.Errorf("%w (is notifizz-bridge running with this config?)", err)
 		}
 		return nil, nil, err

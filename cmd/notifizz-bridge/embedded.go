@@ -14,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/notifizz-bridge/notifizz-bridge/internal/config"
 )
@@ -31,9 +33,11 @@ type embeddedServer struct {
 
 // startEmbedded starts the in-process JetStream server that stands in for an external one when
 // nats.url is empty. Its client port is a real TCP listener, so that the publish command and the
-// nats CLI can talk to it; the daemon itself connects in-process. It refuses to start when
-// another process holds the store directory (see lockStore).
-func startEmbedded(cfg config.Embedded, log *slog.Logger) (*embeddedServer, error) {
+// nats CLI can talk to it; the daemon itself connects in-process. It requires the way to
+// authenticate nc sets, and serves TLS when nc names a certificate (see embeddedSecurity). It
+// refuses to start when another process holds the store directory (see lockStore).
+func startEmbedded(nc config.NATS, log *slog.Logger) (*embeddedServer, error) {
+	cfg := nc.Embedded
 	host, portText, err := net.SplitHostPort(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen: %w", err)
@@ -42,21 +46,7 @@ func startEmbedded(cfg config.Embedded, log *slog.Logger) (*embeddedServer, erro
 	if err != nil {
 		return nil, fmt.Errorf("nats.embedded.listen: bad port %q", portText)
 	}
-	lock, err := lockStore(cfg.StoreDir)
-	if err != nil {
-		return nil, err
-	}
-	srv, err := startNATS(host, port, cfg, log)
-	if err != nil {
-		lock.Close()
-		return nil, err
-	}
-	return &embeddedServer{Server: srv, lock: lock}, nil
-}
-
-// startNATS starts the embedded server on host:port with its store in cfg.StoreDir.
-func startNATS(host string, port int, cfg config.Embedded, log *slog.Logger) (*server.Server, error) {
-	srv, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		// A fixed name keeps the JetStream store's identity stable across restarts.
 		ServerName: "notifizz-bridge",
 		Host:       host,
@@ -66,7 +56,82 @@ func startNATS(host string, port int, cfg config.Embedded, log *slog.Logger) (*s
 		// The daemon owns signal handling; the server must not exit on SIGTERM by itself
 		// before the bridge has flushed and acked.
 		NoSigs: true,
-	})
+	}
+	if err := embeddedSecurity(opts, nc); err != nil {
+		return nil, err
+	}
+	lock, err := lockStore(cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := startNATS(opts, cfg.Listen, log)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	return &embeddedServer{Server: srv, lock: lock}, nil
+}
+
+// embeddedSecurity sets, in the embedded server's options, the authentication it requires and
+// TLS on its listener, from the settings that are a client's for an external server (see
+// config.NATS). Nothing it sets is ever logged: the server's log names a refused client's user
+// or nkey, never a token or a password.
+func embeddedSecurity(o *server.Options, cfg config.NATS) error {
+	switch {
+	case cfg.Token != "":
+		o.Authorization = cfg.Token
+	case cfg.User != "":
+		// The server holds a bcrypt hash rather than the password, as it asks a configuration
+		// to (it warns of a plain one). Cost is the lowest: the password is in the process's
+		// memory anyway, and each connection checks it.
+		hash, err := bcrypt.GenerateFromPassword([]byte(cfg.Password), bcrypt.MinCost)
+		if err != nil {
+			return fmt.Errorf("nats.password: %w", err) // bcrypt's errors never quote it
+		}
+		o.Username, o.Password = cfg.User, string(hash)
+	case cfg.NkeySeedFile != "":
+		pub, err := seedPublicKey(cfg.NkeySeedFile)
+		if err != nil {
+			return fmt.Errorf("nats.nkeySeedFile: %w", err)
+		}
+		o.Nkeys = []*server.NkeyUser{{Nkey: pub}}
+	}
+	if cfg.TLS.CertFile != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: cfg.TLS.CertFile, KeyFile: cfg.TLS.KeyFile})
+		if err != nil {
+			return fmt.Errorf("nats.tls.certFile, nats.tls.keyFile: %w", err)
+		}
+		o.TLS, o.TLSConfig = true, tc
+	}
+	return nil
+}
+
+// seedPublicKey returns the public key of the user nkey seed in the file at path, which the
+// embedded server then accepts. Its errors never quote the file's content.
+func seedPublicKey(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	defer clear(data)
+	kp, err := nkeys.ParseDecoratedNKey(data)
+	if err != nil {
+		return "", err
+	}
+	defer kp.Wipe()
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return "", err
+	}
+	if !nkeys.IsValidPublicUserKey(pub) {
+		return "", errors.New("not a user seed (one that starts with SU)")
+	}
+	return pub, nil
+}
+
+// startNATS starts the embedded server with opts; listen is the configured address, for errors.
+func startNATS(opts *server.Options, listen string, log *slog.Logger) (*server.Server, error) {
+	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
@@ -77,14 +142,14 @@ func startNATS(host string, port int, cfg config.Embedded, log *slog.Logger) (*s
 	srv.Start()
 	if m, failed := sl.fatalError(); failed {
 		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server on %s: %s%s", cfg.Listen, m, inUseHint(m, "nats.embedded.listen", "NOTIFIZZ_BRIDGE_NATS_LISTEN"))
+		return nil, fmt.Errorf("embedded NATS server on %s: %s%s", listen, m, inUseHint(m, "nats.embedded.listen", "NOTIFIZZ_BRIDGE_NATS_LISTEN"))
 	}
 	if !srv.ReadyForConnections(embeddedReadyTimeout) {
 		srv.Shutdown()
 		if m, failed := sl.fatalError(); failed {
-			return nil, fmt.Errorf("embedded NATS server on %s: %s", cfg.Listen, m)
+			return nil, fmt.Errorf("embedded NATS server on %s: %s", listen, m)
 		}
-		return nil, fmt.Errorf("embedded NATS server on %s: not ready after %s", cfg.Listen, embeddedReadyTimeout)
+		return nil, fmt.Errorf("embedded NATS server on %s: not ready after %s", listen, embeddedReadyTimeout)
 	}
 	sl.started.Store(true)
 	return srv, nil
@@ -108,11 +173,15 @@ func stopEmbedded(srv *embeddedServer) {
 }
 
 // embeddedClientURL is the address another process uses to reach the embedded server: a
-// wildcard listen address is reached on loopback.
-func embeddedClientURL(listen string) string {
+// wildcard listen address is reached on loopback, with TLS when the server serves it.
+func embeddedClientURL(listen string, tls bool) string {
+	scheme := "nats://"
+	if tls {
+		scheme = "tls://"
+	}
 	host, port, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "nats://" + listen
+		return scheme + listen
 	}
 	switch host {
 	case "", "0.0.0.0":
@@ -120,16 +189,14 @@ func embeddedClientURL(listen string) string {
 	case "::": // SplitHostPort has taken the brackets off
 		host = "::1"
 	}
-	return "nats://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }
 
-// clientOptions turns the config's client settings for an external server into nats.go options.
-// They carry the credentials, so none of them is ever logged.
-func clientOptions(cfg config.NATS) ([]nats.Option, error) {
+// authOptions turns the way to authenticate the config sets into nats.go options: what an
+// external server checks, or what the embedded server requires of every client, the daemon's
+// in-process connection included. They carry the credentials, so none of them is ever logged.
+func authOptions(cfg config.NATS) ([]nats.Option, error) {
 	var opts []nats.Option
-	if cfg.URL == "" {
-		return opts, nil
-	}
 	if cfg.CredsFile != "" {
 		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
 	}
@@ -147,20 +214,36 @@ func clientOptions(cfg config.NATS) ([]nats.Option, error) {
 	if cfg.User != "" {
 		opts = append(opts, nats.UserInfo(cfg.User, cfg.Password))
 	}
+	return opts, nil
+}
+
+// clientOptions are the nats.go options of a TCP connection with the config's settings: to an
+// external server, or, when nats.url is empty, to the embedded server's listen address, where
+// the certificate and key are the server's own and only the CA file is the client's.
+func clientOptions(cfg config.NATS) ([]nats.Option, error) {
+	opts, err := authOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.TLS.CAFile != "" {
 		opts = append(opts, nats.RootCAs(cfg.TLS.CAFile))
 	}
-	if cfg.TLS.CertFile != "" {
+	if cfg.TLS.CertFile != "" && cfg.URL != "" {
 		opts = append(opts, nats.ClientCert(cfg.TLS.CertFile, cfg.TLS.KeyFile))
 	}
 	return opts, nil
 }
 
-// connectError explains a failed first connection. Credentials are never part of it: nats.go's
-// errors do not quote them, and the URL is redacted.
-func connectError(target string, err error) error {
+// connectError explains a failed first connection to target: the embedded server when embedded
+// is true. Credentials are never part of it: nats.go's errors do not quote them, and the URL is
+// redacted.
+func connectError(target string, embedded bool, err error) error {
 	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
-		return fmt.Errorf("connect to NATS at %s: %w (check nats.credsFile, nats.nkeySeedFile, nats.token or nats.user/nats.password)", target, err)
+		hint := "check nats.credsFile, nats.nkeySeedFile, nats.token or nats.user/nats.password"
+		if embedded {
+			hint = "the embedded server requires the nats.token, nats.user/nats.password or nats.nkeySeedFile the daemon runs with: give this command the same"
+		}
+		return fmt.Errorf("connect to NATS at %s: %w (%s)", target, err, hint)
 	}
 	var (
 		certErr *tls.CertificateVerificationError
@@ -170,7 +253,11 @@ func connectError(target string, err error) error {
 		// A server that requires client certificates refuses ours with a TLS alert (which
 		// crypto/tls reports as a "remote error"), or closes the connection right after the
 		// handshake, which nats.go reports as a bare TLS error.
-		return fmt.Errorf("connect to NATS at %s: %w (check nats.tls.caFile for the server's certificate, and nats.tls.certFile/nats.tls.keyFile for a client certificate the server accepts)", target, err)
+		hint := "check nats.tls.caFile for the server's certificate, and nats.tls.certFile/nats.tls.keyFile for a client certificate the server accepts"
+		if embedded {
+			hint = "check nats.tls.caFile: it must verify the embedded server's certificate (nats.tls.certFile), which must name the address connected to"
+		}
+		return fmt.Errorf("connect to NATS at %s: %w (%s)", target, err, hint)
 	}
 	return fmt.Errorf("connect to NATS at %s: %w", target, err)
 }

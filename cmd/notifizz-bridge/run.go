@@ -31,6 +31,9 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 	if err := cfg.RequireSDKKey(); err != nil {
 		return err // config.Load reports it first; this guards other callers
 	}
+	if err := cfg.RequireEmbeddedAuth(); err != nil {
+		return err // likewise, with config.Options.Serve
+	}
 	log := newLogger(cfg.Log, stderr)
 	routeStdLog(log)
 
@@ -200,15 +203,23 @@ type natsConn struct {
 // returned at once, so that a misconfigured daemon does not start.
 func connectDaemon(ctx context.Context, cfg config.NATS, bound time.Duration, log *slog.Logger) (*natsConn, error) {
 	if cfg.URL == "" {
-		srv, err := startEmbedded(cfg.Embedded, log)
+		// The client's options first, so that a seed it cannot use stops start-up before the
+		// server has started.
+		auth, err := authOptions(cfg)
 		if err != nil {
 			return nil, err
 		}
-		// In-process: no TCP between the daemon and its own server.
-		nc, err := bridge.Connect(srv.ClientURL(), "notifizz-bridge", log, nats.InProcessServer(srv.Server))
+		srv, err := startEmbedded(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		// In-process: no TCP between the daemon and its own server, so no TLS either (the
+		// server does not ask it of in-process clients), but the same authentication.
+		url := "nats://" + srv.Addr().String()
+		nc, err := bridge.Connect(url, "notifizz-bridge", log, append(auth, nats.InProcessServer(srv.Server))...)
 		if err != nil {
 			stopEmbedded(srv)
-			return nil, connectError("embedded "+cfg.Embedded.Listen, err)
+			return nil, connectError("embedded "+cfg.Embedded.Listen, true, err)
 		}
 		return &natsConn{nc: nc, srv: srv, target: "embedded " + cfg.Embedded.Listen}, nil
 	}
@@ -226,7 +237,7 @@ func connectDaemon(ctx context.Context, cfg config.NATS, bound time.Duration, lo
 			"gives_up_after", bound, "error", err)
 	})
 	if err != nil {
-		return nil, connectError(target, err)
+		return nil, connectError(target, false, err)
 	}
 	return &natsConn{nc: nc, target: target}, nil
 }

@@ -16,14 +16,14 @@ import (
 )
 
 func TestEmbeddedStoreDirIsLockedWhileItRuns(t *testing.T) {
-	cfg := config.Embedded{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "nats")}
+	cfg := config.NATS{Embedded: config.Embedded{Listen: "127.0.0.1:-1", StoreDir: filepath.Join(t.TempDir(), "nats")}}
 	first, err := startEmbedded(cfg, discardLogger())
 	require.NoError(t, err)
 
 	// Only the port differs, as when a second daemon is started by mistake.
 	_, err = startEmbedded(cfg, discardLogger())
 	require.Error(t, err, "a second server on the same store directory")
-	assert.Contains(t, err.Error(), "nats.embedded.storeDir "+cfg.StoreDir+" is in use by another process (process "+strconv.Itoa(os.Getpid())+")")
+	assert.Contains(t, err.Error(), "nats.embedded.storeDir "+cfg.Embedded.StoreDir+" is in use by another process (process "+strconv.Itoa(os.Getpid())+")")
 	assert.Contains(t, err.Error(), "NOTIFIZZ_BRIDGE_STORE_DIR")
 
 	stopEmbedded(first)

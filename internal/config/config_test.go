@@ -433,6 +433,9 @@ func TestValidateNATS(t *testing.T) {
 		{"embedded password without user", func(n *NATS) { n.Password = "secretpw" }, []string{
 			"nats.user: is required with nats.password",
 		}},
+		{"embedded password too long", func(n *NATS) { n.User = "u"; n.Password = strings.Repeat("secretpw", 10) }, []string{
+			"nats.password: must be at most 72 bytes with the embedded server, which keeps only a bcrypt hash of it",
+		}},
 		{"embedded creds file", func(n *NATS) { n.CredsFile = creds; n.Token = "t" }, []string{
 			"nats.credsFile: needs an external server set up with an operator and accounts, but nats.url is empty (the embedded server is used): " +
 				"secure the embedded server with nats.token, nats.user/nats.password or nats.nkeySeedFile instead",

@@ -117,6 +117,9 @@ func (v *validation) nats(n NATS) {
 			v.bad("NATS.CredsFile", "needs an external server set up with an operator and accounts, but %s is empty (the embedded server is used): secure the embedded server with %s, %s/%s or %s instead",
 				ref("NATS.URL"), ref("NATS.Token"), ref("NATS.User"), ref("NATS.Password"), ref("NATS.NkeySeedFile"))
 		}
+		if len(n.Password) > maxEmbeddedPassword {
+			v.bad("NATS.Password", "must be at most %d bytes with the embedded server, which keeps only a bcrypt hash of it", maxEmbeddedPassword)
+		}
 		if n.TLS.CAFile != "" && n.TLS.CertFile == "" {
 			v.bad("NATS.TLS.CAFile", "verifies the embedded server's certificate (%s is empty), but the server has none: set %s and %s to give it TLS",
 				ref("NATS.URL"), ref("NATS.TLS.CertFile"), ref("NATS.TLS.KeyFile"))
@@ -156,6 +159,9 @@ func (v *validation) nats(n NATS) {
 		}
 	}
 }
+
+// maxEmbeddedPassword is the longest password bcrypt hashes, and so the embedded server checks.
+const maxEmbeddedPassword = 72
 
 // authMethods names the ways to authenticate n sets, by their keys.
 func (v *validation) authMethods(n NATS) []string {
