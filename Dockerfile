@@ -5,11 +5,12 @@
 #   docker build -t notifizz-bridge \
 #     --build-arg VERSION="$(git describe --tags --always --dirty)" --build-arg REVISION="$(git rev-parse HEAD)" .
 #   docker run --rm -p 127.0.0.1:8080:8080 -v notifizz-data:/data \
-#     -e NOTIFIZZ_SDK_SECRET_KEY -e NOTIFIZZ_AUTH_SECRET_KEY notifizz-bridge
+#     -e NOTIFIZZ_SDK_SECRET_KEY -e NOTIFIZZ_AUTH_SECRET_KEY -e NOTIFIZZ_BRIDGE_NATS_TOKEN notifizz-bridge
 #
 # The image's default config is config.example.yaml, driven by the environment: set NATS_URL
 # to use an external NATS server instead of the embedded one, NOTIFIZZ_SDK_SECRET_KEY and
-# NOTIFIZZ_AUTH_SECRET_KEY for the API. For anything else, mount a config of your own over
+# NOTIFIZZ_AUTH_SECRET_KEY for the API, and NOTIFIZZ_BRIDGE_NATS_TOKEN for the token the embedded
+# server requires of its clients. For anything else, mount a config of your own over
 # /etc/notifizz-bridge/config.yaml. Add "--dry-run" after "run" to print the API calls instead.
 
 FROM golang:1.26 AS build
@@ -32,7 +33,8 @@ COPY --from=build /out/notifizz-bridge /usr/local/bin/notifizz-bridge
 COPY config.example.yaml /etc/notifizz-bridge/config.yaml
 COPY --from=build --chown=65532:65532 /out/data /data
 # Inside a container the listeners must leave loopback to be reachable through published
-# ports; the embedded server has no authentication, so publish 4222 only to trusted networks.
+# ports. The embedded server then refuses to start without authentication: give it
+# NOTIFIZZ_BRIDGE_NATS_TOKEN, or, on a network you trust, NOTIFIZZ_BRIDGE_NATS_ALLOW_NO_AUTH=true.
 ENV NOTIFIZZ_BRIDGE_NATS_LISTEN=0.0.0.0:4222 \
     NOTIFIZZ_BRIDGE_HTTP_LISTEN=0.0.0.0:8080 \
     NOTIFIZZ_BRIDGE_STORE_DIR=/data/nats \
