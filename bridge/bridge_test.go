@@ -906,6 +906,11 @@ func TestStalledAPIBackPressuresConsumer(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 10, info.NumAckPending)
 	assert.Equal(t, uint64(events-10), info.NumPending)
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return maxInFlight == 2
+	}, waitFor, pollEvery, "two calls in flight while the API stalls")
 
 	close(e.api.release)
 	e.api.waitCalls(t, events)

@@ -85,14 +85,19 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		assert.Equal(f.t, c.idempotencyKey(), body["idempotencyKey"], "header and body keys agree")
 		assert.Equal(f.t, testSDKKey, body["sdkSecretKey"])
 	}
+	// onArrive runs before the call is recorded, so that a test that waited for n calls knows
+	// that n arrivals were seen.
 	f.mu.Lock()
-	f.calls = append(f.calls, c)
-	n := len(f.calls)
-	respond, release, onArrive := f.respond, f.release, f.onArrive
+	onArrive := f.onArrive
 	f.mu.Unlock()
 	if onArrive != nil {
 		onArrive()
 	}
+	f.mu.Lock()
+	f.calls = append(f.calls, c)
+	n := len(f.calls)
+	respond, release := f.respond, f.release
+	f.mu.Unlock()
 	if release != nil {
 		select {
 		case <-release:
