@@ -6,9 +6,11 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 
 // --src and --dst name other directories (the tests use them to show that drift is caught).
+/** @param {string} name @param {string} def @returns {string} */
 const arg = (name, def) => {
   const i = process.argv.indexOf(name);
-  return i >= 0 ? process.argv[i + 1] : fileURLToPath(new URL(def, import.meta.url));
+  const v = i >= 0 ? process.argv[i + 1] : undefined;
+  return v ?? fileURLToPath(new URL(def, import.meta.url));
 };
 const src = arg("--src", "../../../schema/jsonschema/");
 const dst = arg("--dst", "../schemas/");
@@ -19,6 +21,7 @@ const have = readdirSync(dst, { withFileTypes: true })
   .filter((e) => e.isFile() && e.name.endsWith(".schema.json"))
   .map((e) => e.name)
   .sort();
+/** @type {string[]} */
 const problems = [];
 for (const name of wanted) {
   const data = readFileSync(join(src, name));
