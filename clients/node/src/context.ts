@@ -48,7 +48,7 @@ export class TrackContext implements PromiseLike<TrackResult> {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #promise: Promise<TrackResult> | undefined;
 
-  /** @internal Use producer.track. */
+  /** Made by producer.track. */
   constructor(
     producer: NotifizzProducer,
     props: TrackProps,

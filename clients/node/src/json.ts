@@ -10,7 +10,7 @@ export class Ordered {
   constructor(readonly entries: ReadonlyArray<readonly [string, unknown]>) {}
 }
 
-/** The deepest nesting the bridge accepts. */
+/** The deepest nesting of objects and arrays the bridge accepts, the body itself being the first level. */
 export const MAX_DEPTH = 64;
 
 /**
@@ -60,9 +60,10 @@ function write(out: string[], v: unknown, depth: number, path: string): void {
     out.push("null");
     return;
   }
+  // depth counts the containers around v; v itself is one more level.
   if (depth >= MAX_DEPTH) {
     throw new ValidationError("invalid_json", [
-      { path, message: `nested deeper than ${MAX_DEPTH} levels` },
+      { path, message: `nesting deeper than ${MAX_DEPTH} levels` },
     ]);
   }
   if (Array.isArray(v)) {

@@ -129,22 +129,22 @@ export class NotifizzProducer {
   }
 
   /** Adds a workflow to the event `key` that another service tracks (fan-in), as `.workflow()` would. */
-  workflow(key: string, campaignId: string, recipients: Recipient[], opts: Omit<PublishOptions, "key"> = {}): Promise<PublishResult> {
+  async workflow(key: string, campaignId: string, recipients: Recipient[], opts: Omit<PublishOptions, "key"> = {}): Promise<PublishResult> {
     return this.publish("workflow", key, encodeWorkflow({ campaignId, recipients }), opts.msgId);
   }
 
   /** Says the event `key` is complete, so that the bridge sends it without waiting for its delay (awaiting the SDK's context). */
-  commit(key: string, opts: Omit<PublishOptions, "key"> = {}): Promise<PublishResult> {
+  async commit(key: string, opts: Omit<PublishOptions, "key"> = {}): Promise<PublishResult> {
     return this.publish("commit", key, EMPTY, opts.msgId);
   }
 
   /** Sends to the Notification Center, as the SDK's client.send (notifizz.api: v1). */
-  send(request: SendBody & PublishOptions): Promise<PublishResult> {
+  async send(request: SendBody & PublishOptions): Promise<PublishResult> {
     return this.publish("send", request.key ?? randomUUID(), encodeSend(request), request.msgId);
   }
 
   /** Tracks an event as the SDKs 2.x do: sent at once by a bridge with notifizz.api: v2, with no workflows. */
-  trackEvent(eventName: string, properties: Properties = {}, opts: TrackEventOptions = {}): Promise<PublishResult> {
+  async trackEvent(eventName: string, properties: Properties = {}, opts: TrackEventOptions = {}): Promise<PublishResult> {
     return this.publish(
       "track",
       opts.key ?? randomUUID(),
@@ -154,12 +154,12 @@ export class NotifizzProducer {
   }
 
   /** Links two identities to the same audience (notifizz.api: v2). */
-  identify(request: IdentifyBody, opts: PublishOptions = {}): Promise<PublishResult> {
+  async identify(request: IdentifyBody, opts: PublishOptions = {}): Promise<PublishResult> {
     return this.publish("identify", opts.key ?? randomUUID(), encodeIdentify(request), opts.msgId);
   }
 
   /** Moves an identity out of its audience (notifizz.api: v2). */
-  detach(request: DetachBody, opts: PublishOptions = {}): Promise<PublishResult> {
+  async detach(request: DetachBody, opts: PublishOptions = {}): Promise<PublishResult> {
     return this.publish("detach", opts.key ?? randomUUID(), encodeDetach(request), opts.msgId);
   }
 
@@ -168,12 +168,12 @@ export class NotifizzProducer {
    * and the unsubscribe that may follow it the same key: a v2 bridge makes the calls of one key
    * in the order they were published.
    */
-  subscribe(resourceId: string, subscriberId: string, meta?: Properties, opts: PublishOptions = {}): Promise<PublishResult> {
+  async subscribe(resourceId: string, subscriberId: string, meta?: Properties, opts: PublishOptions = {}): Promise<PublishResult> {
     return this.publish("subscribe", opts.key ?? randomUUID(), encodeSubscribe({ resourceId, subscriberId, meta }), opts.msgId);
   }
 
   /** Unsubscribes subscriberId from resourceId (notifizz.api: v2). */
-  unsubscribe(resourceId: string, subscriberId: string, opts: PublishOptions = {}): Promise<PublishResult> {
+  async unsubscribe(resourceId: string, subscriberId: string, opts: PublishOptions = {}): Promise<PublishResult> {
     return this.publish("unsubscribe", opts.key ?? randomUUID(), encodeUnsubscribe({ resourceId, subscriberId }), opts.msgId);
   }
 

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Ajv2020, type ValidateFunction, type ErrorObject } from "ajv/dist/2020.js";
 import { ValidationError, type Problem } from "./errors.js";
 import type { Kind } from "./subject.js";
+import { MAX_DEPTH } from "./json.js";
 
 /** The largest body the bridge accepts, in bytes. */
 export const MAX_BODY_BYTES = 1 << 20;
@@ -48,6 +49,9 @@ export function validateBody(kind: Kind, body: string | Uint8Array): void {
     ]);
   }
   if (kind === "commit" && text.trim() === "") return;
+  if (nesting(text) > MAX_DEPTH) {
+    throw new ValidationError("invalid_json", [{ path: "", message: `nesting deeper than ${MAX_DEPTH} levels` }]);
+  }
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -64,6 +68,23 @@ export function validateBody(kind: Kind, body: string | Uint8Array): void {
   if (!validate(value)) {
     throw new ValidationError("invalid_message", problemsOf(validate.errors ?? []));
   }
+}
+
+/** The deepest nesting of objects and arrays in text, counting the outermost as 1. */
+function nesting(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth);
+    else if (c === 0x7d || c === 0x5d) depth--;
+  }
+  return max;
 }
 
 function findSecrets(v: unknown, path: string, out: Problem[]): void {

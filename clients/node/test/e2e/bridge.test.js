@@ -10,7 +10,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { NotifizzProducer } from "../../dist/index.js";
+import { connect } from "@nats-io/transport-node";
+import { NotifizzProducer, PublishError } from "../../dist/index.js";
 
 const repo = fileURLToPath(new URL("../../../../", import.meta.url));
 const work = mkdtempSync(join(tmpdir(), "notifizz-node-e2e-"));
@@ -179,13 +180,25 @@ test("v1: a chained track, a fan-in event and a send reach the API as the SDK wo
   assert.ok(again.messages.every((m) => m.duplicate));
   assert.equal(bridge.lines.length, 4);
   assert.ok(!bridge.stderr().includes("sdk-secret-e2e"));
-  await Promise.all([orders.close(), billing.close(), quick.close()]);
+
+  // A prefix no stream captures: JetStream answers "no responders", a retryable PublishError.
+  const astray = new NotifizzProducer({ servers: bridge.servers, subjectPrefix: "elsewhere", retries: 0 });
+  t.after(() => astray.close().catch(() => {}));
+  await assert.rejects(astray.commit("k"), (err) => {
+    assert.ok(err instanceof PublishError, String(err));
+    assert.equal(err.retryable, true, String(err.cause));
+    assert.equal(err.subject, "elsewhere.commit.k");
+    return true;
+  });
+  await Promise.all([orders.close(), billing.close(), quick.close(), astray.close()]);
 });
 
 test("v2: trackEvent, identify, subscribe and unsubscribe reach the API of the SDKs 2.x", async (t) => {
   const bridge = await startBridge(t, "v2");
-  const p = new NotifizzProducer({ servers: bridge.servers });
-  t.after(() => p.close().catch(() => {}));
+  // A connection the service owns: the producer publishes on it and leaves it open.
+  const nc = await connect({ servers: bridge.servers });
+  t.after(() => nc.close());
+  const p = new NotifizzProducer({ connection: nc });
 
   await p.trackEvent("order_shipped", { orderId: "ORD-4521" }, {
     key: "order-4521-shipped",
@@ -230,4 +243,5 @@ test("v2: trackEvent, identify, subscribe and unsubscribe reach the API of the S
     { method: "DELETE", path: "/v1/subscriptions/order-4521/unsubscribe", body: { subscriberId: "user_42" } },
   ]);
   await p.close();
+  assert.equal(nc.isClosed(), false);
 });
