@@ -212,22 +212,32 @@ export class NotifizzProducer {
     }
   }
 
-  /** Sends every track context not sent yet, at once, and waits for them (their errors go to their own awaiters). */
+  /**
+   * Sends every track context not sent yet, at once, and waits for them. Rejects with an
+   * AggregateError of their PublishErrors if any failed (each context also rejects for its own
+   * awaiters).
+   */
   async flush(): Promise<void> {
-    await Promise.allSettled([...this.#pending].map((c) => c.send()));
+    const results = await Promise.allSettled([...this.#pending].map((c) => c.send()));
+    const errors = results.flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+    if (errors.length > 0) throw new AggregateError(errors, `${errors.length} track context(s) failed to publish`);
   }
 
   /**
-   * Sends the contexts not sent yet, then closes the connection if the producer opened it.
-   * Later calls reject with ClosedError.
+   * Sends the contexts not sent yet, then closes the connection if the producer opened it, even
+   * when some failed (the AggregateError of flush is then rethrown). Later calls reject with
+   * ClosedError.
    */
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.flush();
-    this.#closed = true;
-    const owned = this.#owned;
-    this.#owned = undefined;
-    if (owned !== undefined) await owned.drain();
+    try {
+      await this.flush();
+    } finally {
+      this.#closed = true;
+      const owned = this.#owned;
+      this.#owned = undefined;
+      if (owned !== undefined) await owned.drain();
+    }
   }
 
   /** @internal Used by TrackContext. */

@@ -92,3 +92,13 @@ test("flush sends every pending context at once", async (t) => {
   await settle();
   assert.equal(js.attempts.length, 4);
 });
+
+test("flush and close reject with the failures of the contexts they sent, and close still closes", async () => {
+  const js = fakeJetStream([natsError("JetStreamApiError", "refused")]);
+  const p = new NotifizzProducer({ jetstream: js, retries: 0 });
+  const failing = p.track({ key: "a", eventName: "e" });
+  const rejected = assert.rejects(Promise.resolve(failing), /refused/); // its own awaiter sees it too
+  await assert.rejects(p.close(), (err) => err instanceof AggregateError && err.errors.length === 1);
+  await rejected;
+  await assert.rejects(p.commit("b"), { name: "ClosedError" });
+});
