@@ -39,8 +39,14 @@ the Secret, which the bridge expands at start (${VAR}).
 {{- $_ := set $cfg "partitions" (dict "count" $count "mode" "static" "group" $v.partitions.group "member" "${NOTIFIZZ_BRIDGE_MEMBER}" "members" (include "notifizz-bridge.members" .)) -}}
 {{- end -}}
 {{- $notifizz := get $cfg "notifizz" | default dict -}}
+{{- if and $v.secret.name $v.secret.sdkSecretKey -}}
 {{- $_ := set $notifizz "sdkSecretKey" "${NOTIFIZZ_SDK_SECRET_KEY}" -}}
+{{- end -}}
+{{- if and $v.secret.name $v.secret.authSecretKey -}}
 {{- $_ := set $notifizz "authSecretKey" "${NOTIFIZZ_AUTH_SECRET_KEY}" -}}
+{{- end -}}
+{{- if $notifizz -}}
 {{- $_ := set $cfg "notifizz" $notifizz -}}
+{{- end -}}
 {{- toYaml $cfg -}}
 {{- end -}}
