@@ -356,10 +356,8 @@ func mountedSecretKey(t *testing.T, o *objects, file string) (secret, key string
 
 func checkServices(t *testing.T, tc chartCase, o *objects) {
 	require.Len(t, o.services, 2)
-	main := o.services["rel-notifizz-bridge"]
-	if tc.members != nil && tc.members[0] == "bridge-0" {
-		main = o.services["bridge"]
-	}
+	// The Service is named after the release's full name, as the StatefulSet is.
+	main := o.services[o.statefulSet.Name]
 	require.NotNil(t, main, "the Service: %v", o.services)
 	headless := o.services[main.Name+"-headless"]
 	require.NotNil(t, headless)
