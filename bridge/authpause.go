@@ -226,6 +226,32 @@ func (c *coordinator) setAside(j *job, now time.Time) {
 	}
 }
 
+// releaseKept naks the calls a pause kept whose key mine accepts (all when mine is nil), as
+// releaseWindows does the queued ones, so that the next consumer of their keys makes them; a
+// call holding a message on its last delivery stays, to be made from here. It returns how many
+// it released.
+func (c *coordinator) releaseKept(mine func(key string) bool) int {
+	p := &c.pause
+	n := 0
+	kept := p.kept[:0]
+	for _, j := range p.kept {
+		if slices.ContainsFunc(j.members, c.settler.lastDelivery) || mine != nil && !mine(j.members[0].key) {
+			kept = append(kept, j)
+			continue
+		}
+		c.settler.nakAll(j.members, 0)
+		c.release(j.members)
+		n++
+		if l := c.lanes[j.members[0].key]; j.kind == jobCall && l != nil {
+			l.busy = false
+			c.advance(l)
+		}
+	}
+	clear(p.kept[len(kept):])
+	p.kept = kept
+	return n
+}
+
 // handBackKept hands back, at shutdown, the calls a pause kept.
 func (c *coordinator) handBackKept() {
 	for _, j := range c.pause.kept {

@@ -110,6 +110,7 @@ func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) in
 	if !queued {
 		return n
 	}
+	n += c.releaseKept(mine)
 	kept := c.queue[:0]
 	var freed []*lane
 	for _, j := range c.queue {
