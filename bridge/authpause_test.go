@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
+	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
 
 // authAPI drives the fake API through a pause: it refuses the key with status while refusing
@@ -206,4 +208,115 @@ func TestBadRequestStillDeadLetters(t *testing.T) {
 	assert.Empty(t, r.b.AuthProblem(), "not paused")
 	assert.Equal(t, 0.0, r.counter(t, "notifizz_bridge_api_auth_paused", nil))
 	assert.Zero(t, r.counter(t, "notifizz_bridge_api_auth_failures_total", nil))
+}
+
+// dispatch runs the coordinator's queue as its run loop does, one job at a time: the pause
+// first sets its calls aside and picks the probe, then a worker runs the head of the queue.
+func (h *harness) dispatch() {
+	for {
+		if h.c.pause.on {
+			h.c.pauseQueue(h.clock.Now())
+		}
+		if len(h.c.queue) == 0 {
+			return
+		}
+		j := h.c.queue[0]
+		h.c.queue = h.c.queue[1:]
+		h.c.dispatched(j)
+		h.c.calls.execute(context.Background(), j)
+		h.c.finished(j, h.clock.Now())
+	}
+}
+
+// TestPauseProbesAndKeepsLastDeliveries walks a pause step by step on a fake clock: the first
+// 401 pauses and keeps its call as the next probe, the other calls are naked with a delay, a
+// probe is made when its wait is over and the wait doubles when it fails, a call on its last
+// delivery is kept rather than naked or dead-lettered, and when a probe succeeds what was kept
+// is sent.
+func TestPauseProbesAndKeepsLastDeliveries(t *testing.T) {
+	h := newHarness(t, func(cfg *Config) { cfg.Consumer.MaxDeliver = 3 })
+	h.c.pause.health = &h.b.auth // as Bridge.coordinator wires it
+	h.api.err = &notifizz.APIError{Endpoint: "track", StatusCode: http.StatusUnauthorized, Body: `{"error":"bad key"}`}
+	deliver := func(m *memMsg) *memMsg {
+		h.c.onMessage(h.inbound(m))
+		return m
+	}
+	advance := func(d time.Duration) {
+		h.clock.Advance(d)
+		h.c.onTimer(h.clock.Now())
+		h.dispatch()
+	}
+	var msgs []*memMsg
+	for i := range 4 {
+		msgs = append(msgs, deliver(h.msg("track", fmt.Sprintf("k%d", i), trackBody)))
+	}
+	advance(time.Second) // the windows close
+
+	require.Len(t, h.api.trackCalls(), 1, "the first 401 pauses: no other call is made")
+	assert.Contains(t, h.b.AuthProblem(), "status 401")
+	assert.Equal(t, 1.0, h.counter("notifizz_bridge_api_auth_paused", nil))
+	assert.Empty(t, msgs[0].settled(), "the refused call is kept for the probe")
+	for _, m := range msgs[1:] {
+		if assert.Len(t, m.settled(), 1) {
+			assert.True(t, strings.HasPrefix(m.settled()[0], "nak "), "naked with a delay: %v", m.settled())
+			d, err := time.ParseDuration(strings.TrimPrefix(m.settled()[0], "nak "))
+			require.NoError(t, err)
+			assert.GreaterOrEqual(t, d, h.cfg.Retry.NakInitial, "no sooner than the probe")
+		}
+	}
+
+	advance(999 * time.Millisecond)
+	assert.Len(t, h.api.trackCalls(), 1, "no probe before its wait (retry.nakInitial)")
+	advance(time.Millisecond)
+	assert.Len(t, h.api.trackCalls(), 2, "the probe: the kept call, made again")
+	assert.Empty(t, msgs[0].settled(), "refused again, kept again")
+
+	// A call on its last delivery is kept rather than naked: the server would not deliver it
+	// again.
+	last := h.msg("track", "k1", trackBody)
+	last.meta.Sequence.Stream = msgs[1].meta.Sequence.Stream
+	last.meta.NumDelivered = 3
+	deliver(last)
+	advance(time.Second) // its window closes; the probe waits 2s now
+	assert.Len(t, h.api.trackCalls(), 2)
+	assert.Empty(t, last.settled(), "kept on its last delivery")
+
+	h.api.err = nil
+	advance(time.Second) // the probe's doubled wait is over
+	assert.Empty(t, h.b.AuthProblem(), "resumed")
+	assert.Equal(t, 0.0, h.counter("notifizz_bridge_api_auth_paused", nil))
+	assert.Equal(t, []string{"ack"}, msgs[0].settled())
+	assert.Equal(t, []string{"ack"}, last.settled(), "what the pause kept is sent when it ends")
+	assert.Len(t, h.api.trackCalls(), 4)
+	assert.Empty(t, h.deadLetters())
+	assert.Equal(t, 2.0, h.counter("notifizz_bridge_api_auth_failures_total", map[string]string{"status": "401"}))
+}
+
+// TestPauseHandsBackAtShutdown: at shutdown the calls a pause kept are handed back as open
+// windows are: naked, or, on the last delivery, published again to their subject.
+func TestPauseHandsBackAtShutdown(t *testing.T) {
+	h := newHarness(t, func(cfg *Config) { cfg.Consumer.MaxDeliver = 3 })
+	h.api.err = &notifizz.APIError{Endpoint: "track", StatusCode: http.StatusForbidden}
+	first := h.msg("track", "k0", trackBody)
+	last := h.msg("track", "k1", trackBody)
+	last.meta.NumDelivered = 3
+	h.c.onMessage(h.inbound(first))
+	h.c.onMessage(h.inbound(last))
+	h.clock.Advance(time.Second)
+	h.c.onTimer(h.clock.Now())
+	h.dispatch()
+	require.True(t, h.c.pause.on)
+	require.Len(t, h.c.pause.kept, 2, "the probe's candidate and the call on its last delivery")
+	assert.Empty(t, first.settled())
+	assert.Empty(t, last.settled())
+
+	h.c.draining = true
+	h.c.shutdown()
+	assert.Equal(t, []string{"nak"}, first.settled(), "handed back")
+	assert.Equal(t, []string{"term requeued"}, last.settled(), "published again, then terminated")
+	if pub := h.pub.published(); assert.Len(t, pub, 1) {
+		assert.Equal(t, last.subject, pub[0].Subject, "to its own subject")
+		assert.Empty(t, pub[0].Header.Get(deadletter.HeaderReason), "not a dead letter")
+	}
+	assert.Empty(t, h.c.held)
 }
