@@ -212,7 +212,8 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 }
 
 // finished takes back a job a worker has run: its members are settled, except those whose
-// dead-letter copy could not be stored on their last delivery, which it keeps (awaitCopies).
+// dead-letter copy could not be stored on their last delivery, which it keeps (awaitCopies),
+// and those of a call the API refused with 401 or 403, which a pause sets aside (authpause.go).
 func (c *coordinator) finished(j *job, now time.Time) {
 	if c.callFinished(j, now) {
 		return // set aside by a pause
