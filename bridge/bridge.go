@@ -108,6 +108,7 @@ type Bridge struct {
 	onStarted func()
 	started   sync.Once
 	copies    copyHealth // whether dead-letter copies are being stored (see Problem)
+	auth      authHealth // whether the API refuses the bridge's key (see AuthProblem)
 	catalog   *catalog.Catalog
 	// catalogWarn spaces the warnings of soft mode: one a track would flood the log.
 	catalogWarn rate.Sometimes
@@ -154,7 +155,9 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 func (b *Bridge) coordinator() *coordinator {
 	cfg := newCoordinatorConfig(b.cfg)
 	cfg.noKeepAlive = b.noKeepAlive
-	return newCoordinator(cfg, b.settler, b.calls, b.log, realClock{})
+	c := newCoordinator(cfg, b.settler, b.calls, b.log, realClock{})
+	c.pause.health = &b.auth
+	return c
 }
 
 // Ready reports whether the bridge is bound to its consumer and pulling messages.

@@ -68,6 +68,8 @@ type coordinator struct {
 
 	inflight int
 
+	pause authPause // whether the API refuses the bridge's key, and what that holds back (authpause.go)
+
 	copies      map[*copyRetry]struct{} // messages on their last delivery waiting for their dead-letter copy
 	draining    bool                    // the input has ended: shutting down
 	handingBack bool                    // the shutdown deadline has passed (see handBackCopies)
@@ -110,6 +112,7 @@ func newCoordinator(cfg coordinatorConfig, s *settler, calls *caller, log *slog.
 		timer:   t,
 		rec:     newRecovery(cfg.ackWait, cfg.nakMax),
 		copies:  make(map[*copyRetry]struct{}),
+		pause:   authPause{health: &authHealth{}},
 	}
 }
 
@@ -156,6 +159,9 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 		if c.draining && len(c.queue) == 0 && c.inflight == 0 && len(c.copies) == 0 {
 			return
 		}
+		if c.pause.on {
+			c.pauseQueue(c.clock.Now())
+		}
 		c.armTimer()
 		var out chan *job
 		var next *job
@@ -179,6 +185,7 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 			c.queue[0] = nil
 			c.queue = c.queue[1:]
 			c.inflight++
+			c.dispatched(next)
 		case j := <-done:
 			c.inflight--
 			c.finished(j, c.clock.Now())
@@ -205,8 +212,12 @@ func (c *coordinator) run(ctx context.Context, in <-chan inbound) {
 }
 
 // finished takes back a job a worker has run: its members are settled, except those whose
-// dead-letter copy could not be stored on their last delivery, which it keeps (awaitCopies).
+// dead-letter copy could not be stored on their last delivery, which it keeps (awaitCopies),
+// and those of a call the API refused with 401 or 403, which a pause sets aside (authpause.go).
 func (c *coordinator) finished(j *job, now time.Time) {
+	if c.callFinished(j, now) {
+		return // set aside by a pause
+	}
 	c.release(j.members)
 	if j.kind == jobCall {
 		c.callDone(j, now)
@@ -481,6 +492,8 @@ func (c *coordinator) onTimer(now time.Time) {
 		case timerLane:
 			c.laneWaitOver(e)
 			continue
+		case timerProbe:
+			continue // the loop probes, when it may (pauseQueue)
 		}
 		w := c.windows[e.key]
 		if w == nil || w.gen != e.gen {
@@ -638,5 +651,6 @@ func (c *coordinator) shutdown() {
 		c.handBack(members, decision{})
 	}
 	c.shutdownLanes()
+	c.handBackKept()
 	c.timers = nil
 }

@@ -16,6 +16,7 @@ const (
 	actAck action = iota
 	actNak
 	actDeadLetter
+	actPause // the API refused the bridge's key: the coordinator sets the call aside (authpause.go)
 )
 
 func (a action) String() string {
@@ -24,6 +25,8 @@ func (a action) String() string {
 		return "ack"
 	case actNak:
 		return "nak"
+	case actPause:
+		return "pause"
 	default:
 		return "dead_letter"
 	}
@@ -68,6 +71,8 @@ func (b backoff) delay(n uint64, retryAfter time.Duration, jitter float64) time.
 //     never followed) dead-letters, since sending the same request again cannot succeed and the
 //     API's idempotency layer would only mask it; so does a request the client refused to make
 //     (notifizz.ErrInvalidRequest);
+//   - a 401 or a 403 says that the bridge's own key is wrong, not the event: the call is
+//     set aside by a pause (authpause.go), never dead-lettered, whatever the delivery count;
 //   - anything else is transient: nak with a growing delay, honouring Retry-After, until the
 //     message's last delivery, when it is dead-lettered instead of being left to expire.
 //
@@ -94,6 +99,9 @@ func decide(err error, aborted bool, delivered uint64, b backoff, jitter float64
 		if status >= 300 && status <= 399 {
 			return decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: status,
 				detail: "notifizz.baseUrl needs updating: " + err.Error()}
+		}
+		if isAuthStatus(status) {
+			return decision{action: actPause, status: status, detail: err.Error()}
 		}
 		if !apiErr.Retryable() {
 			return decision{action: actDeadLetter, reason: deadletter.ReasonAPIRejected, status: status, detail: err.Error()}

@@ -40,6 +40,9 @@ type metrics struct {
 	deadLetterFailures prometheus.Counter
 	deadLetterWaiting  prometheus.Gauge
 
+	authPaused   prometheus.Gauge
+	authFailures *prometheus.CounterVec
+
 	// settled caches the children of messages by kind (in the order of schema.Kinds) and
 	// outcome (in the order of outcomes), so that counting a settled message, which happens for
 	// every message, is an atomic add rather than a hash of the labels and a lookup under the
@@ -162,6 +165,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Name: "dead_letters_waiting",
 			Help: "Messages on their last delivery held until their dead-letter copy is stored.",
 		}),
+		authPaused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "api_auth_paused",
+			Help: "1 while sending is paused because the Notifizz API refuses the bridge's key (401 or 403), else 0.",
+		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "api_auth_failures_total",
+			Help: "Notifizz API calls refused with 401 or 403 (the bridge's key), by status; each pauses sending.",
+		}, []string{"status"}),
 		unroutable: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "unroutable_messages_total",
 			Help: "Messages published under the subject prefix that no stream captures, by outcome: dead_lettered " +
@@ -177,7 +188,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{
 		m.messages, m.apiCalls, m.apiLatency, m.openWindows, m.heldMessages, m.workflowsFlush,
 		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends, m.unroutable, m.catalog,
-		m.deadLetterFailures, m.deadLetterWaiting,
+		m.deadLetterFailures, m.deadLetterWaiting, m.authPaused, m.authFailures,
 	} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

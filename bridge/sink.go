@@ -110,11 +110,13 @@ func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) in
 	if !queued {
 		return n
 	}
+	n += c.releaseKept(mine)
 	kept := c.queue[:0]
 	var freed []*lane
 	for _, j := range c.queue {
-		// A dead letter does not depend on what the next consumer holds: it goes ahead.
-		if j.kind == jobDeadLetter || slices.ContainsFunc(j.members, c.settler.lastDelivery) ||
+		// A dead letter does not depend on what the next consumer holds: it goes ahead, and
+		// so does a paused bridge's probe, which it waits for (authpause.go).
+		if j.kind == jobDeadLetter || j.probe || slices.ContainsFunc(j.members, c.settler.lastDelivery) ||
 			mine != nil && len(j.members) > 0 && !mine(j.members[0].key) {
 			kept = append(kept, j)
 			continue

@@ -10,6 +10,7 @@ const (
 	timerOrphan                  // the window's orphan timeout has passed
 	timerCopy                    // a waiting dead-letter copy may be due (see copyRetry); no window
 	timerLane                    // a lane's wait for a redelivery is over (see lanes.go); gen is the wait's
+	timerProbe                   // a paused bridge may probe the API (see authpause.go); no window
 )
 
 // timerEntry refers to a window by key and generation rather than by pointer, so that a

@@ -51,6 +51,12 @@ type job struct {
 	// again is set by the worker on a jobCall whose message was naked: the server delivers it
 	// again, and its lane waits for it.
 	again bool
+	// paused is set by the worker on a call the API refused with 401 or 403: it is left
+	// unsettled for the coordinator, whose pause decides what becomes of it (authpause.go).
+	paused bool
+	// probe is set by the coordinator on the one call a paused bridge makes to see whether
+	// the API accepts its key again.
+	probe bool
 }
 
 // execute runs one job to the end: the API call, the decision, and the settling of every
@@ -89,8 +95,12 @@ func (w *caller) execute(ctx context.Context, j *job) {
 		d = decide(err, ctx.Err() != nil, h.delivered, w.backoff, rand.Float64())
 		d.key = key
 	}
-	j.waiting, j.waitErr = w.settler.settle(ctx, j.members, d)
 	j.waitFor = d
+	if d.action == actPause {
+		j.paused = true // settled by the coordinator (authpause.go)
+		return
+	}
+	j.waiting, j.waitErr = w.settler.settle(ctx, j.members, d)
 	// A dead letter whose copy could not be stored is naked, but on its last delivery.
 	j.again = d.action == actNak || d.action == actDeadLetter && j.waitErr != nil && len(j.waiting) == 0
 }

@@ -65,6 +65,9 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 		if problem := b.DeadLetterProblem(); problem != "" {
 			return false, "bridge: " + problem
 		}
+		if problem := b.AuthProblem(); problem != "" {
+			return false, "bridge: " + problem
+		}
 		return true, "ok"
 	}
 	hs, err := startHTTP(cfg.HTTP.Listen, newHTTPHandler(ready, reg, log), log)
