@@ -81,15 +81,21 @@ func spanName(j *job) string {
 func (t *callTracer) start(ctx context.Context, j *job) (context.Context, trace.Span) {
 	deciding := j.members[len(j.members)-1]
 	parent := t.prop.Extract(ctx, schema.HeaderCarrier(deciding.msg.Headers()))
+	others := j.members[:len(j.members)-1]
 	var links []trace.Link
-	for _, h := range j.members[:len(j.members)-1] {
+	var linkAttrs []attribute.KeyValue // one backing array for every link's attributes
+	for _, h := range others {
 		sc := trace.SpanContextFromContext(t.prop.Extract(context.Background(), schema.HeaderCarrier(h.msg.Headers())))
 		if !sc.IsValid() {
 			continue
 		}
-		links = append(links, trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{
-			attrKind.String(string(h.kind)), attrStreamSequence.Int64(int64(h.seq)),
-		}})
+		if links == nil {
+			links = make([]trace.Link, 0, len(others))
+			linkAttrs = make([]attribute.KeyValue, 0, 2*len(others))
+		}
+		n := len(linkAttrs)
+		linkAttrs = append(linkAttrs, attrKind.String(string(h.kind)), attrStreamSequence.Int64(int64(h.seq)))
+		links = append(links, trace.Link{SpanContext: sc, Attributes: linkAttrs[n:len(linkAttrs):len(linkAttrs)]})
 	}
 	var delivered uint64
 	for _, h := range j.members {
