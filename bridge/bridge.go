@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/notifizz-bridge/notifizz-bridge/catalog"
@@ -115,6 +116,7 @@ type Bridge struct {
 	// noKeepAlive turns the InProgress sweep off; only tests set it.
 	noKeepAlive bool
 	running     atomic.Bool
+	tp          trace.TracerProvider // nil: no spans (WithTracerProvider)
 }
 
 // New checks the config and returns a bridge ready to Run.
@@ -147,6 +149,7 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 	b.settler = newSettler(cfg, js, b.log, m, &b.copies)
 	b.settled = b.settler.settled
 	b.calls = newCaller(cfg, api, m, b.settler)
+	b.calls.tracer = newCallTracer(b.tp)
 	return b, nil
 }
 

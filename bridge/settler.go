@@ -58,6 +58,7 @@ type caller struct {
 	backoff backoff
 	m       *metrics
 	settler *settler
+	tracer  *callTracer // nil when tracing is off (WithTracerProvider)
 }
 
 // newCaller returns the caller of a bridge configured by cfg.

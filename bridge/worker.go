@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
@@ -64,6 +65,10 @@ type job struct {
 // when it is on its last delivery and its dead-letter copy could not be stored, left in
 // j.waiting for the coordinator to keep.
 func (w *caller) execute(ctx context.Context, j *job) {
+	var span trace.Span
+	if w.tracer != nil && j.kind != jobDeadLetter {
+		ctx, span = w.tracer.start(ctx, j)
+	}
 	var d decision
 	switch j.kind {
 	case jobDeadLetter:
@@ -98,9 +103,15 @@ func (w *caller) execute(ctx context.Context, j *job) {
 	j.waitFor = d
 	if d.action == actPause {
 		j.paused = true // settled by the coordinator (authpause.go)
+		if span != nil {
+			w.tracer.end(span, d, nil)
+		}
 		return
 	}
 	j.waiting, j.waitErr = w.settler.settle(ctx, j.members, d)
+	if span != nil {
+		w.tracer.end(span, d, j.waitErr)
+	}
 	// A dead letter whose copy could not be stored is naked, but on its last delivery.
 	j.again = d.action == actNak || d.action == actDeadLetter && j.waitErr != nil && len(j.waiting) == 0
 }

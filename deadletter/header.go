@@ -37,7 +37,9 @@ const MaxErrorLen = 1024
 // CarriedHeaders returns a copy of the headers of a message the bridge publishes again (a dead
 // letter, a requeue), without the directives its producer gave the stream that stored it:
 // expectations (Nats-Expected-*), a per-message TTL, a rollup or a batch would make the next
-// stream refuse the copy every time, or act on it a second time.
+// stream refuse the copy every time, or act on it a second time. The rest is kept, the W3C
+// trace headers (traceparent, tracestate) among them, so that a replay of the copy continues
+// the original's trace.
 //
 // It differs from ReplayHeaders on purpose: it reads an original, which has no dead-letter
 // headers to drop, and keeps its Nats-Msg-Id for the caller to replace.

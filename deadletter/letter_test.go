@@ -208,6 +208,7 @@ func TestReplayHeaders(t *testing.T) {
 	in := nats.Header{
 		"X-Trace":                      {"t1"},
 		"Traceparent":                  {"00-abc-def-01"},
+		"tracestate":                   {"vendor=abc"},
 		HeaderReason:                   {"api_rejected"},
 		HeaderError:                    {"400"},
 		HeaderOriginalSubject:          {"notifizz.track.k"},
@@ -220,16 +221,20 @@ func TestReplayHeaders(t *testing.T) {
 		HeaderIdempotencyKey:           {"key-1"},
 	}
 	out := ReplayHeaders(in)
-	assert.Equal(t, nats.Header{"X-Trace": {"t1"}, "Traceparent": {"00-abc-def-01"}, HeaderIdempotencyKey: {"key-1"}}, out)
+	assert.Equal(t, nats.Header{"X-Trace": {"t1"}, "Traceparent": {"00-abc-def-01"}, "tracestate": {"vendor=abc"},
+		HeaderIdempotencyKey: {"key-1"}}, out, "a replay continues the original's trace")
 	out["X-Trace"][0] = "changed"
 	assert.Equal(t, "t1", in.Get("X-Trace"), "a copy, not the dead letter's own slice")
 }
 
 // TestCarriedHeaders: a copy drops the directives the producer gave the stream that stored the
-// original, and keeps the rest.
+// original, and keeps the rest: the trace headers among them, so that the copy's replay
+// continues the original's trace.
 func TestCarriedHeaders(t *testing.T) {
 	in := nats.Header{
 		"X-Trace":                      {"t1"},
+		"traceparent":                  {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		"tracestate":                   {"vendor=abc"},
 		jetstream.MsgIDHeader:          {"id-1"},
 		jetstream.ExpectedStreamHeader: {"NOTIFIZZ"},
 		"Nats-Expected-Last-Sequence":  {"3"},
@@ -239,7 +244,8 @@ func TestCarriedHeaders(t *testing.T) {
 		HeaderIdempotencyKey:           {"key-1"},
 	}
 	out := CarriedHeaders(in)
-	assert.Equal(t, nats.Header{"X-Trace": {"t1"}, jetstream.MsgIDHeader: {"id-1"}, HeaderIdempotencyKey: {"key-1"}}, out)
+	assert.Equal(t, nats.Header{"X-Trace": {"t1"}, jetstream.MsgIDHeader: {"id-1"}, HeaderIdempotencyKey: {"key-1"},
+		"traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}, "tracestate": {"vendor=abc"}}, out)
 	out["X-Trace"][0] = "changed"
 	assert.Equal(t, "t1", in.Get("X-Trace"), "a copy")
 	assert.Equal(t, nats.Header{}, CarriedHeaders(nil))

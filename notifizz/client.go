@@ -207,6 +207,16 @@ var defaultHTTPClient = sync.OnceValue(func() *http.Client {
 	return withoutRedirects(&http.Client{Transport: tr})
 })
 
+// DefaultTransport returns the transport of the HTTP client a Client uses when given none, for
+// a caller that wraps it (to trace each request, say) and hands the wrapper back with
+// WithHTTPClient: the wrapper keeps its pool of idle connections.
+func DefaultTransport() http.RoundTripper {
+	if tr := defaultHTTPClient().Transport; tr != nil {
+		return tr
+	}
+	return http.DefaultTransport
+}
+
 // Client talks to the Notifizz API. It is the Go counterpart of the Node
 // SDK's NotifizzClient and is safe for concurrent use; Config may be called
 // while other goroutines use it.

@@ -91,6 +91,7 @@ func TestOptionsNormalise(t *testing.T) {
 	assert.Zero(t, o.timeout)
 	assert.Equal(t, DefaultUserAgent, o.userAgent)
 	assert.Same(t, defaultHTTPClient(), o.httpClient)
+	assert.Same(t, defaultHTTPClient().Transport, DefaultTransport(), "a wrapper keeps the default's pool")
 
 	c.Config(WithBaseURL(""))
 	assert.Equal(t, DefaultBaseURL, c.settings().baseURL)

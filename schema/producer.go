@@ -9,6 +9,7 @@ import (
 	"github.com/goccy/go-json"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Producer publishes messages of the contract to JetStream: the Notifizz SDK's chain
@@ -19,10 +20,14 @@ import (
 //
 // Every message gets a Nats-Msg-Id, by default derived from its kind, key and body (see MsgID):
 // retrying a publish whose acknowledgement was lost does not store it twice, as long as the retry
-// falls within the stream's duplicate window. A Producer is safe for concurrent use.
+// falls within the stream's duplicate window. The trace of the context a method is given goes
+// with the message as W3C traceparent and tracestate headers (see WithPropagator), so that the
+// bridge's API call for the event joins that trace; a context with no span adds no header.
+// A Producer is safe for concurrent use.
 type Producer struct {
 	js     jetstream.JetStream
 	prefix string
+	prop   propagation.TextMapPropagator // nil: no trace headers
 }
 
 // ProducerOption configures a Producer.
@@ -34,9 +39,17 @@ func WithPrefix(prefix string) ProducerOption {
 	return func(p *Producer) { p.prefix = prefix }
 }
 
+// WithPropagator sets how the trace of a publish's context is written into the message's
+// headers. The default is the W3C trace context (traceparent, tracestate), what the bridge
+// reads; pass otel.GetTextMapPropagator() to add what the process propagates besides (baggage),
+// or nil to write no trace header at all.
+func WithPropagator(p propagation.TextMapPropagator) ProducerOption {
+	return func(pr *Producer) { pr.prop = p }
+}
+
 // NewProducer returns a Producer publishing through js.
 func NewProducer(js jetstream.JetStream, opts ...ProducerOption) *Producer {
-	p := &Producer{js: js, prefix: DefaultPrefix}
+	p := &Producer{js: js, prefix: DefaultPrefix, prop: propagation.TraceContext{}}
 	for _, opt := range opts {
 		opt(p)
 	}
@@ -171,7 +184,17 @@ func (p *Producer) Publish(ctx context.Context, kind Kind, key string, body []by
 	if id != "" {
 		pubOpts = append(pubOpts, jetstream.WithMsgID(id))
 	}
-	ack, err := p.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Data: body}, pubOpts...)
+	m := &nats.Msg{Subject: subject, Data: body}
+	if p.prop != nil {
+		// Without a span in ctx the propagator writes nothing, and the message has no headers
+		// but its Nats-Msg-Id.
+		h := nats.Header{}
+		p.prop.Inject(ctx, HeaderCarrier(h))
+		if len(h) > 0 {
+			m.Header = h
+		}
+	}
+	ack, err := p.js.PublishMsg(ctx, m, pubOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("schema: publish to %s: %w", subject, err)
 	}

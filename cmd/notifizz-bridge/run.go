@@ -80,7 +80,17 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 		}
 	}()
 
+	tp, stopTracing, err := startTracing(ctx, cfg.Tracing, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // after the bridge, whose last spans it exports
 	client := newAPIClient(cfg, stdout, log)
+	var traceOpts []bridge.Option
+	if tp != nil {
+		traceAPIClient(client, cfg, stdout, tp)
+		traceOpts = append(traceOpts, bridge.WithTracerProvider(tp))
+	}
 	// Under v2, the SDKs' boot ping, as they make it when they start: in the background, so
 	// that it delays neither NATS nor readiness; the deferred stop ends it before exit.
 	defer startBootPing(ctx, cfg, client, log).stop()
@@ -116,8 +126,8 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 			"http", cfg.HTTP.Listen,
 			"version", buildVersion().short())
 	}
-	b, err := bridge.New(cfg.Bridge, js, client,
-		bridge.WithLogger(log), bridge.WithRegisterer(reg), bridge.WithOnStarted(started))
+	b, err := bridge.New(cfg.Bridge, js, client, append([]bridge.Option{
+		bridge.WithLogger(log), bridge.WithRegisterer(reg), bridge.WithOnStarted(started)}, traceOpts...)...)
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ type Config struct {
 	Notifizz Notifizz
 	HTTP     HTTP
 	Log      Log
+	Tracing  Tracing
 	// Bridge holds the stream, consumer, partitions, coalesce, retry and deadLetter sections,
 	// and notifizz.maxInFlight, notifizz.rateLimit and shutdownTimeout.
 	Bridge bridge.Config
@@ -77,6 +78,13 @@ type HTTP struct {
 type Log struct {
 	Level  string // "debug", "info", "warn" or "error"
 	Format string // "json" or "text"
+}
+
+// Tracing turns OpenTelemetry tracing on. Everything else about it (the OTLP exporter and its
+// endpoint, headers and protocol, the sampler, the service name) is read from the standard
+// OTEL_* environment variables, as every OpenTelemetry SDK does.
+type Tracing struct {
+	Enabled bool
 }
 
 // logLevels are the values of Log.Level.

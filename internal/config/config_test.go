@@ -71,7 +71,7 @@ func TestConfigKeys(t *testing.T) {
 		"catalog.mode", "catalog.events",
 		"retry.attempts", "retry.initialBackoff", "retry.maxBackoff", "retry.nakInitial", "retry.nakMax",
 		"deadLetter.stream", "deadLetter.subjectPrefix",
-		"http.listen", "log.level", "log.format", "shutdownTimeout",
+		"http.listen", "log.level", "log.format", "tracing.enabled", "shutdownTimeout",
 	}
 	var c Config
 	var got []string
@@ -214,6 +214,8 @@ log:
   format: json
   level: ~
 http:
+tracing:
+  enabled: true
 shutdownTimeout: 1m30s
 `)
 	cfg, err := Load(path, Options{})
@@ -224,6 +226,7 @@ shutdownTimeout: 1m30s
 	want.Bridge.Coalesce.Delay, want.Bridge.Coalesce.Mode, want.Bridge.Coalesce.MaxDelay = 250*time.Millisecond, "sliding", 2*time.Second
 	want.Bridge.MaxInFlight, want.Bridge.RateLimit, want.Notifizz.DryRun = 16, 12.5, true
 	want.Log.Format = "json"
+	want.Tracing.Enabled = true
 	want.Bridge.ShutdownTimeout = 90 * time.Second
 	assert.Equal(t, want, cfg)
 }

@@ -92,6 +92,8 @@ func (c *Config) keys() []key {
 		{name: "log.level", ptr: &c.Log.Level},
 		{name: "log.format", ptr: &c.Log.Format},
 
+		{name: "tracing.enabled", ptr: &c.Tracing.Enabled},
+
 		{name: "shutdownTimeout", ptr: &b.ShutdownTimeout},
 	}
 }
