@@ -226,8 +226,8 @@ func newMetrics(reg prometheus.Registerer, api APIProfile, dryRun bool) (*metric
 
 // precreate creates every known label combination of the counters at 0, so that rate() and the
 // alerts see a series before its first occurrence: messages by kind and outcome, dead letters
-// by reason, redeliveries by kind, API calls by endpoint and answer, unroutable messages and
-// catalog violations. The kinds are all the decoder knows under both profiles (a kind of the
+// by reason, redeliveries by kind, API calls (and their durations) by endpoint and answer,
+// unroutable messages and catalog violations. The kinds are all the decoder knows under both profiles (a kind of the
 // other profile is dead-lettered, and counted, all the same); the endpoints are the profile's.
 func (m *metrics) precreate(api APIProfile) {
 	for _, kind := range schema.AllKinds {
@@ -243,6 +243,7 @@ func (m *metrics) precreate(api APIProfile) {
 		m.deadLetters.WithLabelValues(string(r))
 	}
 	for _, endpoint := range apiEndpoints(api) {
+		m.apiLatency.WithLabelValues(endpoint)
 		for _, a := range apiAnswers {
 			m.apiCalls.WithLabelValues(endpoint, a.code, a.outcome, m.dryRunLabel)
 		}
