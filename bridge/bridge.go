@@ -145,6 +145,7 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 		return nil, fmt.Errorf("bridge metrics: %w", err)
 	}
 	b.m = m
+	m.replicas.Set(float64(b.expectedReplicas()))
 	if b.catalog, err = catalog.Load(cfg.Catalog); err != nil {
 		return nil, fmt.Errorf("bridge catalog: %w", err)
 	}

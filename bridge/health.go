@@ -77,6 +77,19 @@ func (b *Bridge) lagTargets() []lagTarget {
 	return ts
 }
 
+// expectedReplicas is how many replicas the config expects: the members of a static group, one
+// without partitions, and 0 for an elastic group, whose size the config does not fix.
+func (b *Bridge) expectedReplicas() int {
+	p := b.cfg.Partitions
+	switch {
+	case p.Count == 0:
+		return 1
+	case p.Mode == PartitionElastic:
+		return 0
+	}
+	return len(p.Members)
+}
+
 // watchdog tells a stall from the consumer's pending count and the bridge's progress. Its
 // fields belong to the goroutine of watchHealth.
 type watchdog struct {

@@ -47,6 +47,7 @@ type metrics struct {
 
 	// The consumer's lag as its info shows it, and the stall watchdog (health.go).
 	lag         lagGauges
+	replicas    prometheus.Gauge // the replicas the config expects (see expectedReplicas)
 	noProgress  prometheus.Gauge
 	stalled     prometheus.Gauge
 	dryRunLabel string // the dry_run label of api_calls_total: "true" or "false", fixed for the process
@@ -132,6 +133,11 @@ func newMetrics(reg prometheus.Registerer, api APIProfile, dryRun bool) (*metric
 	m := &metrics{
 		dryRunLabel: strconv.FormatBool(dryRun),
 		lag:         newLagGauges(),
+		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "expected_replicas",
+			Help: "Replicas the config expects to run: the members of a static group (partitions.members), 1 without " +
+				"partitions, 0 for an elastic group (its members join and leave).",
+		}),
 		noProgress: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "no_progress_seconds",
 			Help: "Seconds for which messages have been pending (undelivered or unacknowledged on the bridge's consumer) " +
@@ -213,7 +219,7 @@ func newMetrics(reg prometheus.Registerer, api APIProfile, dryRun bool) (*metric
 	for _, c := range []prometheus.Collector{
 		m.messages, m.apiCalls, m.apiLatency, m.openWindows, m.heldMessages, m.workflowsFlush,
 		m.windowDuration, m.deadLetters, m.redeliveries, m.naks, m.inProgressSends, m.unroutable, m.catalog,
-		m.deadLetterFailures, m.deadLetterWaiting, m.noProgress, m.stalled,
+		m.deadLetterFailures, m.deadLetterWaiting, m.replicas, m.noProgress, m.stalled,
 		m.lag.pending, m.lag.ackPending, m.lag.redelivered, m.lag.waiting,
 	} {
 		if err := reg.Register(c); err != nil {
