@@ -294,11 +294,8 @@ func (c Config) Validate() error {
 	if c.StartTimeout < 0 {
 		bad("StartTimeout", "must not be negative (0 retries without a bound), not %s", c.StartTimeout)
 	}
-	// A lone piece waits up to the orphan timeout, and a window up to AckWait for what a
-	// predecessor held, with nothing settled: neither is a stall.
-	if least := max(c.Coalesce.OrphanTimeout, c.Consumer.AckWait); c.Health.StallAfter != 0 && c.Health.StallAfter < least {
-		bad("Health.StallAfter", "must be 0 (off) or at least %s and %s (%s), not %s",
-			FieldRef("Coalesce.OrphanTimeout"), FieldRef("Consumer.AckWait"), least, c.Health.StallAfter)
+	if c.Health.StallAfter < 0 {
+		bad("Health.StallAfter", "must not be negative (0 turns the watchdog off), not %s", c.Health.StallAfter)
 	}
 	if c.API != APIv1 && c.API != APIv2 {
 		bad("API", "must be %q or %q, not %q", APIv1, APIv2, c.API)

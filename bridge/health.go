@@ -16,8 +16,19 @@ type HealthConfig struct {
 	// StallAfter is how long messages may be pending on the bridge's consumer while the bridge
 	// settles none for good (acked, dead-lettered, ignored) before it calls itself stalled:
 	// /readyz answers 503 with the reason, notifizz_bridge_stalled is 1 and a warning is logged,
-	// until a message is settled again or nothing is pending. 0 turns the watchdog off.
+	// until a message is settled again or nothing is pending. 0 turns the watchdog off. A value
+	// below Coalesce.OrphanTimeout or Consumer.AckWait is raised to the longer of them: a lone
+	// piece waits up to the one, and a window up to the other for what a predecessor held, with
+	// nothing settled, and neither is a stall.
 	StallAfter time.Duration
+}
+
+// stallAfter is the watchdog's threshold in effect (see HealthConfig.StallAfter); 0 when off.
+func (c Config) stallAfter() time.Duration {
+	if c.Health.StallAfter <= 0 {
+		return 0
+	}
+	return max(c.Health.StallAfter, c.Coalesce.OrphanTimeout, c.Consumer.AckWait)
 }
 
 // lagPollEvery is how often the consumer's info is read for the lag gauges, at most: a shorter
@@ -124,13 +135,14 @@ func (w *watchdog) observe(now time.Time, pending, finals uint64) (idle time.Dur
 // watchHealth reads the consumers' info every poll until ctx is done, sets the lag gauges and
 // runs the stall watchdog, which sets b.stall.
 func (b *Bridge) watchHealth(ctx context.Context) {
+	after := b.cfg.stallAfter()
 	every := lagPollEvery
-	if a := b.cfg.Health.StallAfter; a > 0 {
-		every = max(min(every, a/4), lagPollMin)
+	if after > 0 {
+		every = max(min(every, after/4), lagPollMin)
 	}
 	targets := b.lagTargets()
 	last := make([]uint64, len(targets)) // each own consumer's pending, as last read
-	w := &watchdog{after: b.cfg.Health.StallAfter}
+	w := &watchdog{after: after}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {

@@ -137,27 +137,29 @@ func TestMetricsPrecreated(t *testing.T) {
 	}
 }
 
-func TestStallAfterValidation(t *testing.T) {
+func TestStallAfter(t *testing.T) {
 	for _, tc := range []struct {
-		after time.Duration
-		ok    bool
+		after, orphan, ackWait time.Duration
+		want                   time.Duration
+		ok                     bool
 	}{
-		{0, true},
-		{2 * time.Minute, true},
-		{30 * time.Second, true}, // the orphan timeout and AckWait by default
-		{29 * time.Second, false},
-		{-time.Second, false},
+		{0, 30 * time.Second, 30 * time.Second, 0, true},
+		{2 * time.Minute, 30 * time.Second, 30 * time.Second, 2 * time.Minute, true},
+		{10 * time.Second, 30 * time.Second, 20 * time.Second, 30 * time.Second, true}, // raised to the orphan timeout
+		{2 * time.Minute, 30 * time.Second, 5 * time.Minute, 5 * time.Minute, true},    // and to AckWait
+		{-time.Second, 30 * time.Second, 30 * time.Second, 0, false},
 	} {
 		cfg := DefaultConfig()
-		cfg.Health.StallAfter = tc.after
+		cfg.Health.StallAfter, cfg.Coalesce.OrphanTimeout, cfg.Consumer.AckWait = tc.after, tc.orphan, tc.ackWait
 		err := cfg.Validate()
-		if tc.ok {
-			assert.NoError(t, err, tc.after)
+		if !tc.ok {
+			var fe *FieldError
+			if assert.ErrorAs(t, err, &fe, tc.after) {
+				assert.Equal(t, "Health.StallAfter", fe.Field)
+			}
 			continue
 		}
-		var fe *FieldError
-		if assert.ErrorAs(t, err, &fe, tc.after) {
-			assert.Equal(t, "Health.StallAfter", fe.Field)
-		}
+		assert.NoError(t, err, tc.after)
+		assert.Equal(t, tc.want, cfg.stallAfter(), tc.after)
 	}
 }
