@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
 	"github.com/notifizz-bridge/notifizz-bridge/deadletter"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 )
@@ -161,5 +163,74 @@ func TestStallAfter(t *testing.T) {
 		}
 		assert.NoError(t, err, tc.after)
 		assert.Equal(t, tc.want, cfg.stallAfter(), tc.after)
+	}
+}
+
+// gauge sums the gauges name of reg whose labels include labels.
+func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (sum float64, n int) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	metric:
+		for _, m := range mf.GetMetric() {
+			have := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				have[lp.GetName()] = lp.GetValue()
+			}
+			for k, v := range labels {
+				if have[k] != v {
+					continue metric
+				}
+			}
+			sum += m.GetGauge().GetValue()
+			n++
+		}
+	}
+	return sum, n
+}
+
+// TestGroupLagPerMember runs a static group of two replicas and checks that each reports the lag
+// of both members' consumers, labelled by member, with the messages the group holds in its
+// windows, and the replicas the group expects.
+func TestGroupLagPerMember(t *testing.T) {
+	e := newEnv(t)
+	members := []string{"r0", "r1"}
+	cfg := e.partitioned(PartitionStatic, 4, members...) // windows stay open for minutes
+	var replicas []*replica
+	for _, m := range members {
+		replicas = append(replicas, e.startReplica(m, cfg))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const tracks = 40
+	for i := range tracks {
+		_, err := e.js.Publish(ctx, fmt.Sprintf("notifizz.track.lag-%d", i), []byte(`{"eventName":"e","properties":{}}`))
+		require.NoError(t, err)
+	}
+
+	for _, r := range replicas {
+		v, _ := gauge(t, r.reg, "notifizz_bridge_expected_replicas", nil)
+		assert.Equal(t, 2.0, v, r.name)
+		assert.Eventually(t, func() bool {
+			total := 0.0
+			for _, m := range members {
+				labels := map[string]string{"stream": cfg.Stream.Name, "consumer": group.StaticConsumerName("bridges", m), "member": m}
+				ackPending, n := gauge(t, r.reg, "notifizz_bridge_consumer_ack_pending_messages", labels)
+				waiting, _ := gauge(t, r.reg, "notifizz_bridge_consumer_waiting_pulls", labels)
+				pending, _ := gauge(t, r.reg, "notifizz_bridge_consumer_pending_messages", labels)
+				if n != 1 || pending != 0 || waiting == 0 {
+					return false
+				}
+				total += ackPending
+			}
+			return total == tracks
+		}, scaleWait, pollEvery, "replica %s: both members' consumers show a waiting pull, and %d held tracks between them", r.name, tracks)
+		// Held in windows is no stall: the time without progress grows, below health.stallAfter.
+		stalled, _ := gauge(t, r.reg, "notifizz_bridge_stalled", nil)
+		assert.Zero(t, stalled)
 	}
 }
