@@ -92,6 +92,10 @@ func WithSource(s Source) Option { return func(b *Bridge) { b.source = s } }
 // is bound to its consumer and pulling: when the daemon may say it has started.
 func WithOnStarted(f func()) Option { return func(b *Bridge) { b.onStarted = f } }
 
+// WithDryRun marks the bridge's API calls as a dry run's (notifizz.dryRun) in the metrics: the
+// API the bridge was given prints them rather than sending them.
+func WithDryRun(on bool) Option { return func(b *Bridge) { b.dryRun = on } }
+
 // Bridge consumes the notification stream and forwards coalesced events to Notifizz.
 type Bridge struct {
 	cfg     Config
@@ -110,6 +114,8 @@ type Bridge struct {
 	started   sync.Once
 	copies    copyHealth // whether dead-letter copies are being stored (see Problem)
 	auth      authHealth // whether the API refuses the bridge's key (see AuthProblem)
+	stall     stallState // why the bridge is stalled, set by the watchdog (see StallProblem)
+	dryRun    bool
 	catalog   *catalog.Catalog
 	// catalogWarn spaces the warnings of soft mode: one a track would flood the log.
 	catalogWarn rate.Sometimes
@@ -137,11 +143,12 @@ func New(cfg Config, js jetstream.JetStream, api API, opts ...Option) (*Bridge, 
 	if b.reg == nil {
 		b.reg = prometheus.NewRegistry()
 	}
-	m, err := newMetrics(b.reg)
+	m, err := newMetrics(b.reg, cfg.API, b.dryRun)
 	if err != nil {
 		return nil, fmt.Errorf("bridge metrics: %w", err)
 	}
 	b.m = m
+	m.replicas.Set(float64(b.expectedReplicas()))
 	if b.catalog, err = catalog.Load(cfg.Catalog); err != nil {
 		return nil, fmt.Errorf("bridge catalog: %w", err)
 	}
@@ -200,11 +207,18 @@ func (b *Bridge) Run(ctx context.Context) error {
 		b.log.Warn("not watching for messages no stream captures (unknown_subject): "+
 			"the credentials may lack stream listing ($JS.API.STREAM.LIST)", "error", err)
 	}
+	// The lag gauges and the stall watchdog, until Run returns.
+	healthDone := make(chan struct{})
+	go func() {
+		defer close(healthDone)
+		b.watchHealth(watchCtx)
+	}()
 	defer func() {
 		stopWatch() // Run may return before ctx is done, when the source fails
 		if unroutable != nil {
 			unroutable.wait()
 		}
+		<-healthDone
 	}()
 
 	bound := src.Bound() // before Consume, which may bind another consumer

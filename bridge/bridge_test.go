@@ -75,7 +75,7 @@ func TestFanInOneCallExactBody(t *testing.T) {
 		"idempotencyKey": wantKey,
 	}, c.Body)
 	assert.Equal(t, float64(4), r.counter(t, "notifizz_bridge_messages_total", map[string]string{"outcome": "acked"}))
-	assert.Equal(t, float64(1), r.counter(t, "notifizz_bridge_api_calls_total", map[string]string{"endpoint": "track", "status": "2xx"}))
+	assert.Equal(t, float64(1), r.counter(t, "notifizz_bridge_api_calls_total", map[string]string{"endpoint": "track", "code": "2xx", "outcome": "success", "dry_run": "false"}))
 	assert.Equal(t, float64(0), r.counter(t, "notifizz_bridge_open_windows", nil))
 	assert.Zero(t, e.dlqCount(), "no dead letters")
 }

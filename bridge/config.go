@@ -79,6 +79,9 @@ type Config struct {
 	// Partitions spreads the stream over several bridge replicas; see partitioned.go.
 	Partitions PartitionsConfig
 
+	// Health configures the stall watchdog; see health.go.
+	Health HealthConfig
+
 	// API is the Notifizz API profile: APIv1 (the default) or APIv2.
 	API APIProfile
 	// OccurredAt is what a v2 track without its own occurredAt is sent with.
@@ -186,6 +189,7 @@ func DefaultConfig() Config {
 			Mode:  PartitionStatic,
 			Group: "notifizz-bridge",
 		},
+		Health:          HealthConfig{StallAfter: 2 * time.Minute},
 		MaxInFlight:     64,
 		ShutdownTimeout: 10 * time.Second,
 		StartTimeout:    2 * time.Minute,
@@ -289,6 +293,9 @@ func (c Config) Validate() error {
 	}
 	if c.StartTimeout < 0 {
 		bad("StartTimeout", "must not be negative (0 retries without a bound), not %s", c.StartTimeout)
+	}
+	if c.Health.StallAfter < 0 {
+		bad("Health.StallAfter", "must not be negative (0 turns the watchdog off), not %s", c.Health.StallAfter)
 	}
 	if c.API != APIv1 && c.API != APIv2 {
 		bad("API", "must be %q or %q, not %q", APIv1, APIv2, c.API)

@@ -14,7 +14,8 @@
 // work the coordinator does between two messages. A fixed pool of workers makes the API calls and
 // settles the messages. Besides what travels on channels, the goroutines share only the
 // settler's memory of recent settlements (behind a mutex), and counters read by other goroutines
-// through atomics: readiness, the health of dead-letter copies, and the metrics.
+// through atomics: readiness, the health of dead-letter copies, the stall watchdog's verdict
+// (health.go), and the metrics.
 //
 // Several bridges can share one stream (Config.Partitions): the stream's subject transform puts
 // a partition, a hash of the event key, in front of each subject, and a pcgroups consumer group

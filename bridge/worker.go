@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -253,19 +252,8 @@ func (w *caller) call(ctx context.Context, endpoint string, f func(context.Conte
 	start := time.Now()
 	err := f(ctx)
 	w.m.apiLatency.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
-	w.m.apiCalls.WithLabelValues(endpoint, statusLabel(err)).Inc()
+	w.m.apiCall(endpoint, err)
 	return err
-}
-
-func statusLabel(err error) string {
-	if err == nil || errors.Is(err, notifizz.ErrInvalidResponse) {
-		return "2xx"
-	}
-	var apiErr *notifizz.APIError
-	if errors.As(err, &apiErr) {
-		return strconv.Itoa(apiErr.StatusCode)
-	}
-	return "error"
 }
 
 // statusAttr is the API status of a decision for a log line, or nothing when no call answered

@@ -127,7 +127,7 @@ func TestE2EDryRun(t *testing.T) {
 		_, metrics = get(t, "http://"+httpAddr+"/metrics")
 		return strings.Contains(metrics, `notifizz_bridge_messages_total{kind="track",outcome="acked"} 1`)
 	}, 10*time.Second, 25*time.Millisecond, "the track is acked after the call")
-	assert.Contains(t, metrics, `notifizz_bridge_api_calls_total{endpoint="track",status="2xx"} 1`)
+	assert.Contains(t, metrics, `notifizz_bridge_api_calls_total{code="2xx",dry_run="true",endpoint="track",outcome="success"} 1`)
 	assert.Contains(t, metrics, "go_goroutines ")
 	assert.Contains(t, metrics, "process_resident_memory_bytes ")
 

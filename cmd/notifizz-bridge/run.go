@@ -68,8 +68,12 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 		if problem := b.AuthProblem(); problem != "" {
 			return false, "bridge: " + problem
 		}
+		if problem := b.StallProblem(); problem != "" {
+			return false, "bridge: " + problem
+		}
 		return true, "ok"
 	}
+	registerDaemonMetrics(reg, buildVersion(), cfg.Bridge.API, ready)
 	hs, err := startHTTP(cfg.HTTP.Listen, newHTTPHandler(ready, reg, log), log)
 	if err != nil {
 		return err
@@ -127,7 +131,8 @@ func runDaemon(ctx context.Context, cfg config.Config, stdout, stderr io.Writer)
 			"version", buildVersion().short())
 	}
 	b, err := bridge.New(cfg.Bridge, js, client, append([]bridge.Option{
-		bridge.WithLogger(log), bridge.WithRegisterer(reg), bridge.WithOnStarted(started)}, traceOpts...)...)
+		bridge.WithLogger(log), bridge.WithRegisterer(reg), bridge.WithOnStarted(started),
+		bridge.WithDryRun(cfg.Notifizz.DryRun)}, traceOpts...)...)
 	if err != nil {
 		return err
 	}

@@ -71,7 +71,7 @@ func TestConfigKeys(t *testing.T) {
 		"catalog.mode", "catalog.events",
 		"retry.attempts", "retry.initialBackoff", "retry.maxBackoff", "retry.nakInitial", "retry.nakMax",
 		"deadLetter.stream", "deadLetter.subjectPrefix",
-		"http.listen", "log.level", "log.format", "tracing.enabled", "shutdownTimeout",
+		"http.listen", "health.stallAfter", "log.level", "log.format", "tracing.enabled", "shutdownTimeout",
 	}
 	var c Config
 	var got []string

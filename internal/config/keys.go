@@ -88,6 +88,7 @@ func (c *Config) keys() []key {
 		{name: "deadLetter.subjectPrefix", ptr: &b.DeadLetter.SubjectPrefix},
 
 		{name: "http.listen", ptr: &c.HTTP.Listen},
+		{name: "health.stallAfter", ptr: &b.Health.StallAfter},
 
 		{name: "log.level", ptr: &c.Log.Level},
 		{name: "log.format", ptr: &c.Log.Format},

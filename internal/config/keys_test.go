@@ -33,6 +33,7 @@ func TestKeyNames(t *testing.T) {
 		"Bridge.Coalesce.MaxBytes": "coalesce.maxBytes",
 		"Bridge.MaxInFlight":       "notifizz.maxInFlight",
 		"Bridge.ShutdownTimeout":   "shutdownTimeout",
+		"Bridge.Health.StallAfter": "health.stallAfter",
 		"Notifizz.SDKSecretKey":    "notifizz.sdkSecretKey",
 	} {
 		assert.Equal(t, want, names.name(path), path)
