@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -77,6 +78,11 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	assert.Equal(f.t, "Bearer "+testSDKKey, r.Header.Get("Authorization"))
 	assert.Equal(f.t, "application/json", r.Header.Get("Content-Type"))
 	raw, err := io.ReadAll(r.Body)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// The client gave up while sending the body (its timeout ran out on a machine starved
+		// of CPU): it never gets an answer and tries again, so this is no call.
+		return
+	}
 	assert.NoError(f.t, err)
 	var body map[string]any
 	assert.NoError(f.t, json.Unmarshal(raw, &body), "body %s", raw)

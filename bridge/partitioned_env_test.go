@@ -388,16 +388,22 @@ func staticSettled(t *testing.T, js jetstream.JetStream, cfg Config) {
 }
 
 // elasticSettled waits until the elastic group's work-queue stream is empty: every message
-// acked or terminated.
+// acked or terminated. When it is not, it says which member consumers still hold or have to
+// deliver messages.
 func elasticSettled(t *testing.T, js jetstream.JetStream, cfg Config) {
 	t.Helper()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		s, err := js.Stream(rctx, group.ElasticStreamName(cfg.Stream.Name, cfg.Partitions.Group))
-		if assert.NoError(c, err) {
-			assert.Zero(c, s.CachedInfo().State.Msgs, "messages in the work-queue stream")
+		if !assert.NoError(c, err) || s.CachedInfo().State.Msgs == 0 {
+			return
 		}
+		var held []string
+		for ci := range s.ListConsumers(rctx).Info() {
+			held = append(held, fmt.Sprintf("%s: %d unacked, %d to deliver", ci.Name, ci.NumAckPending, ci.NumPending))
+		}
+		assert.Zero(c, s.CachedInfo().State.Msgs, "messages in the work-queue stream; member consumers %v", held)
 	}, scaleWait, 100*time.Millisecond, "elastic group still holds messages")
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"reflect"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -31,6 +32,106 @@ type elasticMode struct {
 	staleEnd time.Time                            // when to stop waiting for its replacement
 
 	restart chan struct{} // the member's consumer is gone, pcgroups must start again
+
+	gens *consumerGens // which of the member's consumer's generations delivered what
+}
+
+// consumerGens tells the generations of a member's consumer apart: pcgroups deletes it and
+// creates it again under the same name on each membership change (see consumerJS). A
+// generation is known by its creation time on the server; each delivery is tagged with the
+// generation that delivered it, which its pin tells (see of).
+type consumerGens struct {
+	mu      sync.Mutex
+	current int64            // the creation time (Unix ns) of the consumer now; 0 while unknown
+	pins    map[string]int64 // the generation each pin was first seen under
+}
+
+// maxPins bounds the pins consumerGens remembers; those of the current generation are kept.
+const maxPins = 64
+
+// of returns the generation that delivered a message carrying pin: each generation has pins of
+// its own, and the first message with a pin comes from the generation current then, since
+// pcgroups stops pulling from a consumer before it deletes it. It returns 0 while no generation
+// is known to be current (pcgroups is deleting or creating the consumer).
+func (g *consumerGens) of(pin string) int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if pin == "" || g.current == 0 {
+		return g.current
+	}
+	gen, ok := g.pins[pin]
+	if !ok {
+		if len(g.pins) >= maxPins {
+			for p, pg := range g.pins {
+				if pg != g.current {
+					delete(g.pins, p)
+				}
+			}
+		}
+		gen = g.current
+		g.pins[pin] = gen
+	}
+	return gen
+}
+
+// replaced reports whether gen is not the current generation: the consumer that delivered a
+// message tagged gen has been deleted, or may be being deleted.
+func (g *consumerGens) replaced(gen int64) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return gen == 0 || gen != g.current
+}
+
+// changing says pcgroups is about to delete or create the consumer: no generation is current.
+func (g *consumerGens) changing() {
+	g.mu.Lock()
+	g.current = 0
+	g.mu.Unlock()
+}
+
+// created says the consumer created (or found, when it existed with the same config) is the
+// current generation.
+func (g *consumerGens) created(c jetstream.Consumer) {
+	g.mu.Lock()
+	g.current = c.CachedInfo().Created.UnixNano()
+	g.mu.Unlock()
+}
+
+// consumerJS is the JetStream through which pcgroups manages this member's consumer. While
+// pcgroups deletes or creates the consumer, no generation is current, so that the acks of what
+// an old generation delivered are no longer sent (see msg.Ack): once the consumer is created
+// again under the same name, the server would apply them to the new one, which did not deliver
+// those messages. Such an ack is ignored, or, while no consumer filters the message's partition
+// (its next owner waits for the old consumer's deletion to create its own), it removes the
+// message from the work-queue stream. An event whose pieces were settled part by the old
+// consumer and part by the new one reaches the partition's next owner incomplete: its track
+// alone (replayed after the window's delay), or its workflows without their track (held until
+// coalesce.orphanTimeout, then dead-lettered as missing_track although the event was sent).
+// Not sent, the acks of an old generation are applied by it, in the order the bridge sent them
+// (the track last), or not at all, and the next owner replays the rest of the event whole.
+type consumerJS struct {
+	jetstream.JetStream
+	stream, member string
+	gens           *consumerGens
+}
+
+func (j consumerJS) CreateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	if stream != j.stream || cfg.Name != j.member {
+		return j.JetStream.CreateConsumer(ctx, stream, cfg)
+	}
+	j.gens.changing()
+	c, err := j.JetStream.CreateConsumer(ctx, stream, cfg)
+	if err == nil {
+		j.gens.created(c)
+	}
+	return c, err
+}
+
+func (j consumerJS) DeleteConsumer(ctx context.Context, stream, consumer string) error {
+	if stream == j.stream && consumer == j.member {
+		j.gens.changing()
+	}
+	return j.JetStream.DeleteConsumer(ctx, stream, consumer)
 }
 
 // refuse reports whether the callback must hand m back: pcgroups is replacing this member's

@@ -83,7 +83,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logg
 	case Static:
 		s.static = &staticMode{covering: map[string]bool{}, covers: map[string]cover{}}
 	case Elastic:
-		s.elastic = &elasticMode{restart: make(chan struct{}, 1)}
+		s.elastic = &elasticMode{restart: make(chan struct{}, 1), gens: &consumerGens{pins: map[string]int64{}}}
 	default:
 		return nil, fmt.Errorf("partitions: unknown mode %q", cfg.Mode)
 	}
@@ -195,7 +195,8 @@ func (s *Member) Consume(ctx context.Context, sink Sink) error {
 	stopInstance := func() {}
 	startElastic := func() (pcgroups.ConsumerGroupConsumeContext, error) {
 		ictx, icancel := context.WithCancel(pctx)
-		c, err := pcgroups.ElasticConsume(ictx, s.js, stream, p.Group, p.Member, cb, s.cons)
+		js := consumerJS{JetStream: s.js, stream: ElasticStreamName(stream, p.Group), member: p.Member, gens: s.elastic.gens}
+		c, err := pcgroups.ElasticConsume(ictx, js, stream, p.Group, p.Member, cb, s.cons)
 		if err != nil {
 			icancel()
 			return nil, err
@@ -332,14 +333,19 @@ func (s *Member) callback(member string) func(jetstream.Msg) {
 		if meta == nil {
 			meta, _ = m.Metadata()
 		}
-		if pin := m.Headers().Get(pinHeader); pin != "" && pin != s.pins[member] {
+		pin := m.Headers().Get(pinHeader)
+		if pin != "" && pin != s.pins[member] {
 			prev := s.pins[member]
 			s.pins[member] = pin
 			if s.static != nil {
 				s.pinned(member, own && prev == "")
 			}
 		}
-		s.sink.Deliver(s.wrap(m, meta))
+		w := s.wrap(m, meta)
+		if own && s.elastic != nil {
+			w.gens, w.gen = s.elastic.gens, s.elastic.gens.of(pin)
+		}
+		s.sink.Deliver(w)
 	}
 }
 

@@ -1,6 +1,7 @@
 package group
 
 import (
+	"context"
 	"strconv"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 // the stream's subject; its metadata is the stream's (see originMetadata), so that idempotency
 // keys and dead-letter headers name the stream and sequence where the message is stored, as in
 // the other modes, and survive the work-queue stream being recreated.
-func (s *Member) wrap(m jetstream.Msg, meta *jetstream.MsgMetadata) jetstream.Msg {
+func (s *Member) wrap(m jetstream.Msg, meta *jetstream.MsgMetadata) *msg {
 	// The delivery headers describe this delivery, not the message: the dead-letter copy
 	// keeps the original's headers, and the server refuses a publish that carries
 	// Nats-Stream-Source (it is for sourcing alone).
@@ -53,12 +54,37 @@ func originMetadata(m jetstream.Msg) *jetstream.MsgMetadata {
 }
 
 // msg is a message of a consumer group with the subject and metadata the bridge should see.
-// Acks and the rest go to the message as delivered.
+// Acks and the rest go to the message as delivered, but for the acks of an elastic member's
+// message whose consumer has been replaced since it delivered it (see consumerJS).
 type msg struct {
 	jetstream.Msg
 	subject string
 	meta    *jetstream.MsgMetadata // nil when the delivered message had none
+
+	gens *consumerGens // an elastic member's: the generations of its consumer
+	gen  int64         // the generation that delivered the message (see consumerGens)
 }
+
+// Ack acks the message, unless the consumer that delivered it has been replaced: then the ack
+// is not sent, and it reports success all the same. The partition's consumer delivers the
+// message again: here, where the bridge acks it as a copy of a message it settled, or at the
+// partition's next owner, which replays the event under the same idempotency key.
+func (m *msg) Ack() error {
+	if m.replaced() {
+		return nil
+	}
+	return m.Msg.Ack()
+}
+
+// DoubleAck is Ack, waiting for the server's answer.
+func (m *msg) DoubleAck(ctx context.Context) error {
+	if m.replaced() {
+		return nil
+	}
+	return m.Msg.DoubleAck(ctx)
+}
+
+func (m *msg) replaced() bool { return m.gens != nil && m.gens.replaced(m.gen) }
 
 func (m *msg) Subject() string { return m.subject }
 
