@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
@@ -34,13 +35,17 @@ func (a *instantAPI) Send(context.Context, string, map[string]any, ...notifizz.C
 
 // BenchmarkWindowPath measures decode → window → flush → settle per message, with 10 workflows,
 // one track and one commit per event key, against an API that answers at once.
-func BenchmarkWindowPath(b *testing.B) {
+func BenchmarkWindowPath(b *testing.B) { benchWindowPath(b, false) }
+
+// benchWindowPath runs the window path of BenchmarkWindowPath on a bridge made with opts; with
+// traced, every message carries a traceparent of its own trace, as from a producer of its own.
+func benchWindowPath(b *testing.B, traced bool, opts ...Option) {
 	const perKey = 12
 	cfg := DefaultConfig()
 	cfg.Coalesce.Delay = time.Hour
 	cfg.Coalesce.OrphanTimeout = 2 * time.Hour
 	api := &instantAPI{}
-	br, err := New(cfg, stubJS{}, api)
+	br, err := New(cfg, stubJS{}, api, opts...)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -50,10 +55,14 @@ func BenchmarkWindowPath(b *testing.B) {
 	seq := uint64(0)
 	add := func(kind, key, body string) {
 		seq++
-		msgs = append(msgs, &memMsg{
+		m := &memMsg{
 			subject: "notifizz." + kind + "." + key, data: []byte(body), acks: acks,
 			meta: jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: seq}, NumDelivered: 1, Stream: "NOTIFIZZ"},
-		})
+		}
+		if traced {
+			m.hdr = nats.Header{"traceparent": {fmt.Sprintf("00-%032x-%016x-01", seq, seq)}}
+		}
+		msgs = append(msgs, m)
 	}
 	for k := range keys {
 		key := fmt.Sprintf("order-%d", k)
