@@ -7,12 +7,14 @@ cd "$(dirname "$0")/../clients/node"
 
 echo "== node $(node --version), npm $(npm --version)"
 npm ci --no-audit --no-fund
+echo "== build"
+npm run --silent build
+# After the build: the tests import the built package (dist/), which the type check reads too.
 echo "== type check"
 npm run --silent typecheck
 echo "== schemas in sync with schema/jsonschema"
 npm run --silent check-schemas
-echo "== build and tests"
-npm run --silent build
+echo "== tests"
 node --test test/unit/ test/e2e/
 echo "== npm pack --dry-run"
 npm pack --dry-run
