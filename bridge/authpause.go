@@ -231,24 +231,10 @@ func (c *coordinator) setAside(j *job, now time.Time) {
 // call holding a message on its last delivery stays, to be made from here. It returns how many
 // it released.
 func (c *coordinator) releaseKept(mine func(key string) bool) int {
-	p := &c.pause
-	n := 0
-	kept := p.kept[:0]
-	for _, j := range p.kept {
-		if slices.ContainsFunc(j.members, c.settler.lastDelivery) || mine != nil && !mine(j.members[0].key) {
-			kept = append(kept, j)
-			continue
-		}
-		c.settler.nakAll(j.members, 0)
-		c.release(j.members)
-		n++
-		if l := c.lanes[j.members[0].key]; j.kind == jobCall && l != nil {
-			l.busy = false
-			c.advance(l)
-		}
-	}
-	clear(p.kept[len(kept):])
-	p.kept = kept
+	kept, freed := c.releaseJobs(c.pause.kept, mine, func(*job) bool { return false })
+	n := len(c.pause.kept) - len(kept)
+	c.pause.kept = kept
+	c.advanceFreed(freed)
 	return n
 }
 

@@ -111,31 +111,44 @@ func (c *coordinator) releaseWindows(queued bool, mine func(key string) bool) in
 		return n
 	}
 	n += c.releaseKept(mine)
-	kept := c.queue[:0]
-	var freed []*lane
-	for _, j := range c.queue {
-		// A dead letter does not depend on what the next consumer holds: it goes ahead, and
-		// so does a paused bridge's probe, which it waits for (authpause.go).
-		if j.kind == jobDeadLetter || j.probe || slices.ContainsFunc(j.members, c.settler.lastDelivery) ||
+	// A dead letter does not depend on what the next consumer holds: it goes ahead, and so
+	// does a paused bridge's probe, which it waits for (authpause.go).
+	kept, freed := c.releaseJobs(c.queue, mine, func(j *job) bool { return j.kind == jobDeadLetter || j.probe })
+	n += len(c.queue) - len(kept)
+	c.queue = kept
+	c.advanceFreed(freed)
+	return n
+}
+
+// releaseJobs naks and releases the calls of jobs whose key mine accepts (all when mine is
+// nil), except those stay keeps and those holding a message on its last delivery, which are
+// made from here. It returns the jobs kept, in place, and the lanes of the released v2 calls,
+// for advanceFreed once the caller has stored the kept jobs.
+func (c *coordinator) releaseJobs(jobs []*job, mine func(key string) bool, stay func(*job) bool) (kept []*job, freed []*lane) {
+	kept = jobs[:0]
+	for _, j := range jobs {
+		if stay(j) || slices.ContainsFunc(j.members, c.settler.lastDelivery) ||
 			mine != nil && len(j.members) > 0 && !mine(j.members[0].key) {
 			kept = append(kept, j)
 			continue
 		}
 		c.settler.nakAll(j.members, 0)
 		c.release(j.members)
-		n++
 		if l := c.lanes[j.members[0].key]; j.kind == jobCall && l != nil {
 			freed = append(freed, l)
 		}
 	}
-	clear(c.queue[len(kept):])
-	c.queue = kept
+	clear(jobs[len(kept):])
+	return kept, freed
+}
+
+// advanceFreed lets the lanes whose call was released go on without it (advancing one may queue
+// its next call).
+func (c *coordinator) advanceFreed(freed []*lane) {
 	for _, l := range freed {
-		// A lane kept for a call on its last delivery goes on without this one.
 		l.busy = false
 		c.advance(l)
 	}
-	return n
 }
 
 // finishWindows flushes every window that has a track and dead-letters the pieces of those that
