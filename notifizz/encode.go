@@ -2,7 +2,6 @@ package notifizz
 
 import (
 	"bytes"
-	"io"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -235,10 +234,9 @@ func appendString(dst []byte, s string) []byte {
 }
 
 // payload is an encoded request body shared by every attempt of one call.
-// Its buffer returns to the pool only when the call and every body reader
-// handed to the transport are done with it: the transport may close a
-// request body after RoundTrip has returned, and must not read a buffer
-// that another request is already reusing.
+// Its buffer returns to the pool when the call releases it. No attempt hands
+// the buffer itself to the transport, which may read a request body after
+// RoundTrip has returned: each sends a copy (see Client.roundTrip).
 type payload struct {
 	e    *encodeState
 	refs atomic.Int32
@@ -252,29 +250,9 @@ func newPayload(e *encodeState) *payload {
 
 func (p *payload) bytes() []byte { return p.e.buf.Bytes() }
 
-// reader returns a fresh body for one attempt; the transport closes it.
-func (p *payload) reader() io.ReadCloser {
-	p.refs.Add(1)
-	return &payloadReader{Reader: bytes.NewReader(p.e.buf.Bytes()), p: p}
-}
-
 // release drops the call's own reference.
 func (p *payload) release() {
 	if p.refs.Add(-1) == 0 {
 		putEncodeState(p.e)
 	}
-}
-
-type payloadReader struct {
-	*bytes.Reader
-	p      *payload
-	closed atomic.Bool
-}
-
-// Close releases the reader's reference once, however often it is called.
-func (r *payloadReader) Close() error {
-	if r.closed.CompareAndSwap(false, true) {
-		r.p.release()
-	}
-	return nil
 }

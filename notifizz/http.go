@@ -99,12 +99,15 @@ func (c *Client) roundTrip(ctx context.Context, o *options, k *call, n int) (int
 		// the chain, where it would look like a retryable net.Error.
 		return 0, nil, fmt.Errorf("%w: %s: %v", ErrInvalidRequest, k.endpoint, err)
 	}
-	// The body is set by hand so that every attempt, and any replay by the
-	// transport, reads the same pooled bytes; ContentLength must then be
-	// set too, or the request would go out chunked.
-	req.Body = k.body.reader()
-	req.GetBody = func() (io.ReadCloser, error) { return k.body.reader(), nil }
-	req.ContentLength = int64(len(k.body.bytes()))
+	// The attempt sends its own copy of the pooled bytes, in a body net/http knows to be in
+	// memory: it then writes the headers and the body in one write, where a body of another
+	// type costs a write of the headers alone first, and a copy buffer. The transport may read
+	// the body after Do returns, so the copy is what lets the pooled buffer go back with the
+	// call. ContentLength is set by hand, or the request would go out chunked.
+	body := bytes.Clone(k.body.bytes())
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.ContentLength = int64(len(body))
 	req.Header["Authorization"] = []string{c.bearer}
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["User-Agent"] = []string{o.userAgent}

@@ -3,7 +3,6 @@ package notifizz
 import (
 	stdjson "encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -154,26 +153,6 @@ func TestAppendString(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestPayloadReturnsBufferOnce(t *testing.T) {
-	e := getEncodeState()
-	e.raw(`{"a":1}`)
-	p := newPayload(e)
-	r1, r2 := p.reader(), p.reader()
-	b, err := io.ReadAll(r1)
-	require.NoError(t, err)
-	assert.Equal(t, `{"a":1}`, string(b))
-
-	require.NoError(t, r1.Close())
-	require.NoError(t, r1.Close(), "closing twice releases once")
-	p.release()
-	assert.Equal(t, int32(1), p.refs.Load(), "r2 still holds the buffer")
-	b, err = io.ReadAll(r2)
-	require.NoError(t, err)
-	assert.Equal(t, `{"a":1}`, string(b))
-	require.NoError(t, r2.Close())
-	assert.Zero(t, p.refs.Load())
 }
 
 // benchRequest is a typical bridge flush: ten workflows of one recipient.
