@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,10 +17,36 @@ import (
 // never touches the coordinator's state.
 type sink struct {
 	b  *Bridge
-	in chan<- inbound // closed by Run once Consume has returned
+	in chan<- inbound // closed by close, once Consume has returned
+	// mu keeps close from closing in while a Deliver sends on it (Deliver holds it for
+	// reading); closed is set by close.
+	mu     sync.RWMutex
+	closed bool
 }
 
-func (s *sink) Deliver(m jetstream.Msg) { s.in <- s.b.decode(m) }
+// Deliver hands m to the coordinator. After close it hands m back to the server instead: the
+// client library can still run its message callback after the consume context reports it closed
+// (it does when the connection itself was closed), and the source has returned by then.
+func (s *sink) Deliver(m jetstream.Msg) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		if err := m.Nak(); err != nil {
+			s.b.log.Debug("a message delivered after the source returned could not be handed back; it comes back on its ack timer", "error", err)
+		}
+		return
+	}
+	s.in <- s.b.decode(m)
+}
+
+// close closes in, once no Deliver is sending on it: the coordinator keeps reading in until it
+// is closed, so a Deliver blocked on a full in ends, and close does not wait for long.
+func (s *sink) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	close(s.in)
+}
 
 func (s *sink) Ready(ok bool) {
 	// Said before it is seen: whoever finds the bridge ready finds "started" logged.
@@ -33,6 +60,11 @@ func (s *sink) Ready(ok bool) {
 // stall the pulls (a pinned consumer's pin expires when its client stops pulling).
 func (s *sink) HoldUntil(t time.Time) {
 	s.in <- inbound{control: func(c *coordinator) { c.holdUntil(t) }}
+}
+
+// HoldRedelivered does not wait, as HoldUntil.
+func (s *sink) HoldRedelivered(t time.Time) {
+	s.in <- inbound{control: func(c *coordinator) { c.holdRedelivered(t) }}
 }
 
 func (s *sink) Rebound() {
