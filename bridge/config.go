@@ -162,7 +162,7 @@ func DefaultConfig() Config {
 		},
 		Consumer: ConsumerConfig{
 			Durable:       "notifizz-bridge",
-			AckWait:       30 * time.Second,
+			AckWait:       5 * time.Second,
 			MaxDeliver:    20,
 			MaxAckPending: 100_000,
 		},
@@ -186,8 +186,9 @@ func DefaultConfig() Config {
 			SubjectPrefix: "notifizz.dlq",
 		},
 		Partitions: PartitionsConfig{
-			Mode:  PartitionStatic,
-			Group: "notifizz-bridge",
+			Mode:          PartitionStatic,
+			Group:         "notifizz-bridge",
+			FailoverAfter: 5 * time.Second,
 		},
 		Health:          HealthConfig{StallAfter: 2 * time.Minute},
 		MaxInFlight:     64,
@@ -347,6 +348,11 @@ func (p PartitionsConfig) validate(bad func(field, format string, args ...any)) 
 		bad("Partitions.Member", "must be set when %s is not 0 (the daemon defaults it to the host name)", FieldRef("Partitions.Count"))
 	case !validMemberName(p.Member):
 		bad("Partitions.Member", "must be a name of at most 64 letters, digits, '-' or '_', not %q", p.Member)
+	}
+	if p.FailoverAfter < MinFailoverAfter || p.FailoverAfter > MaxFailoverAfter {
+		bad("Partitions.FailoverAfter", "must be between %s and %s, not %s: replicas beat every quarter of it, "+
+			"and a shorter one would take a replica that paused for a second for dead and move its partitions back and forth",
+			MinFailoverAfter, MaxFailoverAfter, p.FailoverAfter)
 	}
 	switch p.Mode {
 	case PartitionStatic:

@@ -56,7 +56,7 @@ func TestFieldErrorMessageNamesOtherFields(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Retry.NakMax = time.Millisecond
 	cfg.Stream.Storage = "Retry.NakInitial"
-	cfg.Partitions = PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "m", Members: []string{"a"}}
+	cfg.Partitions = PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "m", Members: []string{"a"}, FailoverAfter: 5 * time.Second}
 	err := cfg.Validate()
 	var fields []string
 	var msgs []string
@@ -101,10 +101,24 @@ func TestPartitionsValidate(t *testing.T) {
 				"Partitions.Members: has 3 members for 2 partitions: a member without a partition would never receive a message"}},
 		{"elastic with members", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "g", Member: "m", Members: []string{"m"}},
 			[]string{"Partitions.Members: is only used in static mode: elastic members join the group by themselves"}},
+		{"failover at the lower bound", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "g", Member: "m", FailoverAfter: 2 * time.Second}, nil},
+		{"failover at the upper bound", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "g", Member: "m", FailoverAfter: 10 * time.Minute}, nil},
+		{"failover that would flap", PartitionsConfig{Count: 2, Mode: PartitionElastic, Group: "g", Member: "m", FailoverAfter: 1999 * time.Millisecond},
+			[]string{"Partitions.FailoverAfter: must be between 2s and 10m0s, not 1.999s: replicas beat every quarter of it, " +
+				"and a shorter one would take a replica that paused for a second for dead and move its partitions back and forth"}},
+		{"failover too long", PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "m", Members: []string{"m"}, FailoverAfter: time.Hour},
+			[]string{"Partitions.FailoverAfter: must be between 2s and 10m0s, not 1h0m0s: replicas beat every quarter of it, " +
+				"and a shorter one would take a replica that paused for a second for dead and move its partitions back and forth"}},
+		{"failover negative", PartitionsConfig{Count: 2, Mode: PartitionStatic, Group: "g", Member: "m", Members: []string{"m"}, FailoverAfter: -time.Second},
+			[]string{"Partitions.FailoverAfter: must be between 2s and 10m0s, not -1s: replicas beat every quarter of it, " +
+				"and a shorter one would take a replica that paused for a second for dead and move its partitions back and forth"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := DefaultConfig()
+			if tt.p.FailoverAfter == 0 { // the cases above that are not about it take the default
+				tt.p.FailoverAfter = cfg.Partitions.FailoverAfter
+			}
 			cfg.Partitions = tt.p
 			err := cfg.Validate()
 			if tt.want == nil {

@@ -26,6 +26,11 @@ type Config struct {
 	FileStorage   bool   // the stream is on file storage
 	Replicas      int    // replicas of the heartbeat bucket
 
+	// FailoverAfter is how long a member's beat may stand still before the others take it for
+	// dead (DeadAfter); the beats come every quarter of it (BeatEvery). It does not depend on
+	// AckWait.
+	FailoverAfter time.Duration
+
 	// The member's consumer: pcgroups creates it from these (see New).
 	AckWait       time.Duration
 	MaxDeliver    int

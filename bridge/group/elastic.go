@@ -288,7 +288,7 @@ func (s *Member) rebalanced(ctx context.Context, gc *pcgroups.ElasticConsumerGro
 // found dead. missing is since when this member's consumer has been found missing; it returns
 // the new value.
 func (s *Member) tendElastic(ctx context.Context, now time.Time, seen map[string]beatSeen, missing time.Time) time.Time {
-	rctx, cancel := context.WithTimeout(ctx, BeatEvery(s.cfg.AckWait))
+	rctx, cancel := context.WithTimeout(ctx, BeatEvery(s.cfg.FailoverAfter))
 	gc, err := pcgroups.GetElasticConsumerGroupConfig(rctx, s.js, s.cfg.Stream, s.cfg.Group)
 	if err != nil {
 		// Unreachable now: forget, and judge afresh once NATS answers again.
@@ -339,7 +339,7 @@ func (s *Member) checkConsumer(ctx context.Context, now time.Time, gc *pcgroups.
 		return time.Time{} // there, or unreachable now
 	case missing.IsZero():
 		return now
-	case now.Sub(missing) < 2*s.cfg.AckWait+BeatEvery(s.cfg.AckWait):
+	case now.Sub(missing) < 2*s.cfg.AckWait+BeatEvery(s.cfg.FailoverAfter):
 		return missing
 	}
 	select {
@@ -387,7 +387,7 @@ func (s *Member) drop(ctx context.Context, dead []string) bool {
 	p := s.cfg
 	ctx, cancel := context.WithTimeout(ctx, leaveTimeout)
 	defer cancel()
-	log := s.log.With("group", p.Group, "dead", dead, "after", DeadAfter(p.AckWait))
+	log := s.log.With("group", p.Group, "dead", dead, "after", DeadAfter(p.FailoverAfter))
 	for _, m := range dead {
 		err := s.js.DeleteConsumer(ctx, ElasticStreamName(p.Stream, p.Group), m)
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {

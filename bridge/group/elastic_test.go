@@ -26,6 +26,7 @@ type holdingSink struct{ got chan jetstream.Msg }
 func (s *holdingSink) Deliver(m jetstream.Msg)                     { s.got <- m }
 func (s *holdingSink) Ready(bool)                                  {}
 func (s *holdingSink) HoldUntil(time.Time)                         {}
+func (s *holdingSink) HoldRedelivered(time.Time)                   {}
 func (s *holdingSink) Rebound()                                    {}
 func (s *holdingSink) ReleaseKeys(func(key string) bool, bool) int { return 0 }
 

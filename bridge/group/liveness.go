@@ -18,15 +18,18 @@ import (
 // mode the live member whose name sorts first drops a dead one (reap); in static mode the next
 // live member runs a standby of it (cover). docs/SCALING.md tells the whole story.
 
-// BeatEvery is how often a replica beats: a quarter of AckWait, between 250ms and 5s.
-func BeatEvery(ackWait time.Duration) time.Duration {
-	return min(max(ackWait/4, 250*time.Millisecond), 5*time.Second)
+// BeatEvery is how often a replica beats, for a group whose members fail over after
+// failoverAfter (partitions.failoverAfter): a quarter of it, between 250ms and 5s.
+func BeatEvery(failoverAfter time.Duration) time.Duration {
+	return min(max(failoverAfter/4, 250*time.Millisecond), 5*time.Second)
 }
 
-// DeadAfter is how long a member may go without a beat before it is dropped: AckWait, the time
-// the server gives a consumer to settle a message, and never fewer than four beats.
-func DeadAfter(ackWait time.Duration) time.Duration {
-	return max(ackWait, 4*BeatEvery(ackWait))
+// DeadAfter is how long a member may go without a beat before the others take it for dead:
+// failoverAfter, and never fewer than four beats, so that one late beat is not taken for a death.
+// It does not depend on the consumer's AckWait: a dead member's messages come back on their own
+// ack timers, while its partitions move (elastic) or get a standby (static) after DeadAfter.
+func DeadAfter(failoverAfter time.Duration) time.Duration {
+	return max(failoverAfter, 4*BeatEvery(failoverAfter))
 }
 
 // heartbeat is this replica's beat in LivenessBucket and its reading of the others' beats. Its
@@ -50,7 +53,7 @@ type heartbeat struct {
 // streams. When the operator manages them and the bucket does not exist, its kv is nil: dead
 // members are then not detected until the bucket exists, and a warning says so.
 func openHeartbeat(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logger) (*heartbeat, error) {
-	h := &heartbeat{js: js, log: log, cfg: cfg, every: BeatEvery(cfg.AckWait), since: time.Now().UTC().Format(time.RFC3339)}
+	h := &heartbeat{js: js, log: log, cfg: cfg, every: BeatEvery(cfg.FailoverAfter), since: time.Now().UTC().Format(time.RFC3339)}
 	if !cfg.Manage {
 		kv, err := js.KeyValue(ctx, LivenessBucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -161,7 +164,7 @@ func (h *heartbeat) start(ctx context.Context) {
 				if missed++; missed == 2 {
 					h.beating.Store(0)
 					h.log.Warn("heartbeats are failing: the others take this replica for dead when they fail for "+
-						DeadAfter(h.cfg.AckWait).String(), "error", err)
+						DeadAfter(h.cfg.FailoverAfter).String(), "error", err)
 				}
 			}
 		}
@@ -190,12 +193,16 @@ type beatSeen struct {
 // self included. It reads them rather than watching them, because a watch can take several
 // seconds to resume after a reconnect, and a stale view would make live members look dead. It
 // judges only once this replica's own beats have gone through for DeadAfter, and forgets what it
-// read before: a replica that was cut off from NATS (or has just started) has not seen the
-// others' beats meanwhile, and must give each a fresh DeadAfter. ok is false when it cannot
-// judge now.
+// read while they failed: a replica that was cut off from NATS has not seen the others' beats
+// meanwhile, and must give each a fresh DeadAfter. What it reads from its first beat on counts,
+// so that a replica that has just started judges a member whose beat it saw stop dead DeadAfter
+// after it first read its beat, not twice that; a member it never saw beating may be starting
+// later, and gets DeadAfter from when this replica can judge. ok is false when it cannot judge
+// now.
 func (h *heartbeat) alive(ctx context.Context, now time.Time, members []string, seen map[string]beatSeen) (alive map[string]bool, ok bool) {
-	dead := DeadAfter(h.cfg.AckWait)
-	if since := h.beating.Load(); since == 0 || now.Sub(time.Unix(0, since)) < dead {
+	dead := DeadAfter(h.cfg.FailoverAfter)
+	since := h.beating.Load()
+	if since == 0 {
 		clear(seen)
 		return nil, false
 	}
@@ -220,12 +227,23 @@ func (h *heartbeat) alive(ctx context.Context, now time.Time, members []string, 
 			last = beatSeen{rev: rev, since: now}
 			seen[m] = last
 		}
-		alive[m] = now.Sub(last.since) < dead
+		from := last.since
+		if rev == 0 {
+			// Never seen beating: it may be starting later than this replica. Count from when
+			// this replica could first judge, as for a member seen after an outage.
+			if judging := time.Unix(0, since).Add(dead); judging.After(from) {
+				from = judging
+			}
+		}
+		alive[m] = now.Sub(from) < dead
 	}
 	for m := range seen {
 		if !slices.Contains(members, m) {
 			delete(seen, m)
 		}
+	}
+	if now.Sub(time.Unix(0, since)) < dead {
+		return nil, false // not beating for long enough to judge
 	}
 	return alive, true
 }

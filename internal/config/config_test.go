@@ -64,6 +64,7 @@ func TestConfigKeys(t *testing.T) {
 		"stream.maxAge", "stream.duplicateWindow",
 		"consumer.durable", "consumer.ackWait", "consumer.maxDeliver", "consumer.maxAckPending",
 		"partitions.count", "partitions.mode", "partitions.group", "partitions.member", "partitions.members",
+		"partitions.failoverAfter",
 		"coalesce.delay", "coalesce.mode", "coalesce.maxDelay", "coalesce.maxWorkflows", "coalesce.maxBytes",
 		"coalesce.orphanTimeout",
 		"notifizz.baseUrl", "notifizz.sdkSecretKey", "notifizz.authSecretKey", "notifizz.timeout",

@@ -57,6 +57,7 @@ func (c *Config) keys() []key {
 		{name: "partitions.group", ptr: &b.Partitions.Group},
 		{name: "partitions.member", ptr: &b.Partitions.Member},
 		{name: "partitions.members", ptr: &b.Partitions.Members},
+		{name: "partitions.failoverAfter", ptr: &b.Partitions.FailoverAfter},
 
 		{name: "coalesce.delay", ptr: &b.Coalesce.Delay},
 		{name: "coalesce.mode", ptr: (*string)(&b.Coalesce.Mode)},

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -18,6 +19,8 @@ func TestPartitionsConfigDefaults(t *testing.T) {
 	assert.Equal(t, bridge.PartitionStatic, p.Mode)
 	assert.Equal(t, "notifizz-bridge", p.Group)
 	assert.Empty(t, p.Members)
+	assert.Equal(t, 5*time.Second, p.FailoverAfter, "dead members are detected within seconds")
+	assert.Equal(t, 5*time.Second, cfg.Bridge.Consumer.AckWait, "a dead bridge's messages come back within seconds")
 	host, err := os.Hostname()
 	require.NoError(t, err)
 	short, _, _ := strings.Cut(host, ".")
@@ -29,7 +32,7 @@ func TestPartitionsConfigDefaults(t *testing.T) {
 
 func TestDefaultMemberIsAValidName(t *testing.T) {
 	cfg := bridge.DefaultConfig()
-	cfg.Partitions = bridge.PartitionsConfig{Count: 3, Mode: bridge.PartitionElastic, Group: "g", Member: defaultMember()}
+	cfg.Partitions = bridge.PartitionsConfig{Count: 3, Mode: bridge.PartitionElastic, Group: "g", Member: defaultMember(), FailoverAfter: 5 * time.Second}
 	assert.NoError(t, cfg.Validate())
 }
 
@@ -41,17 +44,18 @@ partitions:
   group: bridges
   member: bridge-1
   members: ${BRIDGE_MEMBERS}
+  failoverAfter: 3s
 `)
 	cfg, err := Load(path, Options{DryRun: true})
 	require.NoError(t, err)
 	assert.Equal(t, bridge.PartitionsConfig{
 		Count: 12, Mode: bridge.PartitionStatic, Group: "bridges", Member: "bridge-1",
-		Members: []string{"bridge-0", "bridge-1", "bridge-2"},
+		Members: []string{"bridge-0", "bridge-1", "bridge-2"}, FailoverAfter: 3 * time.Second,
 	}, cfg.Bridge.Partitions)
 
 	out, err := cfg.YAML()
 	require.NoError(t, err)
-	assert.Contains(t, string(out), "partitions:\n  count: 12\n  mode: static\n  group: bridges\n  member: bridge-1\n  members: bridge-0,bridge-1,bridge-2\n")
+	assert.Contains(t, string(out), "partitions:\n  count: 12\n  mode: static\n  group: bridges\n  member: bridge-1\n  members: bridge-0,bridge-1,bridge-2\n  failoverAfter: 3s\n")
 	back := Default()
 	_, _, errs := back.decode(out, func(string) (string, bool) { return "", false })
 	require.Empty(t, errs)
@@ -81,5 +85,17 @@ func TestLoadPartitionsConfigProblems(t *testing.T) {
 	assert.Equal(t, []string{
 		`line 4: partitions.member: must be a name of at most 64 letters, digits, '-' or '_', not "host.example.com"`,
 		"line 5: partitions.members: is only used in static mode: elastic members join the group by themselves",
+	}, problems(t, err))
+
+	path = writeFile(t, "c.yaml", `partitions:
+  count: 4
+  mode: elastic
+  member: m
+  failoverAfter: 500ms
+`)
+	_, err = Load(path, Options{DryRun: true})
+	assert.Equal(t, []string{
+		"line 5: partitions.failoverAfter: must be between 2s and 10m0s, not 500ms: replicas beat every quarter of it, " +
+			"and a shorter one would take a replica that paused for a second for dead and move its partitions back and forth",
 	}, problems(t, err))
 }

@@ -32,9 +32,11 @@ type chartCase struct {
 	// The files the config names (nats.credsFile, nats.tls.caFile, ...): the Secret and key
 	// mounted there.
 	files map[string][2]string
-	// Partitioned cases: the members, in order, and the partition count.
-	members    []string
-	partitions int
+	// Partitioned cases: the members, in order, the partition count, and
+	// partitions.failoverAfter ("" when the chart leaves the bridge's default).
+	members       []string
+	partitions    int
+	failoverAfter string
 }
 
 var chartCases = []chartCase{
@@ -63,14 +65,16 @@ var chartCases = []chartCase{
 		name: "static group of two over four partitions, renamed, token, other ports",
 		args: []string{"--set", "replicaCount=2", "--set", "partitions.count=4", "--set", "fullnameOverride=bridge",
 			"--set", "nats.url=nats://a:4222\\,nats://b:4222", "--set", "secret.name=keys", "--set", "secret.natsToken=token",
-			"--set", "secret.authSecretKey=", "--set", "service.httpPort=9090", "--set", "partitions.group=orders"},
-		replicas:   2,
-		secretName: "keys",
-		natsURL:    "nats://a:4222,nats://b:4222",
-		httpPort:   9090,
-		env:        []string{"NOTIFIZZ_BRIDGE_MEMBER", "NOTIFIZZ_SDK_SECRET_KEY", "NOTIFIZZ_BRIDGE_NATS_TOKEN"},
-		members:    []string{"bridge-0", "bridge-1"},
-		partitions: 4,
+			"--set", "secret.authSecretKey=", "--set", "service.httpPort=9090", "--set", "partitions.group=orders",
+			"--set", "partitions.failoverAfter=3s"},
+		replicas:      2,
+		secretName:    "keys",
+		natsURL:       "nats://a:4222,nats://b:4222",
+		httpPort:      9090,
+		env:           []string{"NOTIFIZZ_BRIDGE_MEMBER", "NOTIFIZZ_SDK_SECRET_KEY", "NOTIFIZZ_BRIDGE_NATS_TOKEN"},
+		members:       []string{"bridge-0", "bridge-1"},
+		partitions:    4,
+		failoverAfter: "3s",
 	},
 	{
 		name: "dry run: no Secret, embedded server open to a trusted network, no volume claim",
@@ -288,6 +292,12 @@ func checkConfig(t *testing.T, tc chartCase, o *objects) {
 	assert.EqualValues(t, tc.partitions, count)
 	mode, _ := o.lookup("partitions.mode")
 	assert.Equal(t, "static", mode)
+	failoverAfter, set := o.lookup("partitions.failoverAfter")
+	if tc.failoverAfter == "" {
+		assert.False(t, set, "partitions.failoverAfter left to the bridge: %v", failoverAfter)
+	} else {
+		assert.Equal(t, tc.failoverAfter, failoverAfter)
+	}
 }
 
 func mountPath(c corev1.Container, volume string) string {

@@ -36,7 +36,11 @@ the Secret, which the bridge expands at start (${VAR}).
 {{- $_ := set $cfg "http" (dict "listen" (printf "0.0.0.0:%d" (int $v.service.httpPort))) -}}
 {{- if gt (int $v.replicaCount) 1 -}}
 {{- $count := int $v.partitions.count | default (int $v.replicaCount) -}}
-{{- $_ := set $cfg "partitions" (dict "count" $count "mode" "static" "group" $v.partitions.group "member" "${NOTIFIZZ_BRIDGE_MEMBER}" "members" (include "notifizz-bridge.members" .)) -}}
+{{- $partitions := dict "count" $count "mode" "static" "group" $v.partitions.group "member" "${NOTIFIZZ_BRIDGE_MEMBER}" "members" (include "notifizz-bridge.members" .) -}}
+{{- if $v.partitions.failoverAfter -}}
+{{- $_ := set $partitions "failoverAfter" $v.partitions.failoverAfter -}}
+{{- end -}}
+{{- $_ := set $cfg "partitions" $partitions -}}
 {{- end -}}
 {{- $notifizz := get $cfg "notifizz" | default dict -}}
 {{- if and $v.secret.name $v.secret.sdkSecretKey -}}
