@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
@@ -59,8 +62,14 @@ type Sink interface {
 	// Ready reports whether the source is bound and pulling (Bridge.Ready).
 	Ready(ok bool)
 	// HoldUntil holds every window until t: a consumer changed hands, and pieces its previous
-	// holder had may come back on their ack timers until then.
+	// holder had may come back on their ack timers until then. It replaces the t of the call
+	// before: a sooner t ends the hold early, the zero time at once.
 	HoldUntil(t time.Time)
+	// HoldRedelivered holds, until t, the windows that hold a redelivered piece: the consumer
+	// may have changed hands since this instance started (a static member's first pin, after a
+	// cover held it), and the pieces another instance handed back come back in no order with
+	// those published since. Windows of first deliveries flow on.
+	HoldRedelivered(t time.Time)
 	// Rebound says the consumer was created again: it delivers what is left in stream order, so
 	// the hold at start ends, and any delivery may be a copy of a message settled lately.
 	Rebound()
@@ -226,9 +235,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	srcErr := make(chan error, 1)
 	// The source goroutine owns in: it closes it once the source has returned, which is the
 	// coordinator's signal that no more messages will come.
+	snk := &sink{b: b, in: in}
 	go func() {
-		defer close(in)
-		srcErr <- src.Consume(ctx, &sink{b: b, in: in})
+		defer snk.close()
+		srcErr <- src.Consume(ctx, snk)
 	}()
 
 	c := b.coordinator()
@@ -257,8 +267,13 @@ func (b *Bridge) provisionStreams(ctx context.Context) error {
 	}
 	cfg := b.cfg
 	if !cfg.Stream.Create {
-		if _, err := b.js.Stream(ctx, cfg.Stream.Name); err != nil {
+		st, err := b.js.Stream(ctx, cfg.Stream.Name)
+		if err != nil {
 			return fmt.Errorf("bind stream %s: %w", cfg.Stream.Name, err)
+		}
+		if missing := b.uncaptured(st.CachedInfo().Config.Subjects); len(missing) > 0 {
+			b.log.Warn("the stream does not capture the subjects of some kinds this bridge sends: publishing to them finds no stream; add them to its subjects",
+				"stream", cfg.Stream.Name, "api", cfg.API, "missing", strings.Join(missing, " "))
 		}
 		if _, err := b.js.Stream(ctx, cfg.DeadLetter.Stream); err != nil {
 			// Dead letters nak until the stream exists; that is safe, so only warn.
@@ -275,6 +290,22 @@ func (b *Bridge) provisionStreams(ctx context.Context) error {
 		return fmt.Errorf("create or update dead-letter stream %s: %w", cfg.DeadLetter.Stream, err)
 	}
 	return nil
+}
+
+// uncaptured returns the subjects "<prefix>.<kind>.*" of the kinds this bridge makes calls for
+// under its API profile that none of an operator-managed stream's subjects captures.
+func (b *Bridge) uncaptured(subjects []string) []string {
+	var missing []string
+	for _, k := range schema.AllKinds {
+		if b.checkKind(k) != nil || k == schema.KindCommit && b.cfg.API == APIv2 {
+			continue // refused, or (a v2 commit) ignored: nothing is lost if it is not stored
+		}
+		want := b.cfg.Stream.SubjectPrefix + "." + string(k) + ".*"
+		if !slices.ContainsFunc(subjects, func(have string) bool { return server.SubjectMatchesFilter(want, have) }) {
+			missing = append(missing, want)
+		}
+	}
+	return missing
 }
 
 // newSource returns the source the config asks for, once the streams are provisioned: a member

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -855,6 +856,42 @@ func TestBindToOperatorManagedStreamsAndUnknownSubject(t *testing.T) {
 	require.NoError(t, err)
 	e.api.waitCalls(t, 1)
 	e.settled(e.cfg)
+}
+
+// TestOperatorStreamMissingSubjectsWarns: an operator-managed stream that does not capture the
+// subjects of kinds the profile sends is named at start, with those subjects; kinds the profile
+// refuses or ignores are not.
+func TestOperatorStreamMissingSubjectsWarns(t *testing.T) {
+	tests := []struct {
+		name     string
+		api      APIProfile
+		subjects []string
+		missing  string // "" for no warning
+	}{
+		{"v1 stream, v2 profile", APIv2, []string{"notifizz.track.*", "notifizz.workflow.*", "notifizz.commit.*", "notifizz.send.*"},
+			"notifizz.identify.* notifizz.detach.* notifizz.subscribe.* notifizz.unsubscribe.*"},
+		{"v1 stream, v1 profile", APIv1, []string{"notifizz.track.*", "notifizz.workflow.*", "notifizz.commit.*", "notifizz.send.*"}, ""},
+		{"send left out", APIv1, []string{"notifizz.track.*", "notifizz.workflow.*", "notifizz.commit.*"}, "notifizz.send.*"},
+		{"everything", APIv2, []string{"notifizz.>"}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t)
+			_, err := e.js.CreateStream(ctx, jetstream.StreamConfig{Name: e.cfg.Stream.Name, Subjects: tt.subjects, Storage: jetstream.MemoryStorage})
+			require.NoError(t, err)
+			_, err = e.js.CreateConsumer(ctx, e.cfg.Stream.Name, jetstream.ConsumerConfig{
+				Durable: e.cfg.Consumer.Durable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 5 * time.Second, MaxAckPending: 1000,
+			})
+			require.NoError(t, err)
+			var logs logBuffer
+			e.start(func(c *Config) { c.Stream.Create = false; c.API = tt.api }, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+			if tt.missing == "" {
+				assert.NotContains(t, logs.String(), "does not capture")
+				return
+			}
+			assert.Regexp(t, `missing="?`+regexp.QuoteMeta(tt.missing)+`"?\n`, logs.String())
+		})
+	}
 }
 
 func TestBindFailsWithoutStream(t *testing.T) {

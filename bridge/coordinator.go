@@ -55,13 +55,15 @@ type coordinator struct {
 
 	windows map[string]*window
 	lanes   map[string]*lane // the order of each key's calls under notifizz.api: v2 (lanes.go)
-	held    map[uint64]*heldMsg
-	timers  timerHeap
-	timer   clockTimer
-	armedAt time.Time
-	queue   []*job
-	gen     uint64
-	rec     recovery // decides the holds on flushes while pieces held elsewhere may come back
+	// laneHoldAt: when the timer that lets the lanes go on after a hold fires (lanesHeld).
+	laneHoldAt time.Time
+	held       map[uint64]*heldMsg
+	timers     timerHeap
+	timer      clockTimer
+	armedAt    time.Time
+	queue      []*job
+	gen        uint64
+	rec        recovery // decides the holds on flushes while pieces held elsewhere may come back
 	// copiesAnywhere: any delivery, not only a redelivery, may be a copy of a message settled
 	// lately, since the consumer was created again (see consumerSource).
 	copiesAnywhere bool
@@ -494,6 +496,10 @@ func (c *coordinator) onTimer(now time.Time) {
 			continue
 		case timerProbe:
 			continue // the loop probes, when it may (pauseQueue)
+		case timerLaneHold:
+			c.laneHoldAt = time.Time{}
+			c.advanceLanes()
+			continue
 		}
 		w := c.windows[e.key]
 		if w == nil || w.gen != e.gen {

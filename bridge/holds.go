@@ -72,6 +72,7 @@ func (c *coordinator) noteRedelivery(in inbound, now time.Time) (ended bool) {
 	case returnExtended:
 		c.log.Info("the messages a previous bridge held are back; holding for the ones sent to it since", "until", c.rec.startUntil)
 		c.retime(now)
+		c.advanceLanes() // held lanes wait for the new, sooner end (lanesHeld arms its timer)
 	case returnEnded:
 		c.log.Info("the messages a previous bridge held are back; flushing resumes")
 		return true
@@ -104,9 +105,10 @@ func (c *coordinator) retime(now time.Time) {
 	}
 }
 
-// resume flushes, when the start hold ends early, the windows that were due during it, and
-// lets go of the commits it kept whose event has not come.
+// resume flushes, when a hold ends early, the windows that were due during it, lets go of the
+// commits it kept whose event has not come, and lets the lanes go on.
 func (c *coordinator) resume(now time.Time) {
+	defer c.advanceLanes()
 	for _, w := range c.windows {
 		switch {
 		case w.track != nil && (w.dueReached || w.held):
@@ -129,10 +131,26 @@ func (c *coordinator) keepLoneCommit(key string, now, end time.Time) *window {
 
 // holdUntil holds every window until t: this replica has taken over partitions from an
 // instance that may have died holding pieces of their events, which come back on their ack
-// timers. It is apart from the start hold, which its own count can end early.
+// timers. A t sooner than the hold's end ends it early: the group member has seen them all come
+// back. It is apart from the start hold, which its own count can end early.
 func (c *coordinator) holdUntil(t time.Time) {
-	if c.rec.pin(t) {
+	now := c.clock.Now()
+	switch c.rec.pin(t, now) {
+	case pinLater:
 		c.log.Info("holding windows until the messages the partitions' previous consumer held come back", "until", t)
+	case pinSooner:
+		// What the hold postponed flushes now, or when another hold still on ends.
+		c.log.Info("the messages the partitions' previous consumer held are back; the hold after the takeover ends")
+		c.resume(now)
+	}
+}
+
+// holdRedelivered holds, until t, the windows holding a redelivered piece, as after a
+// reconnect: this replica's first pin to a static member's consumer may follow an instance that
+// covered for it meanwhile and handed its windows back.
+func (c *coordinator) holdRedelivered(t time.Time) {
+	if c.rec.holdRedelivered(t) {
+		c.log.Debug("first pin to a consumer another instance may have held: holding windows with a redelivered piece", "until", t)
 	}
 }
 

@@ -14,6 +14,12 @@ import (
 // lane waits for it rather than let the calls behind it go first, up to the nak's delay and an
 // ack wait more (laneWaitGrace): a redelivery that does not come by then went elsewhere (the
 // key's partition moved) or comes on its ack timer, and the lane goes on.
+//
+// While a recovery hold that concerns every window is on (see recovery.go: a predecessor died
+// holding messages, or this replica took over a consumer another instance held), no lane starts
+// a call: the earlier calls of any key may still be on their way back on their ack timers, and
+// would come after the later ones. The lanes go on, in stream order, once the hold ends, early
+// (its count of returning messages is complete) or on its time.
 
 // lane is the order of one key's calls.
 type lane struct {
@@ -50,11 +56,39 @@ func (c *coordinator) advance(l *lane) {
 		delete(c.lanes, l.key)
 		return
 	}
+	if c.lanesHeld() {
+		return
+	}
 	h := l.pending[0]
 	l.pending[0] = nil
 	l.pending = l.pending[1:]
 	l.busy = true
 	c.enqueue(&job{kind: jobCall, members: []*heldMsg{h}})
+}
+
+// lanesHeld reports whether a recovery hold keeps the lanes from starting calls, and sees that
+// a timer advances them when it ends on its time (resume advances them when it ends early).
+func (c *coordinator) lanesHeld() bool {
+	now := c.clock.Now()
+	if !c.rec.active(now) {
+		return false
+	}
+	end := c.rec.holding(now)
+	if end.IsZero() {
+		return false // a reconnect's hold: it concerns redelivered windows only
+	}
+	if !c.laneHoldAt.Equal(end) {
+		c.laneHoldAt = end
+		c.timers.add(timerEntry{at: end, kind: timerLaneHold})
+	}
+	return true
+}
+
+// advanceLanes starts the next call of every free lane, once a hold has ended.
+func (c *coordinator) advanceLanes() {
+	for _, l := range c.lanes {
+		c.advance(l)
+	}
 }
 
 // callDone frees the lane of a call a worker has settled. When the call was naked, the lane

@@ -1,9 +1,11 @@
 package bridge
 
 import (
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -94,4 +96,62 @@ func TestV2CommitIgnoredAndWorkflowRefused(t *testing.T) {
 	assert.Equal(t, []string{"term unsupported"}, wf.settled())
 	assert.Equal(t, []string{"unsupported 2"}, h.deadLetters())
 	assert.Empty(t, h.c.windows)
+}
+
+// TestLanesWaitForWhatAPredecessorHeld: after a crash, the calls the dead bridge held come back
+// on their ack timers, after later calls of the same keys; no lane starts a call until they are
+// back, so each key's calls still go out in stream order.
+func TestLanesWaitForWhatAPredecessorHeld(t *testing.T) {
+	h := newV2Harness(t)
+	held := h.subscribe("r", "u1") // the predecessor pulled it and died
+	h.c.startRecovery(&jetstream.ConsumerInfo{NumAckPending: 1, Delivered: jetstream.SequenceInfo{Stream: held.meta.Sequence.Stream}}, nil, h.clock.Now())
+	unsub := h.deliver(h.unsubscribe("r", "u1"))
+	other := h.deliver(h.subscribe("s", "u9"))
+	assert.Empty(t, h.api.v2Calls(), "no lane starts while what the predecessor held may come back")
+	assert.Empty(t, unsub.settled())
+
+	again := h.deliver(redelivery(held))
+	var ofR []string
+	for _, c := range h.api.v2Calls() {
+		if strings.Contains(c, " r ") {
+			ofR = append(ofR, c)
+		}
+	}
+	assert.Equal(t, []string{"subscribe r u1", "unsubscribe r u1"}, ofR, "once it is back, the key's calls in stream order")
+	assert.Contains(t, h.api.v2Calls(), "subscribe s u9")
+	assert.Equal(t, []string{"ack"}, again.settled())
+	assert.Equal(t, []string{"ack"}, unsub.settled())
+	assert.Equal(t, []string{"ack"}, other.settled())
+}
+
+// TestLanesGoOnWhenTheHoldRunsOut: what never comes back holds the lanes only until the hold's
+// time bound.
+func TestLanesGoOnWhenTheHoldRunsOut(t *testing.T) {
+	h := newV2Harness(t)
+	until := h.c.rec.start(1, 1000, h.clock.Now())
+	sub := h.deliver(h.subscribe("r", "u1"))
+	h.advance(until.Sub(h.clock.Now()) - time.Millisecond)
+	assert.Empty(t, sub.settled(), "held")
+	h.advance(time.Millisecond)
+	assert.Equal(t, []string{"ack"}, sub.settled(), "the hold ran out: the lane goes on")
+	assert.Equal(t, []string{"subscribe r u1"}, h.api.v2Calls())
+}
+
+// TestLanesFollowTheStartHoldWhenItShortens: when what the predecessor held is back on its ack
+// timers, the start hold ends sooner than its bound (a quarter of AckWait past AckWait from the
+// start) and the lanes go on then, even when the last message back makes no call (a commit,
+// which v2 ignores).
+func TestLanesFollowTheStartHoldWhenItShortens(t *testing.T) {
+	h := newV2Harness(t)
+	start := h.clock.Now()
+	held := h.msg("commit", "x", "") // the predecessor pulled it and died
+	h.c.startRecovery(&jetstream.ConsumerInfo{NumAckPending: 1, Delivered: jetstream.SequenceInfo{Stream: held.meta.Sequence.Stream}}, nil, start)
+	sub := h.deliver(h.subscribe("r", "u1"))
+	h.advance(h.cfg.Consumer.AckWait) // it comes back on its ack timer
+	h.deliver(redelivery(held))
+	end := start.Add(h.cfg.Consumer.AckWait + h.cfg.Consumer.AckWait/4)
+	require.Equal(t, end, h.c.rec.startUntil, "the hold now ends a quarter of AckWait past AckWait from the start")
+	assert.Empty(t, sub.settled())
+	h.advance(end.Sub(h.clock.Now()))
+	assert.Equal(t, []string{"ack"}, sub.settled(), "the lane went on when the shortened hold ended")
 }

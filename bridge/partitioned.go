@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -48,7 +49,21 @@ type PartitionsConfig struct {
 	// Members is the static group's membership, fixed when the group is created; elastic
 	// groups ignore it (their members join by themselves).
 	Members []string
+	// FailoverAfter is how long a member's heartbeat may stand still before the others take it
+	// for dead: a static member's partitions then get a standby on the next live member, an
+	// elastic member is dropped from the group. Replicas beat every quarter of it. It does not
+	// depend on Consumer.AckWait.
+	FailoverAfter time.Duration
 }
+
+// Bounds of PartitionsConfig.FailoverAfter. Below the lower one a replica beats more often than
+// every 500ms, and a pause of a second or two (a garbage collection, a server busy electing a
+// leader) would have it taken for dead and its partitions moved, back and forth; the upper one
+// keeps a dead member's partitions from waiting for longer than anyone would want.
+const (
+	MinFailoverAfter = 2 * time.Second
+	MaxFailoverAfter = 10 * time.Minute
+)
 
 // validMemberName accepts the names pcgroups turns into consumer and stream names
 // (<group>-<member>, <stream>-<group>), which allow no '.', wildcards or spaces.
@@ -136,6 +151,7 @@ func (b *Bridge) newGroupSource(ctx context.Context) (Source, error) {
 		Manage:        cfg.Stream.Create,
 		FileStorage:   cfg.Stream.Storage == StorageFile,
 		Replicas:      cfg.Stream.Replicas,
+		FailoverAfter: p.FailoverAfter,
 		AckWait:       cfg.Consumer.AckWait,
 		MaxDeliver:    cfg.Consumer.MaxDeliver,
 		MaxAckPending: cfg.Consumer.MaxAckPending,

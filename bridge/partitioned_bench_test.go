@@ -84,7 +84,8 @@ func benchReplicas(b *testing.B, mode group.Mode, replicas, partitions, keys, wo
 		members = append(members, "r"+strconv.Itoa(i))
 	}
 	if replicas > 0 {
-		cfg.Partitions = PartitionsConfig{Count: partitions, Mode: mode, Group: "bench", Member: members[0], Members: members}
+		cfg.Partitions = PartitionsConfig{Count: partitions, Mode: mode, Group: "bench", Member: members[0], Members: members,
+			FailoverAfter: DefaultConfig().Partitions.FailoverAfter}
 		if mode == PartitionElastic {
 			cfg.Partitions.Members = nil
 		}

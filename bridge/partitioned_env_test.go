@@ -2,16 +2,19 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +27,7 @@ import (
 	"github.com/synadia-io/orbit.go/pcgroups"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge/group"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/loopback"
 	"github.com/notifizz-bridge/notifizz-bridge/internal/natstest"
 	"github.com/notifizz-bridge/notifizz-bridge/notifizz"
 	"github.com/notifizz-bridge/notifizz-bridge/schema"
@@ -37,8 +41,8 @@ import (
 // for pins and AckWait to expire on a busy machine.
 const scaleWait = 3 * time.Minute // a deadline only: a busy machine is slow
 
-// partitioned returns the env's config in partitioned mode. AckWait is short so that pins and
-// redeliveries move within the test, and not below 2s, under which pcgroups' pinned consumers
+// partitioned returns the env's config in partitioned mode. AckWait and FailoverAfter are short
+// so that pins and redeliveries move within the test, and not below 2s, under which pcgroups' pinned consumers
 // flap (see its README). The events of these tests end with a commit, which flushes them as soon
 // as they are whole; the delay is a backstop, long enough that neither a machine busy with
 // other tests nor a cluster electing a leader closes a window between two pieces of one event.
@@ -47,27 +51,30 @@ func (e *env) partitioned(mode group.Mode, count int, members ...string) Config 
 	cfg.Consumer.AckWait = 2 * time.Second
 	cfg.Coalesce.Delay = 2 * time.Minute
 	cfg.Coalesce.OrphanTimeout = 4 * time.Minute
-	cfg.Partitions = PartitionsConfig{Count: count, Mode: mode, Group: "bridges", Members: members}
+	cfg.Partitions = PartitionsConfig{Count: count, Mode: mode, Group: "bridges", Members: members, FailoverAfter: 2 * time.Second}
 	return cfg
 }
 
 // replica is one bridge of a partitioned group.
 type replica struct {
-	name string
-	api  *fakeAPI
-	nc   *nats.Conn
-	b    *Bridge
-	reg  *prometheus.Registry
+	name   string
+	api    *fakeAPI
+	client *abandons // its Notifizz client's transport
+	nc     *nats.Conn
+	b      *Bridge
+	reg    *prometheus.Registry
+	logs   logBuffer // what it logged, at info and above
 
 	cancel context.CancelFunc
 	errc   chan error
 	once   sync.Once
 }
 
-// apiClient is a Notifizz client for one stand-in API, with fast retries.
-func apiClient(api *fakeAPI) *notifizz.Client {
+// apiClient is a Notifizz client for one stand-in API, with fast retries, through tr.
+func apiClient(api *fakeAPI, tr *abandons) *notifizz.Client {
 	return notifizz.NewClient(testAuthKey, testSDKKey,
 		notifizz.WithBaseURL(api.srv.URL),
+		notifizz.WithHTTPClient(&http.Client{Transport: tr}),
 		notifizz.WithTimeout(2*time.Second),
 		notifizz.WithRetry(notifizz.RetryPolicy{Attempts: 3, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}),
 	)
@@ -89,13 +96,14 @@ func (e *env) launchReplica(name string, cfg Config, urls ...string) *replica {
 	if cfg.Partitions.Member == "" {
 		cfg.Partitions.Member = name
 	}
-	r := &replica{name: name, api: newFakeAPI(e.t), nc: nc, reg: prometheus.NewRegistry(), errc: make(chan error, 1)}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	r := &replica{name: name, api: newFakeAPI(e.t), client: newAbandons(), nc: nc, reg: prometheus.NewRegistry(), errc: make(chan error, 1)}
+	var out io.Writer = &r.logs
 	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})).With("replica", name)
+		out = io.MultiWriter(&r.logs, os.Stderr)
 	}
+	logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelInfo})).With("replica", name)
 	var err error
-	r.b, err = New(cfg, js, apiClient(r.api), WithLogger(logger), WithRegisterer(r.reg))
+	r.b, err = New(cfg, js, apiClient(r.api, r.client), WithLogger(logger), WithRegisterer(r.reg))
 	require.NoError(e.t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
@@ -310,12 +318,86 @@ type replicaCall struct {
 	replica string
 }
 
+// attemptHeader numbers the HTTP attempts of a replica's Notifizz client (see abandons).
+const attemptHeader = "X-Test-Attempt"
+
+// abandons is the transport of a replica's Notifizz client. It numbers each attempt in
+// attemptHeader and notes those the client gave up on before it had the whole answer: on a
+// machine starved of CPU, an answer can take longer than the client's per-attempt timeout
+// although the stand-in API got the call and answered. The client then tries again under the
+// same idempotency key (which Notifizz de-duplicates), so the API records one call of the
+// bridge twice, from the same replica, a second or two apart. That is the client's retry, not a
+// replay by the bridge: answered leaves the attempts given up on out.
+type abandons struct {
+	next http.RoundTripper
+	n    atomic.Int64
+	mu   sync.Mutex
+	gave map[string]bool // attempt numbers given up on
+}
+
+func newAbandons() *abandons {
+	return &abandons{next: notifizz.DefaultTransport(), gave: map[string]bool{}}
+}
+
+func (a *abandons) RoundTrip(req *http.Request) (*http.Response, error) {
+	id := strconv.FormatInt(a.n.Add(1), 10)
+	req = req.Clone(req.Context())
+	req.Header.Set(attemptHeader, id)
+	resp, err := a.next.RoundTrip(req)
+	if err != nil {
+		a.giveUp(id)
+		return nil, err
+	}
+	resp.Body = &watchedBody{ReadCloser: resp.Body, failed: func() { a.giveUp(id) }}
+	return resp, nil
+}
+
+// giveUp notes attempt id as given up on. It runs before the client sees the error, so before
+// it tries again.
+func (a *abandons) giveUp(id string) {
+	a.mu.Lock()
+	a.gave[id] = true
+	a.mu.Unlock()
+}
+
+// given returns how many attempts the client gave up on.
+func (a *abandons) given() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.gave)
+}
+
+// answered returns the calls of calls whose answer the client read whole.
+func (a *abandons) answered(calls []apiCall) []apiCall {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.DeleteFunc(calls, func(c apiCall) bool { return a.gave[c.Header.Get(attemptHeader)] })
+}
+
+// watchedBody is an answer's body that reports a read that fails (the attempt's timeout ran
+// out while it was read).
+type watchedBody struct {
+	io.ReadCloser
+	failed func()
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.failed()
+	}
+	return n, err
+}
+
+// calls returns the calls the replica's API got whose answer its client read (see abandons).
+func (r *replica) calls() []apiCall { return r.client.answered(r.api.snapshot()) }
+
 // callsByKey gathers every replica's track calls by event key (the "k" property), earliest
-// first.
+// first: the calls whose answer the replica's client read (see abandons).
 func callsByKey(replicas ...*replica) map[string][]replicaCall {
 	out := map[string][]replicaCall{}
 	for _, r := range replicas {
-		for _, c := range r.api.snapshot() {
+		for _, c := range r.calls() {
 			props, _ := c.Body["properties"].(map[string]any)
 			key, _ := props["k"].(string)
 			out[key] = append(out[key], replicaCall{apiCall: c, replica: r.name})
@@ -434,11 +516,13 @@ func startCluster(t *testing.T) []*server.Server {
 	const n = 3
 	ports := make([]int, n)
 	for i := range ports {
-		// A port the kernel just handed out is free for the moment it takes to start the node.
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		// A port free a moment ago, outside the range other test servers are given.
+		addr, err := loopback.FreeAddr()
 		require.NoError(t, err)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		require.NoError(t, l.Close())
+		_, port, err := net.SplitHostPort(addr)
+		require.NoError(t, err)
+		ports[i], err = strconv.Atoi(port)
+		require.NoError(t, err)
 	}
 	routes := make([]*url.URL, n)
 	for i, p := range ports {

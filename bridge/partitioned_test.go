@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -127,6 +128,7 @@ func TestStaticGroupThreeReplicas(t *testing.T) {
 	// and a pin can lapse between two pulls: work moves between replicas for nothing, and the
 	// test, which counts on none of that, waited minutes for the group to settle.
 	cfg.Consumer.AckWait = 10 * time.Second
+	cfg.Partitions.FailoverAfter = 10 * time.Second
 	replicas := make([]*replica, len(members))
 	for i, m := range members {
 		replicas[i] = e.startReplica(m, cfg)
@@ -137,10 +139,21 @@ func TestStaticGroupThreeReplicas(t *testing.T) {
 	calls := waitDelivered(t, events, replicas...)
 	staticSettled(t, e.js, cfg)
 
-	assert.Zero(t, checkEvents(t, cfg.Stream.Name, events, calls), "no event sent twice")
+	// A call the client gave up on (its timeout ran out on a starved machine) and made again
+	// under the same key is one call of the bridge: calls leaves it out (see abandons).
+	if replays := checkEvents(t, cfg.Stream.Name, events, calls); !assert.Zero(t, replays, "no event sent twice") {
+		for key, cs := range calls {
+			for _, c := range cs[min(len(cs), 1):] {
+				t.Logf("event %s: call again by %s at %s (attempt %s; first by %s at %s, attempt %s)", key, c.replica,
+					c.At.Format(time.StampMilli), c.Header.Get(attemptHeader), cs[0].replica, cs[0].At.Format(time.StampMilli), cs[0].Header.Get(attemptHeader))
+			}
+		}
+	}
 	owner := map[string]string{}
 	for _, r := range replicas {
-		got := r.api.snapshot()
+		got := r.calls()
+		t.Logf("replica %s: %d calls answered; %d attempts given up on by its client and tried again, %d of which reached the API",
+			r.name, len(got), r.client.given(), len(r.api.snapshot())-len(got))
 		assert.NotEmpty(t, got, "replica %s got a share", r.name)
 		for _, c := range got {
 			key := c.Body["properties"].(map[string]any)["k"].(string)
@@ -346,7 +359,7 @@ func TestElasticGroupCutOffFromNATS(t *testing.T) {
 	px.cut()
 	// The outage lasts three times what makes a member dead: the length of the scenario, not a
 	// wait for a state.
-	<-time.After(3 * group.DeadAfter(cfg.Consumer.AckWait))
+	<-time.After(3 * group.DeadAfter(cfg.Partitions.FailoverAfter))
 	px.restore()
 
 	pub := <-publishInBackground(publishers(t, 2, e.srv.ClientURL()), eventKeys("k", 300), nil)
@@ -727,8 +740,23 @@ func TestReplicasStartTogetherOnAFreshCluster(t *testing.T) {
 	for _, r := range replicas {
 		assert.True(t, r.b.Ready(), "replica %s consuming", r.name)
 	}
-	// Traffic published right after such a start is not checked here: once in a loaded run the
-	// first event went out without one of its workflows (see the session notes of issue 19).
+
+	// Traffic at once: a replica slow to start may have been covered meanwhile and be getting
+	// its partitions back, with the cover's windows handed back as this traffic arrives. Every
+	// event still goes out once and whole, and nothing is dead-lettered.
+	pub := <-publishInBackground(publishers(t, 3, urls...), eventKeys("a", 100), nil)
+	require.NoError(t, pub.err)
+	calls := waitDelivered(t, pub.events, replicas...)
+	staticSettled(t, js, cfg)
+	checkEvents(t, cfg.Stream.Name, pub.events, calls)
+	dlq, err := js.Stream(ctx, cfg.DeadLetter.Stream)
+	require.NoError(t, err)
+	assert.Zero(t, dlq.CachedInfo().State.Msgs, "no dead letters")
+	if t.Failed() {
+		for _, r := range replicas {
+			t.Logf("log of %s:\n%s", r.name, r.logs.String())
+		}
+	}
 }
 
 // TestStaticMemberSettingsAreFixed: pcgroups creates a static member's consumer once; a replica
@@ -748,4 +776,7 @@ func TestStaticMemberSettingsAreFixed(t *testing.T) {
 	err = b.Run(c)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `partitions: consume static group "bridges" on stream NOTIFIZZ as member "m0"`)
+	assert.Contains(t, err.Error(), fmt.Sprintf("its consumer %s has ackWait %s where the config says consumer.ackWait: 3s",
+		group.StaticConsumerName("bridges", "m0"), e.partitioned(PartitionStatic, 2, "m0", "m1").Consumer.AckWait),
+		"the error names the setting that differs, with both values")
 }

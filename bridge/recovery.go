@@ -35,7 +35,7 @@ type recovery struct {
 	started        time.Time // when the start hold began
 	startUntil     time.Time // the hold for what a predecessor held
 	pinUntil       time.Time // the hold after taking over a consumer another instance held
-	reconnectUntil time.Time // the hold after a reconnect
+	reconnectUntil time.Time // the hold of redelivered windows: after a reconnect, or a first pin
 	pending        int       // messages pending at start that have not come back yet
 	lastDelivered  uint64    // the last stream sequence delivered before the start
 	seen           map[uint64]struct{}
@@ -145,17 +145,43 @@ func (r *recovery) reconnected(n uint64, now time.Time) bool {
 		return false
 	}
 	r.reconnects = n
-	r.reconnectUntil = now.Add(r.ackWait)
+	r.reconnectUntil = later(r.reconnectUntil, now.Add(r.ackWait)) // a first pin's may run longer
 	return true
 }
 
-// pin holds every window until t, and reports whether that moved the hold later.
-func (r *recovery) pin(t time.Time) bool {
-	if !t.After(r.pinUntil) {
+// holdRedelivered holds the windows holding a redelivered piece until t (as a reconnect does),
+// and reports whether that moved the hold later.
+func (r *recovery) holdRedelivered(t time.Time) bool {
+	if !t.After(r.reconnectUntil) {
 		return false
 	}
-	r.pinUntil = t
+	r.reconnectUntil = t
 	return true
+}
+
+// pinMove is what pin did to the hold after a takeover.
+type pinMove uint8
+
+const (
+	pinSame   pinMove = iota // the hold ends when it did
+	pinLater                 // it now ends later (or has started)
+	pinSooner                // it now ends sooner (or has ended)
+)
+
+// pin holds every window until t, in place of the hold after a takeover set before: the caller
+// (a group member) knows every consumer it took over and when each may stop being waited for,
+// and passes when the last of them ends; a t sooner than before ends the hold early (the zero
+// time ends it now). It reports how that moved the hold, as seen at now.
+func (r *recovery) pin(t, now time.Time) pinMove {
+	old := r.pinUntil
+	r.pinUntil = t
+	switch {
+	case t.After(old) && t.After(now):
+		return pinLater
+	case t.Before(old) && old.After(now):
+		return pinSooner
+	}
+	return pinSame
 }
 
 // endStart ends the hold at start, and reports whether one was on.
@@ -165,4 +191,12 @@ func (r *recovery) endStart() bool {
 	}
 	r.pending, r.seen, r.startUntil = 0, nil, time.Time{}
 	return true
+}
+
+// later returns the later of a and b.
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

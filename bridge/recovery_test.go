@@ -216,14 +216,31 @@ func TestRecovery(t *testing.T) {
 		assert.Equal(t, at(ackWait), r.heldUntil(at(time.Second), true))
 		assert.False(t, r.active(at(ackWait)))
 	})
+	t.Run("redelivered windows", func(t *testing.T) {
+		r := newRecovery(ackWait, nakMax)
+		assert.True(t, r.holdRedelivered(at(10*time.Second)), "a first pin")
+		assert.False(t, r.holdRedelivered(at(5*time.Second)), "never shortened")
+		assert.True(t, r.reconnected(1, t0))
+		assert.Equal(t, at(10*time.Second), r.heldUntil(t0, true), "a reconnect does not cut the first pin's hold short")
+		assert.True(t, r.heldUntil(t0, false).IsZero(), "first deliveries flow on")
+		assert.True(t, r.reconnected(2, at(8*time.Second)))
+		assert.Equal(t, at(8*time.Second+ackWait), r.heldUntil(at(8*time.Second), true), "a later reconnect extends it")
+	})
 	t.Run("pin", func(t *testing.T) {
 		r := newRecovery(ackWait, nakMax)
-		assert.True(t, r.pin(at(5*time.Second)))
-		assert.False(t, r.pin(at(3*time.Second)), "an earlier pin does not shorten it")
+		assert.Equal(t, pinLater, r.pin(at(5*time.Second), t0))
+		assert.Equal(t, pinSame, r.pin(at(5*time.Second), t0))
 		assert.Equal(t, at(5*time.Second), r.holding(t0))
 		assert.Equal(t, at(5*time.Second), r.heldUntil(t0, true))
 		assert.False(t, r.endStart(), "a pin is not the start hold")
 		assert.True(t, r.active(t0))
+		assert.Equal(t, pinSooner, r.pin(at(3*time.Second), t0), "the member saw what it awaited come back")
+		assert.Equal(t, at(3*time.Second), r.holding(t0))
+		assert.Equal(t, pinSooner, r.pin(time.Time{}, t0), "the zero time ends it")
+		assert.False(t, r.active(t0))
+		assert.Equal(t, pinSame, r.pin(time.Time{}, t0))
+		r.pin(at(time.Second), t0)
+		assert.Equal(t, pinSame, r.pin(time.Time{}, at(2*time.Second)), "a hold already over is not ended")
 	})
 }
 
@@ -250,6 +267,57 @@ func TestWindowStartHold(t *testing.T) {
 	assert.Equal(t, []string{"ack"}, other.settled(), "the lone commit let go when the hold ended")
 	assert.Equal(t, 1.0, h.counter("notifizz_bridge_messages_total", map[string]string{"kind": "commit", "outcome": outcomeIgnored}))
 	assert.Empty(t, h.c.windows)
+}
+
+// TestWindowTakeoverHoldEndsEarly: a group member that took a consumer over holds the windows
+// until the latest its previous holder's messages can be back, and ends the hold sooner once it
+// has seen them all: what the hold postponed flushes then, and a commit kept alone is let go.
+func TestWindowTakeoverHoldEndsEarly(t *testing.T) {
+	h := newHarness(t, nil)
+	h.c.holdUntil(h.clock.Now().Add(time.Minute))
+	held := h.msg("track", "k1", trackBody) // the dead member pulled it
+	wf := h.workflow("k1", "c1")
+	cm := h.commit("k1")
+	other := h.commit("k2") // finds nothing open: kept during the hold
+	h.advance(h.cfg.Coalesce.Delay)
+	h.deliver(redelivery(held))
+	assert.Empty(t, h.api.trackCalls(), "held until the member says the hold ends")
+	assert.Empty(t, cm.settled())
+
+	h.c.holdUntil(h.clock.Now().Add(time.Second)) // another takeover's hold still runs a second
+	h.work()
+	assert.Empty(t, h.api.trackCalls(), "shortened, not ended")
+	h.c.holdUntil(time.Time{})
+	h.work()
+	require.Len(t, h.api.trackCalls(), 1, "flushed when the hold ended")
+	assert.Equal(t, []string{"c1"}, campaigns(h.api.trackCalls()[0]))
+	assert.Equal(t, []string{"ack"}, wf.settled())
+	assert.Equal(t, []string{"ack"}, cm.settled())
+	assert.Equal(t, []string{"ack"}, other.settled(), "the lone commit let go when the hold ended")
+	assert.False(t, h.c.rec.active(h.clock.Now()))
+}
+
+// TestWindowFirstPinHoldsRedelivered: after a static member's first pin, a window holding a
+// piece another instance handed back (a redelivery) waits until its siblings can be back, even
+// when its commit comes first; a window of first deliveries flushes as usual.
+func TestWindowFirstPinHoldsRedelivered(t *testing.T) {
+	h := newHarness(t, nil)
+	h.c.holdRedelivered(h.clock.Now().Add(5 * time.Second))
+	handedBack := h.msg("track", "k1", trackBody) // the cover held it, and naked it on giving back
+	h.deliver(redelivery(handedBack))
+	h.workflow("k1", "c1")
+	h.commit("k1") // delivered before the cover's nak of k1's second workflow reached the server
+	fresh := h.track("k2", trackBody)
+	h.commit("k2")
+	assert.Equal(t, []string{"ack"}, fresh.settled(), "first deliveries flow on")
+	require.Len(t, h.api.trackCalls(), 1)
+	late := h.msg("workflow", "k1", `{"campaignId":"c2","recipients":[{"id":"u","email":"u@example.com"}]}`)
+	h.deliver(redelivery(late))
+	h.advance(5*time.Second - time.Millisecond)
+	assert.Len(t, h.api.trackCalls(), 1, "k1 waits for what may still come back")
+	h.advance(time.Millisecond)
+	require.Len(t, h.api.trackCalls(), 2)
+	assert.Equal(t, []string{"c1", "c2"}, campaigns(h.api.trackCalls()[1]), "k1 whole")
 }
 
 // TestWindowReconnectHoldsRedelivered: after a reconnect, a window holding a redelivered piece

@@ -6,11 +6,12 @@ import "time"
 type timerKind uint8
 
 const (
-	timerDue    timerKind = iota // the window's delay has passed
-	timerOrphan                  // the window's orphan timeout has passed
-	timerCopy                    // a waiting dead-letter copy may be due (see copyRetry); no window
-	timerLane                    // a lane's wait for a redelivery is over (see lanes.go); gen is the wait's
-	timerProbe                   // a paused bridge may probe the API (see authpause.go); no window
+	timerDue      timerKind = iota // the window's delay has passed
+	timerOrphan                    // the window's orphan timeout has passed
+	timerCopy                      // a waiting dead-letter copy may be due (see copyRetry); no window
+	timerLane                      // a lane's wait for a redelivery is over (see lanes.go); gen is the wait's
+	timerProbe                     // a paused bridge may probe the API (see authpause.go); no window
+	timerLaneHold                  // a recovery hold that kept the lanes waiting may be over; no window
 )
 
 // timerEntry refers to a window by key and generation rather than by pointer, so that a

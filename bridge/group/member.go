@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,8 +26,14 @@ type Sink interface {
 	// Ready reports whether the member is consuming.
 	Ready(ok bool)
 	// HoldUntil holds every window until t: a consumer changed hands, and pieces its previous
-	// holder had may come back on their ack timers until then.
+	// holder had may come back on their ack timers until then. It replaces the t of the call
+	// before: a sooner t ends the hold early, the zero time at once.
 	HoldUntil(t time.Time)
+	// HoldRedelivered holds, until t, the windows that hold a redelivered piece: the consumer
+	// may have changed hands since this instance started (a static member's first pin, after a
+	// cover held it), and the pieces another instance handed back come back in no order with
+	// those published since. Windows of first deliveries flow on.
+	HoldRedelivered(t time.Time)
 	// Rebound says the consumer was created again: it delivers what is left in stream order, so
 	// the hold at start ends, and any delivery may be a copy of a message settled lately.
 	Rebound()
@@ -68,6 +75,10 @@ type Member struct {
 	// sink is set by Consume before any goroutine that calls it starts.
 	sink     Sink
 	watching sync.WaitGroup // the tending goroutine and the membership watch
+
+	// beforeConsume, when set (by tests), runs in Consume after the first beat and before the
+	// member starts consuming: a start that takes its time.
+	beforeConsume func()
 }
 
 // New checks the group against the stream, reads the member's consumer as it stands, opens the
@@ -81,7 +92,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config, log *slog.Logg
 	}
 	switch cfg.Mode {
 	case Static:
-		s.static = &staticMode{covering: map[string]bool{}, covers: map[string]cover{}}
+		s.static = newStaticMode()
 	case Elastic:
 		s.elastic = &elasticMode{restart: make(chan struct{}, 1), gens: &consumerGens{pins: map[string]int64{}}}
 	default:
@@ -204,12 +215,19 @@ func (s *Member) Consume(ctx context.Context, sink Sink) error {
 		stopInstance = icancel
 		return c, nil
 	}
-	// The first beat goes before the member consumes, so that no member takes this one for dead.
+	// The first beat goes before the member consumes, so that no member takes this one for dead,
+	// and the beats go on from it: the others count DeadAfter from the first beat they read, and
+	// starting to consume (binding the member's consumer, joining the group) may take longer
+	// than that on a slow cluster. They stop in Leave, as after any start.
 	if s.beats.kv != nil {
 		// A cluster busy electing leaders may time the first put out: that passes.
 		if err := retryTransient(pctx, func() error { return s.beats.beat(pctx) }); err != nil {
 			return fmt.Errorf("partitions: heartbeat in bucket %s: %w", LivenessBucket, err)
 		}
+		s.beats.start(pctx)
+	}
+	if s.beforeConsume != nil {
+		s.beforeConsume()
 	}
 	if s.static != nil {
 		if cc, err = pcgroups.StaticConsume(pctx, s.js, stream, p.Group, p.Member, cb, s.cons); err == nil {
@@ -227,7 +245,7 @@ func (s *Member) Consume(ctx context.Context, sink Sink) error {
 	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrConsumerExists) {
-			err = fmt.Errorf("the member's consumer exists with other settings than consumer.* (see docs/SCALING.md): %w", err)
+			err = fmt.Errorf("the member's consumer exists with other settings than consumer.*%s (see docs/SCALING.md): %w", s.settingsDiffer(pctx), err)
 		}
 		return fmt.Errorf("partitions: consume %s group %q on stream %s as member %q: %w", p.Mode, p.Group, stream, p.Member, err)
 	}
@@ -346,19 +364,51 @@ func (s *Member) callback(member string) func(jetstream.Msg) {
 			w.gens, w.gen = s.elastic.gens, s.elastic.gens.of(pin)
 		}
 		s.sink.Deliver(w)
+		if !own && s.static != nil && meta != nil {
+			s.cameBack(member, meta.Sequence.Stream)
+		}
 	}
+}
+
+// settingsDiffer names, for a static member whose consumer exists with other settings than the
+// config's, the settings that differ, as ": its consumer G has ackWait 30s where the config says
+// consumer.ackWait: 5s, …"; it returns "" when it cannot tell. A static group created before
+// consumer.ackWait defaulted to 5s meets this at its first start with the new default.
+func (s *Member) settingsDiffer(ctx context.Context) string {
+	if s.static == nil {
+		return ""
+	}
+	name := StaticConsumerName(s.cfg.Group, s.cfg.Member)
+	c, err := s.js.Consumer(ctx, s.cfg.Stream, name)
+	if err != nil {
+		return ""
+	}
+	have := c.CachedInfo().Config
+	var diffs []string
+	if have.AckWait != s.cons.AckWait {
+		diffs = append(diffs, fmt.Sprintf("ackWait %s where the config says consumer.ackWait: %s", have.AckWait, s.cons.AckWait))
+	}
+	if have.MaxDeliver != s.cons.MaxDeliver {
+		diffs = append(diffs, fmt.Sprintf("maxDeliver %d where the config says consumer.maxDeliver: %d", have.MaxDeliver, s.cons.MaxDeliver))
+	}
+	if have.MaxAckPending != s.cons.MaxAckPending {
+		diffs = append(diffs, fmt.Sprintf("maxAckPending %d where the config says consumer.maxAckPending: %d", have.MaxAckPending, s.cons.MaxAckPending))
+	}
+	if len(diffs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(": its consumer %s has %s; set the config to the consumer's values, or edit the consumer (nats consumer edit)",
+		name, strings.Join(diffs, ", "))
 }
 
 // tend starts the goroutine, counted in s.watching, that looks after this replica's place in
 // the group until ctx is done: in an elastic group it checks this member's consumer and drops
 // the members found dead, in a static group it serves the partitions of dead members that fall
-// to this replica. The beats have a goroutine of their own, so that a slow drop never delays
-// this replica's own beat.
+// to this replica. The beats have a goroutine of their own, started by Consume with the first
+// beat (or by find, once the bucket exists), so that a slow drop never delays this replica's own
+// beat.
 func (s *Member) tend(ctx context.Context) {
-	every := BeatEvery(s.cfg.AckWait)
-	if s.beats.kv != nil {
-		s.beats.start(ctx)
-	}
+	every := BeatEvery(s.cfg.FailoverAfter)
 	s.watching.Add(1)
 	go func() {
 		defer s.watching.Done()
