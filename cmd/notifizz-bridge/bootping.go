@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge"
@@ -33,7 +35,14 @@ func startBootPing(ctx context.Context, cfg config.Config, c *notifizz.Client, l
 		defer close(p.done)
 		start := time.Now()
 		if err := c.Ping(ctx); err != nil {
-			if ctx.Err() == nil { // a ping cut short by a stop is no failure
+			var apiErr *notifizz.APIError
+			switch {
+			case ctx.Err() != nil: // a ping cut short by a stop is no failure
+			case errors.As(err, &apiErr) && (apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden):
+				// Said at once, before any traffic: the first call will pause the bridge.
+				log.Error("notifizz boot ping: the notifizz api refuses the key (notifizz.sdkSecretKey rotated or revoked?); "+
+					"calls will pause until it is accepted", "status", apiErr.StatusCode, "error", err)
+			default:
 				log.Warn("notifizz boot ping failed; the bridge runs on", "error", err)
 			}
 			return

@@ -104,6 +104,17 @@ func TestBootPing(t *testing.T) {
 		assert.Contains(t, logs.String(), "500")
 		assert.NotContains(t, logs.String(), sdkKey)
 	})
+	t.Run("a refused key is an error that says so, without the secret", func(t *testing.T) {
+		api := newPingAPI(t, http.StatusUnauthorized, `{"error":"bad key","echo":"`+sdkKey+`"}`)
+		var logs syncBuffer
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		cfg := pingConfig(api.URL, sdkKey)
+		waitPing(t, startBootPing(context.Background(), cfg, newAPIClient(cfg, io.Discard, log), log))
+		require.Len(t, api.seen(), 1)
+		assert.Contains(t, logs.String(), `level=ERROR msg="notifizz boot ping: the notifizz api refuses the key`)
+		assert.Contains(t, logs.String(), "status=401")
+		assert.NotContains(t, logs.String(), sdkKey)
+	})
 	t.Run("no ping under v1", func(t *testing.T) {
 		api := newPingAPI(t, http.StatusOK, `{}`)
 		cfg := pingConfig(api.URL, sdkKey)

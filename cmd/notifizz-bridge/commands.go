@@ -27,7 +27,12 @@ func runCommand(ctx context.Context, std stdio, args []string) error {
 	if err != nil {
 		return err
 	}
-	return runDaemon(ctx, cfg, std.out, std.err)
+	stopProfiles, err := startProfiles()
+	if err != nil {
+		return err
+	}
+	err = runDaemon(ctx, cfg, std.out, std.err)
+	return errors.Join(err, stopProfiles())
 }
 
 func checkCommand(_ context.Context, std stdio, args []string) error {
