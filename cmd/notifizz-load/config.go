@@ -17,12 +17,18 @@ const (
 	phaseBaseline = "baseline" // one API call per workflow message, no coalescing, both ways
 	phaseLatency  = "latency"  // commit→call and delay lateness at a fixed rate
 	phaseHeld     = "held"     // bytes per held message with many messages held
+	phaseFailover = "failover" // the delivery gap after a bridge is killed, with the default settings
+	phaseDaemon   = "daemon"   // the built daemon binary drains a backlog in its own process
 )
 
 // maxReplicas bounds --replicas: the replicas share this process and its cores.
 const maxReplicas = 64
 
 var allPhases = []string{phaseRaw, phaseBridge, phaseBaseline, phaseLatency, phaseHeld}
+
+// knownPhases are allPhases and those that run only when asked for: the failover phase kills
+// bridges and takes about a minute; the daemon phase needs the binary (--daemon).
+var knownPhases = append(slices.Clone(allPhases), phaseFailover, phaseDaemon)
 
 // Config is one load run. DefaultConfig gives the flags' defaults.
 type Config struct {
@@ -42,11 +48,14 @@ type Config struct {
 	MaxAckPending int // consumer.maxAckPending; 0 sizes it from delay × rate
 	Replicas      int // bridges in the bridge phase; above 1, a static partitioned group of that many
 
+	Daemon string // the notifizz-bridge binaries of the daemon phase, comma-separated
+
 	Phases      []string
-	Rounds      int     // passes of the throughput phases (raw, bridge, baseline)
-	LatencyRate float64 // events per second of the latency phases
-	LatencyKeys int     // events per latency phase
-	Held        int     // messages held for the memory figure
+	Rounds      int           // passes of the throughput phases (raw, bridge, baseline)
+	LatencyRate float64       // events per second of the latency phases
+	LatencyKeys int           // events per latency phase
+	Held        int           // messages held for the memory figure
+	PingWindow  time.Duration // how long the held phase measures the in-progress pings; 0 skips it
 
 	Soak       time.Duration // run a steady workload this long instead of the phases
 	SoakRate   float64       // events per second during the soak
@@ -54,6 +63,7 @@ type Config struct {
 
 	Timeout    time.Duration // bound on each phase
 	JSONFile   string        // also write the report as JSON to this file
+	PlotDir    string        // also draw the figures as pictures into this directory
 	Format     string        // "table" or "json" on stdout
 	CPUProfile string        // CPU profile of the bridge phases
 	MemProfile string        // heap profile taken with Held messages held
@@ -77,6 +87,7 @@ func DefaultConfig() Config {
 		LatencyRate: 1000,
 		LatencyKeys: 5000,
 		Held:        100_000,
+		PingWindow:  10 * time.Second,
 		SoakRate:    200,
 		SoakSample:  5 * time.Second,
 		Timeout:     3 * time.Minute,
@@ -109,17 +120,21 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.MaxInFlight, "max-in-flight", cfg.MaxInFlight, "notifizz.maxInFlight (also the baseline's concurrency)")
 	fs.IntVar(&cfg.MaxAckPending, "max-ack-pending", cfg.MaxAckPending, "consumer.maxAckPending (0: sized from delay × rate, at least the bridge default)")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "bridges in the bridge phase, in this process; above 1 they form a static partitioned group with one partition each (see docs/SCALING.md)")
-	phases := fs.String("phases", strings.Join(cfg.Phases, ","), "phases to run, from "+strings.Join(allPhases, ","))
+	fs.StringVar(&cfg.Daemon, "daemon", "", "run the daemon phase with this notifizz-bridge binary: it drains the backlog in its own process, over TCP, timed from its start (adds \"daemon\" to --phases); several, comma-separated, run one after the other in each round")
+	phases := fs.String("phases", strings.Join(cfg.Phases, ","), "phases to run, from "+strings.Join(knownPhases, ","))
 	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "passes of the throughput phases; the report adds the median of each figure")
 	latencyOnly := fs.Bool("latency", false, "run only the latency phases (same as --phases latency)")
+	failoverOnly := fs.Bool("failover", false, "run only the failover phase (same as --phases failover): the delivery gap after a bridge is killed, single and partitioned, with the default settings")
 	fs.Float64Var(&cfg.LatencyRate, "latency-rate", cfg.LatencyRate, "events per second in the latency phases")
 	fs.IntVar(&cfg.LatencyKeys, "latency-keys", cfg.LatencyKeys, "events per latency phase")
 	fs.IntVar(&cfg.Held, "held", cfg.Held, "messages to hold for the bytes-per-held-message figure")
+	fs.DurationVar(&cfg.PingWindow, "ping-window", cfg.PingWindow, "how long the held phase measures the cost of the in-progress pings that keep held messages alive (0: not measured)")
 	fs.DurationVar(&cfg.Soak, "soak", cfg.Soak, "run a steady workload for this long instead of the phases, and fail on growth")
 	fs.Float64Var(&cfg.SoakRate, "soak-rate", cfg.SoakRate, "events per second during --soak")
 	fs.DurationVar(&cfg.SoakSample, "soak-sample", cfg.SoakSample, "sampling interval during --soak")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each phase")
 	fs.StringVar(&cfg.JSONFile, "json", "", "also write the report as JSON to this file")
+	fs.StringVar(&cfg.PlotDir, "plot", "", "also draw the figures into this directory: throughput.png/.svg (each phase against the raw drain) and latency-cdf.png/.svg")
 	fs.StringVar(&cfg.Format, "format", cfg.Format, "report format on stdout: table or json")
 	fs.StringVar(&cfg.CPUProfile, "cpuprofile", "", "write a CPU profile of the bridge phases to this file")
 	fs.StringVar(&cfg.MemProfile, "memprofile", "", "write a heap profile taken while --held messages are held")
@@ -141,6 +156,12 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	}
 	if *latencyOnly {
 		cfg.Phases = []string{phaseLatency}
+	}
+	if *failoverOnly {
+		cfg.Phases = []string{phaseFailover}
+	}
+	if cfg.Daemon != "" && !cfg.has(phaseDaemon) {
+		cfg.Phases = append(cfg.Phases, phaseDaemon)
 	}
 	return cfg, cfg.Validate()
 }
@@ -180,9 +201,12 @@ func (c Config) Validate() error {
 		bad("--replicas must be between 1 and %d", maxReplicas)
 	}
 	for _, p := range c.Phases {
-		if !slices.Contains(allPhases, p) {
-			bad("--phases: unknown phase %q (want %s)", p, strings.Join(allPhases, ","))
+		if !slices.Contains(knownPhases, p) {
+			bad("--phases: unknown phase %q (want %s)", p, strings.Join(knownPhases, ","))
 		}
+	}
+	if c.has(phaseDaemon) && len(c.daemonBinaries()) == 0 {
+		bad("the daemon phase needs --daemon PATH, the notifizz-bridge binary")
 	}
 	if c.Rounds < 1 {
 		bad("--rounds must be at least 1")
@@ -195,6 +219,9 @@ func (c Config) Validate() error {
 	}
 	if c.Held < 0 {
 		bad("--held must not be negative")
+	}
+	if c.PingWindow < 0 {
+		bad("--ping-window must not be negative")
 	}
 	if c.Soak < 0 {
 		bad("--soak must not be negative")

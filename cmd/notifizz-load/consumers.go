@@ -225,6 +225,20 @@ func (r *bridgeRun) gauge(name string) (float64, error) {
 	return 0, errors.New("no gauge " + name)
 }
 
+// counter reads one of the bridge's counters (without labels) from its registry.
+func (r *bridgeRun) counter(name string) (float64, error) {
+	mfs, err := r.reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetCounter().GetValue(), nil
+		}
+	}
+	return 0, errors.New("no counter " + name)
+}
+
 // replicaGroup is the static consumer group of the bridge phase with --replicas above 1; each
 // member's consumer is named by layout.StaticConsumerName.
 const replicaGroup = "notifizz-load"
@@ -260,7 +274,8 @@ func (e *env) startReplicas(ctx context.Context, cfg bridge.Config, apiURL strin
 		return &replicaSet{runs: []*bridgeRun{b}, consumers: []string{cfg.Consumer.Durable}}, nil
 	}
 	members := replicaMembers(n)
-	cfg.Partitions = bridge.PartitionsConfig{Count: n, Mode: bridge.PartitionStatic, Group: replicaGroup, Members: members}
+	cfg.Partitions = bridge.PartitionsConfig{Count: n, Mode: bridge.PartitionStatic, Group: replicaGroup, Members: members,
+		FailoverAfter: bridge.DefaultConfig().Partitions.FailoverAfter}
 	// The group is created here, once, as the bridge would: replicas starting together would
 	// otherwise each write its config.
 	s := &replicaSet{group: true}

@@ -63,7 +63,7 @@ func (r *runner) phases(ctx context.Context) error {
 		return fmt.Errorf("warm-up: %w", err)
 	}
 	for i := range cfg.Rounds {
-		if !cfg.has(phaseRaw) && !cfg.has(phaseBridge) && !cfg.has(phaseBaseline) {
+		if !cfg.has(phaseRaw) && !cfg.has(phaseBridge) && !cfg.has(phaseBaseline) && !cfg.has(phaseDaemon) {
 			break
 		}
 		r.rep.Rounds = append(r.rep.Rounds, Round{})
@@ -92,6 +92,11 @@ func (r *runner) phases(ctx context.Context) error {
 				return fmt.Errorf("baseline: %w", err)
 			}
 		}
+		if cfg.has(phaseDaemon) {
+			if err := r.daemons(ctx); err != nil {
+				return fmt.Errorf("daemon: %w", err)
+			}
+		}
 	}
 	if cfg.has(phaseLatency) {
 		if err := r.latency(ctx); err != nil {
@@ -101,6 +106,11 @@ func (r *runner) phases(ctx context.Context) error {
 	if cfg.has(phaseHeld) && cfg.Held > 0 {
 		if err := r.held(ctx); err != nil {
 			return fmt.Errorf("held: %w", err)
+		}
+	}
+	if cfg.has(phaseFailover) {
+		if err := r.failover(ctx); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -412,12 +422,6 @@ func stableGoroutines() int {
 // bound is generous: it is only ever waited in full when something did leak.
 const settleWait = 15 * time.Second
 
-// settleGoroutines waits for goroutines that are ending to be gone, until at most want remain
-// or settleWait has passed, and returns the count.
-func settleGoroutines(want int) int {
-	return settleCount(runtime.NumGoroutine, want, settleWait)
-}
-
 // settleCount polls count until it is at most want or wait has passed, and returns the last
 // count.
 func settleCount(count func() int, want int, wait time.Duration) int {
@@ -525,8 +529,10 @@ func (r *runner) latency(ctx context.Context) error {
 		d := newDist(samples)
 		if commits {
 			res.CommitToCall, res.CommitTally, res.CommitProbe = d, t, probe
+			res.CommitToCallMs = millis(samples)
 		} else {
 			res.DelayLateness, res.DelayTally, res.DelayProbe = d, t, probe
+			res.DelayLatenessMs = millis(samples)
 		}
 		r.logf("%s: p50 %.2f ms, p99 %.2f ms, max %.2f ms (scheduling probe p99 %.2f ms)", name, d.P50, d.P99, d.Max, probe.P99)
 	}
@@ -621,6 +627,10 @@ func (r *runner) held(ctx context.Context) error {
 			err = writeHeapProfile(cfg.MemProfile)
 		}
 	}
+	if err == nil && cfg.PingWindow > 0 {
+		// The idle cost of holding them, with no sweep: the base for the pings' cost below.
+		res.IdleCPUPerSec = cpuOver(cfg.PingWindow)
+	}
 	stopErr := b.stop()
 	if err != nil {
 		return err
@@ -628,11 +638,59 @@ func (r *runner) held(ctx context.Context) error {
 	if stopErr != nil {
 		return fmt.Errorf("stop: %w", stopErr)
 	}
+	if cfg.PingWindow > 0 {
+		if err := r.heldPings(ctx, res, bcfg, api.URL); err != nil {
+			return err
+		}
+	}
 	res.BareBytesPerMsg = perMsg(res.HeapBare, res.HeapBefore, n)
 	res.BridgeBytesPerMsg = perMsg(res.HeapBridge, res.HeapBridgeBase, n)
 	res.OwnBytesPerMsg = res.BridgeBytesPerMsg - res.BareBytesPerMsg
 	r.rep.Held = res
 	r.logf("held: %.0f bytes per held message (bare consumer %.0f)", res.BridgeBytesPerMsg, res.BareBytesPerMsg)
+	return nil
+}
+
+// cpuOver returns the process's CPU time per second of wall time over d.
+func cpuOver(d time.Duration) float64 {
+	before, start := cpuTime(), time.Now()
+	<-time.After(d) // the length of the measurement
+	return float64(cpuTime()-before) / float64(time.Since(start))
+}
+
+// heldPings measures what keeping res.Held held messages alive costs with the default
+// consumer.ackWait: a bridge holds them (the one before naked them at its stop), and over
+// --ping-window the in-progress pings it sends and the process's CPU time are counted, against the
+// CPU of the bridge that held them without a sweep.
+func (r *runner) heldPings(ctx context.Context, res *HeldResult, bcfg bridge.Config, apiURL string) error {
+	bcfg.Consumer.AckWait = bridge.DefaultConfig().Consumer.AckWait
+	r.logf("held: the bridge holds %d messages with consumer.ackWait %s", res.Held, bcfg.Consumer.AckWait)
+	b, err := r.e.startBridge(ctx, bcfg, apiURL)
+	if err != nil {
+		return err
+	}
+	_, err = waitFor(ctx, r.cfg.Timeout, "bridge holds messages", func() (bool, error) {
+		v, err := b.gauge("notifizz_bridge_held_messages")
+		return int(v) >= res.Held, err
+	})
+	if err == nil {
+		// Every held message is pinged once it is half an AckWait old: wait for the first round.
+		<-time.After(bcfg.Consumer.AckWait)
+		before, _ := b.counter("notifizz_bridge_in_progress_total")
+		res.PingCPUPerSec = cpuOver(r.cfg.PingWindow)
+		after, _ := b.counter("notifizz_bridge_in_progress_total")
+		res.PingsPerSec = (after - before) / r.cfg.PingWindow.Seconds()
+		res.PingAckWait = bcfg.Consumer.AckWait.String()
+	}
+	stopErr := b.stop()
+	if err != nil {
+		return err
+	}
+	if stopErr != nil {
+		return fmt.Errorf("stop: %w", stopErr)
+	}
+	r.logf("held: %.0f in-progress pings/s for %d held messages; CPU %.2f s/s against %.2f s/s without them",
+		res.PingsPerSec, res.Held, res.PingCPUPerSec, res.IdleCPUPerSec)
 	return nil
 }
 
