@@ -53,12 +53,15 @@ export function natsError(/** @type {string} */ name, message = name) {
 
 /**
  * Resolves once cond() is true, checking between turns of the event loop (setImmediate, which
- * the tests' mocked timers leave alone); rejects after `turns` turns.
+ * the tests' mocked timers leave alone); rejects once `ms` of real time have passed (Date, which
+ * the tests do not mock). A bound in turns would not do: the first publish loads
+ * @opentelemetry/api with a dynamic import, real I/O that a loaded machine makes take many turns.
  */
-export async function until(/** @type {() => boolean} */ cond, turns = 1000) {
-  for (let i = 0; i < turns; i++) {
+export async function until(/** @type {() => boolean} */ cond, ms = 10000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
     if (cond()) return;
+    if (Date.now() >= deadline) throw new Error("condition not reached");
     await new Promise((r) => setImmediate(r));
   }
-  throw new Error("condition not reached");
 }
