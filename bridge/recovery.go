@@ -1,6 +1,10 @@
 package bridge
 
-import "time"
+import (
+	"time"
+
+	"github.com/notifizz-bridge/notifizz-bridge/internal/heldback"
+)
 
 // recovery holds back flushes while pieces of events may still be on their way back from
 // somewhere the bridge cannot see: a bridge that crashed holding them, or acks and naks lost
@@ -32,14 +36,12 @@ type recovery struct {
 	ackWait time.Duration // consumer.ackWait
 	nakMax  time.Duration // retry.nakMax
 
-	started        time.Time // when the start hold began
-	startUntil     time.Time // the hold for what a predecessor held
-	pinUntil       time.Time // the hold after taking over a consumer another instance held
-	reconnectUntil time.Time // the hold of redelivered windows: after a reconnect, or a first pin
-	pending        int       // messages pending at start that have not come back yet
-	lastDelivered  uint64    // the last stream sequence delivered before the start
-	seen           map[uint64]struct{}
-	reconnects     uint64 // the connection's reconnect count when last looked at
+	started        time.Time         // when the start hold began
+	startUntil     time.Time         // the hold for what a predecessor held
+	pinUntil       time.Time         // the hold after taking over a consumer another instance held
+	reconnectUntil time.Time         // the hold of redelivered windows: after a reconnect, or a first pin
+	awaited        *heldback.Awaited // the messages pending at start that have not come back yet
+	reconnects     uint64            // the connection's reconnect count when last looked at
 }
 
 // newRecovery returns a recovery with no hold on, for a consumer with ackWait and naks of at
@@ -54,9 +56,7 @@ func (r *recovery) maxHold() time.Duration { return max(r.ackWait, r.nakMax) }
 // start begins the hold at start for pending messages a predecessor was delivered, up to stream
 // sequence lastDelivered, and did not ack. It returns when the hold ends at the latest.
 func (r *recovery) start(pending int, lastDelivered uint64, now time.Time) time.Time {
-	r.pending = pending
-	r.lastDelivered = lastDelivered
-	r.seen = make(map[uint64]struct{}, pending)
+	r.awaited = heldback.Await(pending, lastDelivered)
 	r.started = now
 	r.startUntil = now.Add(r.maxHold() + r.ackWait/4)
 	return r.startUntil
@@ -95,7 +95,7 @@ func (r *recovery) heldUntil(now time.Time, redelivered bool) time.Time {
 }
 
 // counting reports whether messages pending at start are still awaited.
-func (r *recovery) counting() bool { return r.pending > 0 }
+func (r *recovery) counting() bool { return r.awaited.Left() > 0 }
 
 // returnOutcome is what the return of a message pending at start did to the start hold.
 type returnOutcome uint8
@@ -109,21 +109,14 @@ const (
 // noteReturn counts a redelivery of stream sequence seq at now among the messages pending at
 // start, and says whether that ended the start hold.
 func (r *recovery) noteReturn(seq uint64, now time.Time) returnOutcome {
-	if r.pending > 0 && !now.Before(r.startUntil) {
+	if r.counting() && !now.Before(r.startUntil) {
 		// The hold ran out before they all came back: stop counting.
-		r.pending, r.seen = 0, nil
+		r.awaited = nil
 	}
-	if r.pending == 0 || seq > r.lastDelivered {
+	if !r.awaited.Back(seq) {
 		return returnNothing
 	}
-	if _, ok := r.seen[seq]; ok {
-		return returnNothing
-	}
-	r.seen[seq] = struct{}{}
-	if r.pending--; r.pending > 0 {
-		return returnNothing
-	}
-	r.seen = nil
+	r.awaited = nil
 	if now.Sub(r.started) >= r.ackWait/2 {
 		// They came back on their ack timers: the predecessor died shortly before our start,
 		// and may have been sent a few more after it.
@@ -189,7 +182,7 @@ func (r *recovery) endStart() bool {
 	if r.startUntil.IsZero() {
 		return false
 	}
-	r.pending, r.seen, r.startUntil = 0, nil, time.Time{}
+	r.awaited, r.startUntil = nil, time.Time{}
 	return true
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/synadia-io/orbit.go/pcgroups"
 
 	"github.com/notifizz-bridge/notifizz-bridge/bridge/layout"
+	"github.com/notifizz-bridge/notifizz-bridge/internal/heldback"
 )
 
 // staticMode is the state of a member of a static group: a fixed list of members, each with
@@ -33,40 +34,17 @@ type staticMode struct {
 	// by Member.mu.
 	holds map[string]time.Time
 	// awaited: for each dead member this replica covers, the messages its consumer had delivered
-	// and not acked when it was unpinned; once they are all back, its hold ends. Guarded by
-	// Member.mu.
-	awaited map[string]*awaitedBack
-}
-
-// awaitedBack counts the messages a dead member held as its cover receives them again: the ones
-// its consumer showed delivered and not acked (pending) at stream sequences up to last when it
-// was unpinned. Nothing else pulled from that consumer then, so nothing more was delivered to
-// the dead member; every one of them comes back to the cover on its ack timer.
-type awaitedBack struct {
-	pending int
-	last    uint64
-	seen    map[uint64]struct{}
-}
-
-// back counts the delivery of stream sequence seq, and reports whether it was the last one
-// awaited.
-func (a *awaitedBack) back(seq uint64) bool {
-	if seq > a.last || a.pending == 0 {
-		return false
-	}
-	if _, ok := a.seen[seq]; ok {
-		return false
-	}
-	a.seen[seq] = struct{}{}
-	a.pending--
-	return a.pending == 0
+	// and not acked when it was unpinned; once they are all back, its hold ends. Nothing else
+	// pulled from that consumer then, so nothing more was delivered to the dead member: every
+	// one of them comes back to the cover on its ack timer. Guarded by Member.mu.
+	awaited map[string]*heldback.Awaited
 }
 
 // newStaticMode is the state of a static member that has taken nothing over yet.
 func newStaticMode() *staticMode {
 	return &staticMode{
 		covering: map[string]bool{}, lastBeat: map[string]time.Time{}, covers: map[string]cover{},
-		holds: map[string]time.Time{}, awaited: map[string]*awaitedBack{},
+		holds: map[string]time.Time{}, awaited: map[string]*heldback.Awaited{},
 	}
 }
 
@@ -162,7 +140,7 @@ func (s *Member) pinned(member string, first bool) {
 // when the hold ends.
 func (s *Member) cameBack(m string, seq uint64) {
 	a := s.static.awaited[m]
-	if a == nil || !a.back(seq) {
+	if !a.Back(seq) {
 		return
 	}
 	delete(s.static.awaited, m)
@@ -242,7 +220,7 @@ func (s *Member) takeOver(ctx context.Context, m string, lastBeat time.Time) {
 	// is needed (see pinned).
 	uctx, ucancel := context.WithTimeout(ctx, leaveTimeout)
 	defer ucancel()
-	var awaited *awaitedBack
+	var awaited *heldback.Awaited
 	quiet := false
 	if c, err := s.js.Consumer(uctx, p.Stream, StaticConsumerName(p.Group, m)); err == nil && c.CachedInfo().NumWaiting == 0 {
 		info := c.CachedInfo()
@@ -255,15 +233,15 @@ func (s *Member) takeOver(ctx context.Context, m string, lastBeat time.Time) {
 			// Only when nothing was delivered between the reading and the unpin (a member taken
 			// for dead that still pulls): otherwise, or when the consumer cannot be read again,
 			// what it holds is not known, and the hold runs to its bound.
-			awaited = &awaitedBack{pending: info.NumAckPending, last: info.Delivered.Stream, seen: map[uint64]struct{}{}}
+			awaited = heldback.Await(info.NumAckPending, info.Delivered.Stream)
 		}
 	}
 	s.mu.Lock()
 	s.static.covering[m] = true
-	s.static.lastBeat[m] = lastBeat
 	if quiet {
-		s.static.lastBeat[m] = time.Time{}
+		lastBeat = time.Time{} // it held nothing: no hold (see pinned)
 	}
+	s.static.lastBeat[m] = lastBeat
 	if awaited != nil {
 		s.static.awaited[m] = awaited
 	} else {

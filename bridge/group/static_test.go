@@ -8,18 +8,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-)
 
-// TestAwaitedBack: the count of a dead member's messages ends with the last one it held, counts
-// each once, and ignores what was published after it was unpinned.
-func TestAwaitedBack(t *testing.T) {
-	a := &awaitedBack{pending: 2, last: 10, seen: map[uint64]struct{}{}}
-	assert.False(t, a.back(11), "delivered after the unpin: not one it held")
-	assert.False(t, a.back(4))
-	assert.False(t, a.back(4), "the same one twice counts once")
-	assert.True(t, a.back(10), "the last one it held")
-	assert.False(t, a.back(7), "nothing is awaited any more")
-}
+	"github.com/notifizz-bridge/notifizz-bridge/internal/heldback"
+)
 
 // TestHoldEnd: the windows are held until the last member's hold ends; ended holds are dropped.
 func TestHoldEnd(t *testing.T) {
@@ -64,7 +55,7 @@ func coverMember() (*Member, *holdSink) {
 func TestCoverHoldEndsOnItsCount(t *testing.T) {
 	s, sink := coverMember()
 	s.static.lastBeat["b"] = time.Now()
-	s.static.awaited["b"] = &awaitedBack{pending: 2, last: 10, seen: map[uint64]struct{}{}}
+	s.static.awaited["b"] = heldback.Await(2, 10)
 	s.pinned("b", false)
 	require.Len(t, sink.holds, 1)
 	assert.True(t, sink.holds[0].After(time.Now()), "held from the takeover pin on")
@@ -76,7 +67,7 @@ func TestCoverHoldEndsOnItsCount(t *testing.T) {
 	assert.True(t, sink.holds[1].IsZero(), "the last one is back: the hold ends")
 
 	// The pin moves to a standby and back: a new hold, and no stale count to end it.
-	s.static.awaited["b"] = &awaitedBack{pending: 1, last: 10, seen: map[uint64]struct{}{}}
+	s.static.awaited["b"] = heldback.Await(1, 10)
 	s.pinned("b", false)
 	require.Len(t, sink.holds, 3)
 	assert.True(t, sink.holds[2].After(time.Now()))
