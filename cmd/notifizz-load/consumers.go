@@ -211,32 +211,22 @@ func (r *bridgeRun) stop() error {
 	return err
 }
 
-// gauge reads one of the bridge's gauges from its registry.
-func (r *bridgeRun) gauge(name string) (float64, error) {
+// metric reads one of the bridge's gauges or counters (without labels) from its registry.
+func (r *bridgeRun) metric(name string) (float64, error) {
 	mfs, err := r.reg.Gather()
 	if err != nil {
 		return 0, err
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return mf.GetMetric()[0].GetGauge().GetValue(), nil
+			m := mf.GetMetric()[0]
+			if c := m.GetCounter(); c != nil {
+				return c.GetValue(), nil
+			}
+			return m.GetGauge().GetValue(), nil
 		}
 	}
-	return 0, errors.New("no gauge " + name)
-}
-
-// counter reads one of the bridge's counters (without labels) from its registry.
-func (r *bridgeRun) counter(name string) (float64, error) {
-	mfs, err := r.reg.Gather()
-	if err != nil {
-		return 0, err
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return mf.GetMetric()[0].GetCounter().GetValue(), nil
-		}
-	}
-	return 0, errors.New("no counter " + name)
+	return 0, errors.New("no metric " + name)
 }
 
 // replicaGroup is the static consumer group of the bridge phase with --replicas above 1; each

@@ -615,7 +615,7 @@ func (r *runner) held(ctx context.Context) error {
 		return err
 	}
 	_, err = waitFor(ctx, cfg.Timeout, "bridge holds messages", func() (bool, error) {
-		v, err := b.gauge("notifizz_bridge_held_messages")
+		v, err := b.metric("notifizz_bridge_held_messages")
 		return int(v) >= n, err
 	})
 	if err == nil {
@@ -670,15 +670,15 @@ func (r *runner) heldPings(ctx context.Context, res *HeldResult, bcfg bridge.Con
 		return err
 	}
 	_, err = waitFor(ctx, r.cfg.Timeout, "bridge holds messages", func() (bool, error) {
-		v, err := b.gauge("notifizz_bridge_held_messages")
+		v, err := b.metric("notifizz_bridge_held_messages")
 		return int(v) >= res.Held, err
 	})
 	if err == nil {
 		// Every held message is pinged once it is half an AckWait old: wait for the first round.
 		<-time.After(bcfg.Consumer.AckWait)
-		before, _ := b.counter("notifizz_bridge_in_progress_total")
+		before, _ := b.metric("notifizz_bridge_in_progress_total")
 		res.PingCPUPerSec = cpuOver(r.cfg.PingWindow)
-		after, _ := b.counter("notifizz_bridge_in_progress_total")
+		after, _ := b.metric("notifizz_bridge_in_progress_total")
 		res.PingsPerSec = (after - before) / r.cfg.PingWindow.Seconds()
 		res.PingAckWait = bcfg.Consumer.AckWait.String()
 	}

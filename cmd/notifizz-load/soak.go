@@ -147,7 +147,7 @@ func (r *runner) sample(b *bridgeRun, api *countingAPI, start time.Time) SoakSam
 	if r.e.srv != nil {
 		s.Conns = r.e.srv.NumClients()
 	}
-	s.Held, _ = b.gauge("notifizz_bridge_held_messages")
+	s.Held, _ = b.metric("notifizz_bridge_held_messages")
 	return s
 }
 
