@@ -70,21 +70,8 @@ func (r *runner) daemon(ctx context.Context, bin, name string) error {
 	perEvent := cfg.messagesPerEvent(cfg.Commits)
 	total := cfg.Keys * perEvent
 	res := ThroughputResult{Name: name, Consumer: "daemon", Mode: "drain", Messages: total, Replicas: 1}
-	res.GoroutinesBefore = stableGoroutines()
-	if err := r.e.resetStreams(ctx, 0); err != nil {
-		return err
-	}
 	defer r.e.deleteStreams(context.WithoutCancel(ctx))
-	bcfg := r.e.bridgeConfig(r.maxAckPending(cfg.Rate, perEvent))
-	res.MaxAckPending = bcfg.Consumer.MaxAckPending
-
-	r.logf("%s: publishing %d messages", res.Name, total)
-	d, err := r.publish(ctx, wl)
-	if err != nil {
-		return err
-	}
-	res.PublishSeconds = d.Seconds()
-	api, err := startAPI(cfg.Keys)
+	bcfg, api, err := r.prepare(ctx, &res, wl, 0, true)
 	if err != nil {
 		return err
 	}

@@ -259,6 +259,35 @@ func (r *runner) publishTimed(ctx context.Context, wl workload, times *pubTimes)
 	return start, time.Since(start), err
 }
 
+// prepare readies a throughput phase whose result so far is res: it counts the goroutines
+// before it, with no stream, consumer or connection of the phase in place (and again after, so
+// that only what the phase leaves behind counts), resets the streams (the notification stream
+// split into partitions, 0: not partitioned), publishes wl first when backlog is set (a drain),
+// and starts the stand-in API. It returns the bridge's config for the phase. The caller deletes
+// the streams and closes the API.
+func (r *runner) prepare(ctx context.Context, res *ThroughputResult, wl workload, partitions int, backlog bool) (bridge.Config, *countingAPI, error) {
+	cfg := r.cfg
+	res.GoroutinesBefore = stableGoroutines()
+	if err := r.e.resetPartitionedStreams(ctx, 0, partitions); err != nil {
+		return bridge.Config{}, nil, err
+	}
+	bcfg := r.e.bridgeConfig(r.maxAckPending(cfg.Rate, cfg.messagesPerEvent(cfg.Commits)))
+	res.MaxAckPending = bcfg.Consumer.MaxAckPending
+	if backlog {
+		r.logf("%s: publishing %d messages", res.Name, res.Messages)
+		d, err := r.publish(ctx, wl)
+		if err != nil {
+			return bridge.Config{}, nil, err
+		}
+		res.PublishSeconds = d.Seconds()
+	}
+	api, err := startAPI(cfg.Keys)
+	if err != nil {
+		return bridge.Config{}, nil, err
+	}
+	return bcfg, api, nil
+}
+
 // throughput runs the bridge (or the baseline) on the workload. In drain mode the workload is
 // published first and the consumer then drains it, as the raw consumer does; end to end, the
 // consumer runs while the workload is published, and the time runs from the first publish to
@@ -280,25 +309,8 @@ func (r *runner) throughput(ctx context.Context, who string, live bool) error {
 			partitions = cfg.Replicas
 		}
 	}
-	// Goroutines are counted with no stream, consumer or connection of the phase in place,
-	// before and after, so that only what the phase leaves behind counts.
-	res.GoroutinesBefore = stableGoroutines()
-	if err := r.e.resetPartitionedStreams(ctx, 0, partitions); err != nil {
-		return err
-	}
 	defer r.e.deleteStreams(context.WithoutCancel(ctx))
-	bcfg := r.e.bridgeConfig(r.maxAckPending(cfg.Rate, perEvent))
-	res.MaxAckPending = bcfg.Consumer.MaxAckPending
-
-	if !live {
-		r.logf("%s: publishing %d messages", res.Name, total)
-		d, err := r.publish(ctx, wl)
-		if err != nil {
-			return err
-		}
-		res.PublishSeconds = d.Seconds()
-	}
-	api, err := startAPI(cfg.Keys)
+	bcfg, api, err := r.prepare(ctx, &res, wl, partitions, !live)
 	if err != nil {
 		return err
 	}
